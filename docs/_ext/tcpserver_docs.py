@@ -1,0 +1,92 @@
+"""Sphinx directives that render tables straight from tcpserver's code.
+
+``.. tcpserver-settings:: property|config`` renders the settings registry,
+so the reference cannot drift from what ``config()`` accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
+
+from tcpserver.errors import MESSAGES
+from tcpserver.settings import READOUTS, REGISTRY
+
+
+def _table(headers: list[str], rows: list[list[str]], widths: list[int]) -> nodes.table:
+    table = nodes.table()
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    group += head
+    head += _row(headers)
+    body = nodes.tbody()
+    group += body
+    for row in rows:
+        body += _row(row)
+    return table
+
+
+def _row(cells: list[str]) -> nodes.row:
+    row = nodes.row()
+    for cell in cells:
+        entry = nodes.entry()
+        entry += nodes.paragraph(text=cell)
+        row += entry
+    return row
+
+
+class SettingsTable(Directive):
+    """Every registry entry of one kind, with type, default and meaning."""
+
+    required_arguments = 1
+    option_spec: ClassVar[dict[str, Any]] = {"class": directives.class_option}
+
+    def run(self) -> list[Any]:
+        kind = self.arguments[0]
+        rows = []
+        for setting in REGISTRY:
+            if setting.kind != kind:
+                continue
+            default = "" if setting.default is None else setting.format(setting.default)
+            when = (
+                f"not while listening (error {setting.listening_error})"
+                if setting.listening_error
+                else ("read-only" if setting.read_only else setting.applies)
+            )
+            meaning = setting.doc
+            if setting.unsupported:
+                meaning += f" Non-default values are refused: {setting.unsupported}."
+            flag = f"--{setting.flag}" if setting.flag else f"--config {setting.name}=..."
+            name = setting.name if not setting.attr else f"{setting.attr} ({setting.name})"
+            rows.append([name, setting.type.name, repr(default), when, meaning, flag])
+        return [
+            _table(
+                ["Name", "Type", "Default", "Changes apply", "Meaning", "twistd"],
+                rows,
+                [22, 8, 12, 16, 40, 18],
+            )
+        ]
+
+
+class ReadoutsTable(Directive):
+    def run(self) -> list[Any]:
+        rows = [[name, f'config("{name}[<connection_id>]")'] for name in READOUTS]
+        return [_table(["Read-out", "How to read it"], rows, [30, 50])]
+
+
+class ErrorsTable(Directive):
+    def run(self) -> list[Any]:
+        rows = [[str(code), text] for code, text in MESSAGES.items() if code]
+        return [_table(["Code", "Description"], rows, [10, 70])]
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_directive("tcpserver-settings", SettingsTable)
+    app.add_directive("tcpserver-readouts", ReadoutsTable)
+    app.add_directive("tcpserver-errors", ErrorsTable)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

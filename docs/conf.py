@@ -1,0 +1,30 @@
+"""Sphinx configuration for the tcpserver docs (``tox -e docs``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
+
+import tcpserver
+
+project = "tcpserver"
+author = "the tcpserver developers"
+copyright = "2026, the tcpserver developers"
+release = tcpserver.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+    "tcpserver_docs",
+]
+html_theme = "furo"
+html_title = f"tcpserver {release}"
+templates_path: list[str] = []
+exclude_patterns = ["_build"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+nitpicky = False

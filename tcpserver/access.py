@@ -1,0 +1,162 @@
+"""AllowedClients / BlockedClients: parsing and matching client addresses.
+
+Pure and sans-IO: no DNS, no sockets.  An access list is a comma-separated
+string of entries:
+
+* ``*`` - every address;
+* an IPv4 or IPv6 address: ``10.1.2.3``, ``::1``;
+* a CIDR block: ``10.0.0.0/8``, ``2001:db8::/32``;
+* the manual's octet wildcards: ``192.168.*.*``, ``10.*.0.1``;
+* ``localhost`` - ``127.0.0.0/8`` and ``::1``.
+
+IPv4-mapped IPv6 addresses (``::ffff:10.1.2.3``, what a dual-stack socket
+reports for IPv4 clients) are matched as IPv4.  Host names other than
+``localhost`` are refused: matching them would need a blocking reverse DNS
+lookup per connection.
+
+Matching costs one set lookup per distinct netmask in the list, so it does not
+grow with the number of entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError
+
+__all__ = ["AddressMatcher", "normalize_address"]
+
+_V4_ALL = (1 << 32) - 1
+_V6_ALL = (1 << 128) - 1
+
+
+def normalize_address(host: str) -> tuple[int, int] | None:
+    """
+    ``(version, integer)`` for an IP address string, IPv4-mapped IPv6 folded
+    to IPv4 and any ``%scope`` dropped; ``None`` if ``host`` is not an IP
+    address (a UNIX socket path, say).
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return 4, int(address.ipv4_mapped)
+    return address.version, int(address)
+
+
+def _parse_wildcard_v4(entry: str) -> tuple[int, int]:
+    """``10.*.0.1`` -> (mask, value) with whole-octet wildcards."""
+    octets = entry.split(".")
+    if len(octets) > 4:
+        raise ValueError("an IPv4 pattern has at most four parts")
+    # "192.168.*" is short for "192.168.*.*"
+    if len(octets) < 4:
+        if octets[-1] != "*":
+            raise ValueError("a short IPv4 pattern must end with '*'")
+        octets += ["*"] * (4 - len(octets))
+    mask = value = 0
+    for octet in octets:
+        mask <<= 8
+        value <<= 8
+        if octet == "*":
+            continue
+        if not octet.isdigit() or int(octet) > 255:
+            raise ValueError("'*' must replace a whole octet")
+        mask |= 0xFF
+        value |= int(octet)
+    return mask, value
+
+
+@dataclass(slots=True)
+class AddressMatcher:
+    """
+    A compiled access list.
+
+    :ivar text: the list as given.
+    :ivar match_all: the list contains ``*``.
+    """
+
+    text: str
+    match_all: bool = False
+    # (version, mask) -> set of (address & mask) values
+    _tables: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> AddressMatcher:
+        """
+        Compile ``text``.
+
+        :raises TCPServerError: 10022 naming the first bad entry.
+        """
+        matcher = cls(text)
+        for raw in text.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                matcher._add(entry)
+            except ValueError as exc:
+                raise TCPServerError(
+                    errors.INVALID_ARGUMENT,
+                    f"bad access-list entry {entry!r} in {text!r}: {exc}",
+                ) from None
+        return matcher
+
+    def _add(self, entry: str) -> None:
+        if entry == "*":
+            self.match_all = True
+            return
+        if entry.lower() == "localhost":
+            self._put(4, (_V4_ALL << 24) & _V4_ALL, 127 << 24)
+            self._put(6, _V6_ALL, 1)
+            return
+        if "*" in entry:
+            if ":" in entry:
+                raise ValueError("wildcards work for IPv4 only; use a prefix like 2001:db8::/32")
+            mask, value = _parse_wildcard_v4(entry)
+            self._put(4, mask, value)
+            return
+        try:
+            network = ipaddress.ip_network(entry.split("%", 1)[0], strict=False)
+        except ValueError:
+            raise ValueError(
+                "not an IP address, CIDR block or '*' pattern (host names need "
+                "DNS and are not supported)"
+            ) from None
+        if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+            mapped = network.network_address.ipv4_mapped
+            if mapped is not None:
+                prefix = network.prefixlen - 96
+                mask = (_V4_ALL << (32 - prefix)) & _V4_ALL
+                self._put(4, mask, int(mapped) & mask)
+                return
+        self._put(network.version, int(network.netmask), int(network.network_address))
+
+    def _put(self, version: int, mask: int, value: int) -> None:
+        self._tables.setdefault((version, mask), set()).add(value & mask)
+
+    @property
+    def empty(self) -> bool:
+        """Whether the list matches nothing at all."""
+        return not self.match_all and not self._tables
+
+    def matches(self, host: str) -> bool:
+        """
+        Whether ``host`` (an IP address string) is on the list.
+
+        Something that is not an IP address (a UNIX socket peer) matches only
+        ``*``.
+        """
+        if self.match_all:
+            return True
+        normalized = normalize_address(host)
+        if normalized is None:
+            return False
+        version, number = normalized
+        for (table_version, mask), values in self._tables.items():
+            if table_version == version and (number & mask) in values:
+                return True
+        return False

@@ -1,0 +1,586 @@
+"""TCPServerFactory: settings, the connection map, access control, events.
+
+A Twisted :class:`~twisted.internet.protocol.ServerFactory` usable on its own
+with any endpoint::
+
+    factory = TCPServerFactory(default_eol=b"\\n")
+    factory.on("data_in", lambda e: factory.send(e.connection_id, e.text + b"\\n"))
+    serverFromString(reactor, "tcp:9000").listen(factory)
+
+It owns everything about connections - listeners (``on``/``off``),
+``connections``, ``config()``, the ``default_*``, ``keep_alive``, ``linger``
+and ``ssl_*`` properties and every per-connection method (``send*``,
+``disconnect``, ``pause_data``...).  The listening port belongs to
+:class:`~tcpserver.server.TCPServer`.
+
+Error handling: a listener that raises (or whose Deferred/coroutine fails) is
+logged with its traceback and reported through the ``error`` event (code
+900); the connection and the server carry on.  An unknown connection id
+raises :class:`~tcpserver.errors.TCPServerError` 126.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections import Counter
+from collections.abc import Awaitable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, overload
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from tcpserver import errors
+from tcpserver._codepages import codec_for_code_page
+from tcpserver.access import AddressMatcher
+from tcpserver.errors import TCPServerError
+from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
+from tcpserver.protocol import OPEN, Connection, TCPServerProtocol
+from tcpserver.settings import (
+    Setting,
+    Settings,
+    SSLStartMode,
+    lookup,
+    parse_config_string,
+    readout_name,
+)
+from tcpserver.tls import Certificate
+
+__all__ = ["SettingProperty", "TCPServerFactory"]
+
+T = TypeVar("T")
+
+#: How often (seconds) a refused-connection warning may be logged.
+REFUSAL_LOG_INTERVAL = 10.0
+
+
+class SettingProperty(Generic[T]):
+    """
+    A property backed by the settings registry.
+
+    Reading returns the current value; assigning validates it like
+    ``config()`` does and raises :class:`~tcpserver.errors.TCPServerError`
+    (showing the bad value) when it is refused.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.setting = lookup(name)
+        self.__doc__ = f"{self.setting.doc} Default: {self.setting.default!r}."
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> SettingProperty[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> T | SettingProperty[T]:
+        if obj is None:
+            return self
+        value: T = obj._settings[self.setting.name]  # type: ignore[attr-defined]
+        return value
+
+    def __set__(self, obj: object, value: T | str) -> None:
+        obj._change_setting(self.setting.name, value)  # type: ignore[attr-defined]
+
+
+class _ConnectionMap(Mapping[str, Connection]):
+    """Read-only ``connection_id -> Connection`` view of the live connections."""
+
+    __slots__ = ("_protocols",)
+
+    def __init__(self, protocols: dict[str, TCPServerProtocol]) -> None:
+        self._protocols = protocols
+
+    def __getitem__(self, connection_id: str) -> Connection:
+        connection = self._protocols[connection_id].connection
+        assert connection is not None
+        return connection
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._protocols))
+
+    def __len__(self) -> int:
+        return len(self._protocols)
+
+    def __repr__(self) -> str:
+        return f"<connections {sorted(self._protocols)}>"
+
+
+def _to_deferred(result: object) -> Deferred[Any] | None:
+    """A Deferred for a listener's awaitable result, or ``None``."""
+    if isinstance(result, Deferred):
+        return result
+    if inspect.iscoroutine(result):
+        return Deferred.fromCoroutine(result)
+    if asyncio.isfuture(result):
+        return Deferred.fromFuture(result)
+    if inspect.isawaitable(result):
+        return Deferred.fromCoroutine(_await(result))
+    return None
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class TCPServerFactory(ServerFactory):
+    """
+    The factory behind a :class:`~tcpserver.TCPServer`; hand it to any
+    Twisted endpoint.
+
+    :param reactor: the reactor for timers (idle and send timeouts); the
+        global reactor by default.  Tests pass a ``task.Clock`` or
+        ``MemoryReactorClock``.
+    :param properties: any property (``default_eol=b"\\n"``...) as a keyword.
+    :raises TCPServerError: for an unknown property or a bad value.
+    """
+
+    _log = Logger()
+    noisy = False  # the port already logs start/stop; no "Starting factory" lines
+
+    default_eol: SettingProperty[bytes] = SettingProperty("DefaultEOL")
+    default_idle_timeout: SettingProperty[float] = SettingProperty("DefaultIdleTimeout")
+    default_max_line_length: SettingProperty[int] = SettingProperty("DefaultMaxLineLength")
+    default_single_line_mode: SettingProperty[bool] = SettingProperty("DefaultSingleLineMode")
+    default_timeout: SettingProperty[float] = SettingProperty("DefaultTimeout")
+    keep_alive: SettingProperty[bool] = SettingProperty("KeepAlive")
+    linger: SettingProperty[bool] = SettingProperty("Linger")
+    ssl_authenticate_clients: SettingProperty[bool] = SettingProperty("SSLAuthenticateClients")
+    ssl_cert: SettingProperty[Certificate | None] = SettingProperty("SSLCert")
+    ssl_enabled: SettingProperty[bool] = SettingProperty("SSLEnabled")
+    ssl_provider: SettingProperty[int] = SettingProperty("SSLProvider")
+    ssl_start_mode: SettingProperty[SSLStartMode] = SettingProperty("SSLStartMode")
+
+    #: Properties the factory owns (the rest belong to TCPServer's port).
+    PROPERTIES: tuple[str, ...] = (
+        "default_eol",
+        "default_idle_timeout",
+        "default_max_line_length",
+        "default_single_line_mode",
+        "default_timeout",
+        "keep_alive",
+        "linger",
+        "ssl_authenticate_clients",
+        "ssl_cert",
+        "ssl_enabled",
+        "ssl_provider",
+        "ssl_start_mode",
+    )
+
+    def __init__(self, reactor: IReactorTime | None = None, **properties: Any) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        assert reactor is not None
+        self.reactor: IReactorTime = reactor
+        self._settings = Settings(on_change=self._setting_changed)
+        self._listeners: dict[str, tuple[Listener, ...]] = {n: () for n in EVENT_NAMES}
+        self._data_in_listeners: tuple[Listener, ...] = ()
+        self._protocols: dict[str, TCPServerProtocol] = {}
+        self._live: set[TCPServerProtocol] = set()
+        self._open = 0  # sockets built and not yet lost (for MaxConnections)
+        self._server_ports = 0  # ports a TCPServer opened for this factory
+        self._ids = itertools.count(1)
+        #: prefix of every connection id (set per worker process)
+        self.id_prefix = ""
+        self._all_gone: list[Deferred[None]] = []
+        self._allowed = AddressMatcher.parse("*")
+        self._blocked = AddressMatcher.parse("")
+        self._codec = "utf-8"
+        self._max_connections = 1000
+        self._last_refusal_log = float("-inf")
+        self._refusals_unlogged = 0
+        #: counters: accepted, refused_max_connections, refused_access,
+        #: refused_listener, listener_errors
+        self.stats: Counter[str] = Counter()
+        self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
+        self._apply_properties(properties, self.PROPERTIES)
+
+    def _apply_properties(self, properties: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        for name, value in properties.items():
+            if name not in allowed:
+                raise TCPServerError(
+                    errors.INVALID_ARGUMENT,
+                    f"unknown property {name!r} (known: {', '.join(sorted(allowed))})",
+                )
+            setattr(self, name, value)
+
+    # -- settings -------------------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        """Whether any port is currently serving this factory."""
+        return self.numPorts > 0 or self._server_ports > 0
+
+    def _change_setting(self, name: str, value: object) -> None:
+        self._settings.set(name, value, listening=self.listening)
+
+    def _setting_changed(self, setting: Setting, value: Any) -> None:
+        name = setting.name
+        if name == "AllowedClients":
+            self._allowed = AddressMatcher.parse(value)
+        elif name == "BlockedClients":
+            self._blocked = AddressMatcher.parse(value)
+        elif name == "CodePage":
+            self._codec = codec_for_code_page(value)
+        elif name == "MaxConnections":
+            self._max_connections = value
+        elif name == "SSLStartMode":
+            self._settings._values["SSLEnabled"] = value != SSLStartMode.NONE
+
+    def config(self, configuration: str) -> str:
+        """
+        Set (``"Name=Value"``) or read (``"Name"``) a config setting.
+
+        Names are the manual's, matched case-insensitively; booleans accept
+        True/False/1/0/Yes/No.  Per-connection read-outs take the id in
+        brackets: ``config("SSLNegotiatedCipher[<connection_id>]")``.
+
+        :returns: the value as a string when reading, ``""`` when setting.
+        :raises TCPServerError: 10022 for an unknown name or a bad value, 10045
+            for a value this platform cannot honour, 108 for MaxConnections
+            while listening, 126 for an unknown connection id.
+        """
+        request = parse_config_string(configuration)
+        readout = readout_name(request.name)
+        if readout is not None:
+            if request.value is not None:
+                raise TCPServerError(
+                    errors.INVALID_ARGUMENT, f"{readout} is read-only (got {configuration!r})"
+                )
+            if request.index is None:
+                raise TCPServerError(
+                    errors.INVALID_ARGUMENT,
+                    f"{readout} is per connection: use config('{readout}[<connection_id>]')",
+                )
+            return self._protocol_for(request.index, readout).readout(readout)
+        if request.index is not None:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"{request.name} is not a per-connection setting (got {configuration!r})",
+            )
+        if request.value is None:
+            return self._settings.get_string(request.name)
+        self._settings.set_string(request.name, request.value, listening=self.listening)
+        return ""
+
+    # -- events -------------------------------------------------------------------------
+
+    def on(self, name: str, listener: Listener) -> None:
+        """
+        Call ``listener(event)`` for every ``name`` event.
+
+        :param name: one of :data:`~tcpserver.events.EVENT_NAMES`.
+        :param listener: may return ``None``, a Deferred or a coroutine; an
+            async ``data_in`` listener holds back that connection's later
+            events (and reading) until it completes.
+        :raises ValueError: for an unknown event name.
+        """
+        self._check_event(name)
+        if not callable(listener):
+            raise TypeError(f"listener for {name!r} must be callable, not {listener!r}")
+        self._listeners[name] = (*self._listeners[name], listener)
+        self._data_in_listeners = self._listeners["data_in"]
+
+    def off(self, name: str, listener: Listener) -> None:
+        """
+        Stop calling ``listener`` for ``name`` events (no error if it was not
+        registered).
+
+        :raises ValueError: for an unknown event name.
+        """
+        self._check_event(name)
+        current = list(self._listeners[name])
+        if listener in current:
+            current.remove(listener)
+            self._listeners[name] = tuple(current)
+            self._data_in_listeners = self._listeners["data_in"]
+
+    @staticmethod
+    def _check_event(name: str) -> None:
+        if name not in EVENT_NAMES:
+            raise ValueError(f"unknown event {name!r}; events are: {', '.join(EVENT_NAMES)}")
+
+    def _dispatch(self, name: str, event: Any) -> Deferred[Any] | None:
+        listeners = self._listeners[name]
+        if not listeners:
+            return None
+        return self._call_listeners(name, listeners, event)
+
+    def _call_listeners(
+        self, name: str, listeners: tuple[Listener, ...], event: Any
+    ) -> Deferred[Any] | None:
+        """
+        Call each listener in turn, isolating failures.
+
+        :returns: a Deferred that fires when every async result completed, or
+            ``None`` when all listeners finished synchronously.
+        """
+        pending: list[Deferred[Any]] | None = None
+        for listener in listeners:
+            try:
+                result = listener(event)
+            except Exception:  # noqa: BLE001 - a listener must never break the server
+                self._listener_failed(Failure(), name, listener, event)
+                continue
+            if result is None:
+                continue
+            waiting = _to_deferred(result)
+            if waiting is None:
+                continue
+            waiting.addErrback(self._listener_failed, name, listener, event)
+            if waiting.called:
+                continue
+            if pending is None:
+                pending = [waiting]
+            else:
+                pending.append(waiting)
+        if pending is None:
+            return None
+        if len(pending) == 1:
+            return pending[0]
+        return DeferredList(pending)
+
+    def _listener_failed(self, failure: Failure, name: str, listener: Listener, event: Any) -> None:
+        connection_id = getattr(event, "connection_id", "")
+        self.stats["listener_errors"] += 1
+        self._log.failure(
+            "{event} listener {listener!r} raised (connection {cid!r})",
+            failure,
+            event=name,
+            listener=listener,
+            cid=connection_id,
+        )
+        if name != "error":
+            self._dispatch(
+                "error",
+                Error(
+                    connection_id,
+                    errors.LISTENER_ERROR,
+                    f"{name} listener {getattr(listener, '__qualname__', listener)} "
+                    f"raised {type(failure.value).__name__}: {failure.getErrorMessage()}",
+                ),
+            )
+
+    # -- connections -------------------------------------------------------------------
+
+    @override
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        if self._open >= self._max_connections:
+            self.stats["refused_max_connections"] += 1
+            self._log_refusal(addr)
+            return None
+        protocol = TCPServerProtocol(self, addr)
+        self._open += 1
+        self._live.add(protocol)
+        return protocol
+
+    def _log_refusal(self, addr: IAddress | None) -> None:
+        """Log refused connections, at most once per REFUSAL_LOG_INTERVAL."""
+        now = self.reactor.seconds()
+        self._refusals_unlogged += 1
+        if now - self._last_refusal_log < REFUSAL_LOG_INTERVAL:
+            return
+        self._log.warn(
+            "MaxConnections={limit} reached: refused {count} connection(s), latest from {peer}",
+            limit=self._max_connections,
+            count=self._refusals_unlogged,
+            peer=getattr(addr, "host", addr),
+        )
+        self._last_refusal_log = now
+        self._refusals_unlogged = 0
+
+    def _access_allows(self, host: str) -> bool:
+        if not self._allowed.matches(host):
+            return False
+        return self._blocked.empty or not self._blocked.matches(host)
+
+    def _request_connection(
+        self, protocol: TCPServerProtocol, host: str, port: int
+    ) -> bool | Deferred[bool]:
+        """Preset ``accept`` from the access lists and ask the listeners."""
+        accept = self._access_allows(host)
+        listeners = self._listeners["connection_request"]
+        if not listeners:
+            if not accept:
+                self.stats["refused_access"] += 1
+            return accept
+        event = ConnectionRequest(host, port, accept)
+        waiting = self._call_listeners("connection_request", listeners, event)
+        if waiting is None:
+            return self._count_decision(accept, event)
+        return waiting.addCallback(lambda _: self._count_decision(accept, event))
+
+    def _count_decision(self, preset: bool, event: ConnectionRequest) -> bool:
+        decision = bool(event.accept)
+        if not decision:
+            self.stats["refused_access" if not preset else "refused_listener"] += 1
+        return decision
+
+    def _register(self, protocol: TCPServerProtocol) -> None:
+        connection_id = f"{self.id_prefix}{next(self._ids)}"
+        protocol.connection_id = connection_id
+        protocol.connection = Connection(protocol)
+        self._protocols[connection_id] = protocol
+        self.stats["accepted"] += 1
+
+    def _connection_lost(self, protocol: TCPServerProtocol) -> None:
+        self._open -= 1
+        if not protocol.connection_id:
+            self._forget(protocol)
+
+    def _unregister(self, protocol: TCPServerProtocol) -> None:
+        self._protocols.pop(protocol.connection_id, None)
+        self._forget(protocol)
+
+    def _forget(self, protocol: TCPServerProtocol) -> None:
+        self._live.discard(protocol)
+        if not self._live and self._all_gone:
+            waiting, self._all_gone = self._all_gone, []
+            for d in waiting:
+                d.callback(None)
+
+    def _protocol_for(self, connection_id: str, what: str) -> TCPServerProtocol:
+        try:
+            return self._protocols[connection_id]
+        except (KeyError, TypeError):
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: no connection with id {connection_id!r}",
+            ) from None
+
+    def close_all(self, timeout: float | None = 10.0) -> Deferred[None]:
+        """
+        Close every connection: gracefully (queued data is sent first), then
+        with a reset for whatever is still open after ``timeout`` seconds.
+
+        :returns: a Deferred that fires once every connection is gone and its
+            ``disconnected`` event has fired.
+        """
+        for protocol in list(self._live):
+            if protocol._state == OPEN and protocol._lost is None:
+                if not protocol._closing:
+                    protocol.disconnect()
+            else:
+                protocol._close(abort=True)
+        if not self._live:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._all_gone.append(done)
+        if timeout is not None:
+            timer = self.reactor.callLater(timeout, self._abort_all)
+            done.addBoth(_cancel_timer, timer)
+        return done
+
+    def _abort_all(self) -> None:
+        for protocol in list(self._live):
+            protocol._close(abort=True)
+
+    # -- per-connection methods -------------------------------------------------------
+
+    def send(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """
+        Send bytes to a connection.
+
+        :returns: ``None`` when the connection's ``timeout`` is 0; otherwise a
+            Deferred that fires when the bytes are written (10060 if no
+            progress for ``timeout`` seconds).
+        :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
+            ``Connection.bytes_sent``).
+        """
+        try:
+            protocol = self._protocols[connection_id]
+        except (KeyError, TypeError):
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
+            ) from None
+        return protocol.send(data)
+
+    def send_bytes(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """Same as :meth:`send` (the manual has both names)."""
+        return self._protocol_for(connection_id, "send_bytes").send(data, "send_bytes")
+
+    def send_text(self, connection_id: str, text: str) -> Deferred[None] | None:
+        """Send ``text`` encoded with the ``CodePage`` setting (UTF-8 by default)."""
+        return self._protocol_for(connection_id, "send_text").send(
+            self._encode(text, "send_text"), "send_text"
+        )
+
+    def send_line(self, connection_id: str, text: str | bytes) -> Deferred[None] | None:
+        """Send ``text`` followed by CRLF (``str`` is encoded with ``CodePage``)."""
+        data = text if isinstance(text, bytes) else self._encode(text, "send_line")
+        return self._protocol_for(connection_id, "send_line").send(data + b"\r\n", "send_line")
+
+    def _encode(self, text: object, what: str) -> bytes:
+        if not isinstance(text, str):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"{what} takes str, not {type(text).__name__}: {text!r:.60}",
+            )
+        try:
+            return text.encode(self._codec)
+        except UnicodeEncodeError as exc:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"{what}: {text!r:.60} cannot be encoded with code page "
+                f"{self._settings['CodePage']} ({self._codec}): {exc.reason}",
+            ) from None
+
+    def send_file(self, connection_id: str, path: str) -> Deferred[int]:
+        """
+        Stream a file to a connection through a producer (never read whole).
+
+        :returns: a Deferred firing with the byte count once it is all sent.
+        :raises TCPServerError: 126 unknown id; a 10xxx code if the file
+            cannot be opened.
+        """
+        return self._protocol_for(connection_id, "send_file").send_file(path)
+
+    def interrupt(self, connection_id: str) -> None:
+        """Stop a ``send_file`` in progress; the connection stays open."""
+        self._protocol_for(connection_id, "interrupt").interrupt()
+
+    def disconnect(self, connection_id: str) -> None:
+        """Close a connection (gracefully when ``linger`` is True)."""
+        self._protocol_for(connection_id, "disconnect").disconnect()
+
+    def pause_data(self, connection_id: str) -> None:
+        """Hold back ``data_in`` (and stop reading) until :meth:`process_data`."""
+        self._protocol_for(connection_id, "pause_data").pause_data()
+
+    def process_data(self, connection_id: str) -> None:
+        """Resume ``data_in`` after :meth:`pause_data`."""
+        self._protocol_for(connection_id, "process_data").process_data()
+
+    def change_record_length(self, connection_id: str, record_length: int) -> None:
+        """Receive fixed-size records of ``record_length`` bytes (0: off)."""
+        self._protocol_for(connection_id, "change_record_length").change_record_length(
+            record_length
+        )
+
+    def start_ssl(self, connection_id: str) -> Deferred[None]:
+        """
+        Start TLS on a plaintext connection (``SSLStartMode.EXPLICIT``).
+
+        :raises TCPServerError: 126 unknown id; 10045 until TLS support lands.
+        """
+        self._protocol_for(connection_id, "start_ssl")
+        raise TCPServerError(
+            errors.NOT_SUPPORTED, "start_ssl: TLS support is not in this release yet"
+        )
+
+    def reset_settings(self) -> None:
+        """Every property and config setting back to its default."""
+        self._settings.reset()
+
+
+def _cancel_timer(result: T, timer: IDelayedCall) -> T:
+    if timer.active():
+        timer.cancel()
+    return result

@@ -1,0 +1,308 @@
+"""The sans-IO framer: bytes in, ``(chunk, eol_found)`` frames out.
+
+No Twisted import and no I/O: the protocol feeds bytes with
+:meth:`Framer.receive` and pulls frames one at a time with
+:meth:`Framer.next_frame`.  Pulling one frame at a time is what lets a
+``data_in`` listener change the framing (``eol``, ``single_line_mode``,
+``record_length``, ``max_line_length``) and have the change apply to the very
+next byte, and what lets ``pause_data`` stop delivery with the rest of the
+bytes still buffered here.
+
+Framing rules, first match wins (see API.md "Framing"):
+
+1. ``record_length > 0``: exactly that many bytes per frame, ``eol=True``.
+2. ``single_line_mode``: lines end in CR, LF or CRLF (also when the CR and
+   the LF arrive in different reads); the terminator is stripped.
+3. ``eol`` non-empty: split on it (any bytes, NUL included, multi-byte); the
+   terminator is stripped.  When ``max_line_length`` bytes gather without a
+   terminator they come out with ``eol=False`` and the line continues.
+4. otherwise every received chunk comes out as it is, ``eol=True``.
+
+Cost: every byte is searched once per framing mode (a mode change rescans
+what is buffered), a frame is sliced out once, and a partial frame longer than
+:data:`HOLD_THRESHOLD` is kept as a list of pieces instead of being copied on
+every read - so a long line or record costs linear time however it is cut.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HOLD_THRESHOLD", "Frame", "Framer"]
+
+#: A partial frame longer than this is held as a list of pieces rather than
+#: re-concatenated with every read (which would be quadratic in its length).
+HOLD_THRESHOLD = 64 * 1024
+
+#: ``(chunk, eol_found)``
+Frame = tuple[bytes, bool]
+
+_CR = 13
+_LF = 10
+
+
+class Framer:
+    """
+    Splits one connection's byte stream into frames.
+
+    :param eol: end-of-line bytes (empty: no line splitting).
+    :param max_line_length: most bytes of a line delivered at once; longer
+        lines come out in pieces with ``eol=False``.
+    :param single_line_mode: split on CR, LF or CRLF instead of ``eol``.
+    :param record_length: fixed-size records when positive.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_cr",
+        "_eol",
+        "_held",
+        "_held_len",
+        "_lf",
+        "_pos",
+        "_record_length",
+        "_scan",
+        "_single",
+        "_skip_lf",
+        "max_line_length",
+    )
+
+    def __init__(
+        self,
+        eol: bytes = b"",
+        max_line_length: int = 2048,
+        single_line_mode: bool = False,
+        record_length: int = 0,
+    ) -> None:
+        self._eol = eol
+        self._single = single_line_mode
+        self._record_length = record_length
+        self.max_line_length = max_line_length
+        self._buf = b""
+        self._pos = 0  # start of unconsumed bytes in _buf
+        self._scan = 0  # no terminator starts in _buf[_pos:_scan]
+        self._held: list[bytes] = []  # start of a long partial frame
+        self._held_len = 0
+        self._skip_lf = False  # a CR ended the last line; swallow one LF
+        self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
+        self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
+
+    # -- framing settings: a change rescans what is buffered ---------------
+
+    @property
+    def eol(self) -> bytes:
+        """The end-of-line terminator (empty: none)."""
+        return self._eol
+
+    @eol.setter
+    def eol(self, value: bytes) -> None:
+        if value != self._eol:
+            self._eol = value
+            self._mode_changed()
+
+    @property
+    def single_line_mode(self) -> bool:
+        """Split on CR, LF or CRLF."""
+        return self._single
+
+    @single_line_mode.setter
+    def single_line_mode(self, value: bool) -> None:
+        if value != self._single:
+            self._single = value
+            self._mode_changed()
+
+    @property
+    def record_length(self) -> int:
+        """Fixed record size (0: not in record mode)."""
+        return self._record_length
+
+    @record_length.setter
+    def record_length(self, value: int) -> None:
+        if value != self._record_length:
+            self._record_length = value
+            self._mode_changed()
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes wait here for delivery."""
+        return self._held_len + len(self._buf) - self._pos
+
+    def _mode_changed(self) -> None:
+        # Held pieces and the scan position were valid for the old mode only.
+        if self._held:
+            self._buf = b"".join([*self._held, self._buf[self._pos :]])
+            self._pos = 0
+            self._held = []
+            self._held_len = 0
+        self._scan = self._pos
+        self._cr = self._lf = -1
+
+    # -- input -----------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """
+        Buffer bytes from the network.  Nothing is parsed until
+        :meth:`next_frame` is called.
+        """
+        if not data:
+            return
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            if not self._held:
+                self._buf = data
+                self._pos = self._scan = 0
+                self._cr = self._lf = -1
+                return
+            buf, pos = b"", 0
+        keep = len(buf) - pos
+        if keep > HOLD_THRESHOLD:
+            # Move the scanned part of a long partial frame aside instead of
+            # copying it into every new buffer.  In line modes keep the last
+            # len(eol) - 1 bytes, which may be the start of a terminator.
+            if self._record_length > 0 or not (self._single or self._eol):
+                cut = len(buf)
+            else:
+                tail = 0 if self._single else len(self._eol) - 1
+                cut = min(self._scan, len(buf) - tail)
+            if cut > pos:
+                piece = buf[pos:cut]
+                self._held.append(piece)
+                self._held_len += len(piece)
+                pos = cut
+        self._scan = max(self._scan - pos, 0)
+        self._buf = buf[pos:] + data
+        self._pos = 0
+        self._cr = self._lf = -1
+
+    # -- output ----------------------------------------------------------------
+
+    def next_frame(self) -> Frame | None:
+        """
+        The next complete frame under the current settings, or ``None`` when
+        more bytes are needed.
+        """
+        if self._skip_lf and self._pos < len(self._buf):
+            self._skip_lf = False
+            if self._buf[self._pos] == _LF:
+                self._pos += 1
+                if self._scan < self._pos:
+                    self._scan = self._pos
+        if self._record_length > 0:
+            return self._next_record()
+        if self._single:
+            return self._next_single_line()
+        eol = self._eol
+        if not eol:
+            return self._next_raw()
+        # Fast path: a whole line inside the current buffer.
+        buf = self._buf
+        pos = self._pos
+        found = buf.find(eol, self._scan)
+        if found >= 0 and not self._held and found - pos <= self.max_line_length:
+            self._pos = self._scan = found + len(eol)
+            return buf[pos:found], True
+        return self._next_line(found, len(eol))
+
+    def _next_line(self, found: int, eol_len: int) -> Frame | None:
+        buf = self._buf
+        pos = self._pos
+        limit = self.max_line_length
+        if found >= 0:
+            length = self._held_len + found - pos
+            if length <= limit:
+                frame = self._take(length)
+                self._pos += eol_len
+                self._scan = self._pos
+                return frame, True
+            return self._take(limit), False
+        # No terminator: remember how far we looked.
+        self._scan = max(pos, len(buf) - eol_len + 1)
+        if self._held_len + len(buf) - pos >= limit + eol_len:
+            return self._take(limit), False
+        return None
+
+    def _next_single_line(self) -> Frame | None:
+        buf = self._buf
+        pos = self._pos
+        start = self._scan
+        cr = self._cr
+        if cr < start:
+            cr = buf.find(b"\r", start)
+            self._cr = cr = len(buf) if cr < 0 else cr
+        lf = self._lf
+        if lf < start:
+            lf = buf.find(b"\n", start)
+            self._lf = lf = len(buf) if lf < 0 else lf
+        found = min(cr, lf)
+        limit = self.max_line_length
+        if found < len(buf):
+            length = self._held_len + found - pos
+            if length > limit:
+                return self._take(limit), False
+            frame = self._take(length)
+            end = found + 1
+            if buf[found] == _CR:
+                if end < len(buf):
+                    if buf[end] == _LF:
+                        end += 1
+                else:
+                    self._skip_lf = True
+            self._pos = self._scan = end
+            return frame, True
+        self._scan = len(buf)
+        if self._held_len + len(buf) - pos > limit:
+            return self._take(limit), False
+        return None
+
+    def _next_record(self) -> Frame | None:
+        size = self._record_length
+        if self._held_len + len(self._buf) - self._pos < size:
+            return None
+        frame = self._take(size)
+        self._scan = self._pos
+        return frame, True
+
+    def _next_raw(self) -> Frame | None:
+        available = self._held_len + len(self._buf) - self._pos
+        if not available:
+            return None
+        frame = self._take(available)
+        self._scan = self._pos
+        return frame, True
+
+    def _take(self, count: int) -> bytes:
+        """Remove and return the first ``count`` unconsumed bytes."""
+        buf = self._buf
+        pos = self._pos
+        if not self._held:
+            self._pos = pos + count
+            if self._scan < self._pos:
+                self._scan = self._pos
+            return buf[pos : pos + count]
+        head = b"".join(self._held)
+        self._held = []
+        self._held_len = 0
+        if count <= len(head):
+            # Rare: an over-long line cut inside the held part.  Put the rest
+            # back in front of the buffer; it will be searched again.
+            self._buf = head[count:] + buf[pos:]
+            self._pos = self._scan = 0
+            self._cr = self._lf = -1
+            return head[:count]
+        end = pos + count - len(head)
+        self._pos = end
+        if self._scan < end:
+            self._scan = end
+        return head + buf[pos:end]
+
+    def flush(self) -> bytes:
+        """
+        Remove and return every buffered byte, complete frames included (the
+        connection is closing; call :meth:`next_frame` first to get those).
+        """
+        rest = b"".join([*self._held, self._buf[self._pos :]])
+        self._buf = b""
+        self._pos = self._scan = self._held_len = 0
+        self._held = []
+        self._cr = self._lf = -1
+        self._skip_lf = False
+        return rest

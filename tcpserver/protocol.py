@@ -1,0 +1,934 @@
+"""One connection: framing, event order, sending, flow control, idle timeout.
+
+:class:`TCPServerProtocol` is built by
+:class:`~tcpserver.factory.TCPServerFactory` for every accepted socket.  It
+owns the connection's :class:`~tcpserver.framing.Framer`, its outgoing queue
+and its place in the event order::
+
+    connection_request -> connected -> ready_to_send -> data_in* -> disconnected
+
+Listeners are called through the factory, which isolates their exceptions.
+A listener that returns a Deferred or a coroutine holds back this
+connection's later events (and stops reading from its socket) until it
+completes; other connections are not affected.
+
+:class:`Connection` is the public, per-connection view that
+``server.connections[connection_id]`` returns.
+
+Flow control (API.md "Sending and flow control"): this protocol is the
+transport's streaming producer, so Twisted tells it when the kernel stops
+taking bytes.  From then on sends wait in this protocol's own queue.  At
+``SendQueueHighWater`` queued bytes it stops reading from the socket and
+``ready_to_send`` turns False; below ``SendQueueLowWater`` reading resumes
+and ``ready_to_send`` fires.  Past ``SendQueueLimit`` a send with
+``timeout == 0`` raises 135 after queueing what fits (``bytes_sent``).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from twisted.internet import interfaces
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+)
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from typing_extensions import override
+from zope.interface import implementer
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError, code_for_failure
+from tcpserver.events import Connected, DataIn, Disconnected, ReadyToSend
+from tcpserver.framing import Frame, Framer
+from tcpserver.settings import lookup
+
+if TYPE_CHECKING:
+    from tcpserver.factory import TCPServerFactory
+
+__all__ = ["Connection", "TCPServerProtocol"]
+
+# Why reading from the socket is paused (a bit set; read while it is 0).
+PAUSE_USER = 1  # pause_data()
+PAUSE_FLOW = 2  # the send queue is above its high-water mark
+PAUSE_ASYNC = 4  # an async listener of this connection has not finished
+PAUSE_PENDING = 8  # connection_request / TLS handshake not decided yet
+
+# Connection states.
+NEW, REQUESTING, HANDSHAKING, OPEN, CLOSED, REFUSED = range(6)
+
+#: Corked writes are passed to the transport once they reach this size,
+#: even in the middle of a read batch.
+CORK_LIMIT = 64 * 1024
+
+#: At most this many file chunks are read in one reactor turn.
+FILE_CHUNKS_PER_TURN = 16
+
+
+def _as_bytes(data: object, what: str) -> bytes:
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise TCPServerError(
+        errors.INVALID_ARGUMENT,
+        f"{what} takes bytes, not {type(data).__name__}: {data!r:.60}",
+    )
+
+
+@implementer(IPushProducer, interfaces.IConsumer, IHalfCloseableProtocol)
+class TCPServerProtocol(Protocol, TimeoutMixin):
+    """
+    The protocol of one accepted connection.
+
+    Not created directly: :meth:`TCPServerFactory.buildProtocol` makes one
+    per connection with the server's current defaults.
+    """
+
+    _log = Logger()
+
+    def __init__(self, factory: TCPServerFactory, addr: IAddress | None) -> None:
+        self.factory = factory
+        self.addr = addr
+        self.connection_id = ""
+        self.connection: Connection | None = None
+        settings = factory._settings
+        self.framer = Framer(
+            eol=settings["DefaultEOL"],
+            max_line_length=settings["DefaultMaxLineLength"],
+            single_line_mode=settings["DefaultSingleLineMode"],
+        )
+        self.remote_host = ""
+        self.remote_port = 0
+        self.local_address = ""
+        self.idle_timeout: float = settings["DefaultIdleTimeout"]
+        self.send_timeout: float = settings["DefaultTimeout"]
+        self.user_data: Any = None
+        self.bytes_sent = 0
+        self.ready_to_send = False
+        self._high_water: int = settings["SendQueueHighWater"]
+        self._low_water: int = min(settings["SendQueueLowWater"], self._high_water)
+        self._queue_limit: int = max(settings["SendQueueLimit"], self._high_water)
+        self._linger: bool = settings["Linger"]
+        self._clock = factory.reactor
+
+        self._state = NEW
+        self._read_pauses = 0
+        self._data_ok = False  # frames may be delivered now
+        self._busy: Deferred[Any] | None = None  # an async listener in flight
+        self._steps: deque[tuple[str, Any]] = deque()  # events waiting for _busy
+        self._advancing = False
+        self._lost: Failure | None = None
+        self._eof = False  # the peer shut down its sending side
+        self._flushed = False
+        self._disconnect_fired = False
+        self._close_status: tuple[int, str] | None = None
+        self._closing = False  # disconnect() asked: no more sends
+        self._close_called = False  # the transport was told to close
+
+        # sending
+        self._corked = False
+        self._cork: list[bytes] = []
+        self._cork_len = 0
+        self._tx_paused = False  # the transport's buffer is full
+        self._queue: deque[bytes] = deque()
+        self._queue_len = 0
+        self._queued_total = 0  # bytes ever put in _queue
+        self._drained_total = 0  # bytes ever moved from _queue to the transport
+        self._waiters: deque[tuple[int, Deferred[None]]] = deque()
+        self._send_timer: IDelayedCall | None = None
+        self._file: FileSender | None = None
+        self._file_handle: IO[bytes] | None = None
+        self._file_queue: deque[tuple[str, Deferred[int]]] = deque()
+        self._file_sent = 0
+        self._file_turn: IDelayedCall | None = None
+
+    # -- Twisted's IProtocol ---------------------------------------------------
+
+    @override
+    def connectionMade(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        peer = transport.getPeer()
+        host = transport.getHost()
+        self.remote_host = _plain_address(str(getattr(peer, "host", "") or ""))
+        self.remote_port = int(getattr(peer, "port", 0) or 0)
+        self.local_address = _plain_address(str(getattr(host, "host", "") or ""))
+        interfaces.IConsumer(transport).registerProducer(self, True)
+        self._peer_known(self.remote_host, self.remote_port)
+
+    def _peer_known(self, host: str, port: int) -> None:
+        """The real peer is known: ask ``connection_request`` listeners."""
+        self.remote_host, self.remote_port = host, port
+        self._state = REQUESTING
+        decision = self.factory._request_connection(self, host, port)
+        if isinstance(decision, Deferred):
+            self._pause_reading(PAUSE_PENDING)
+            decision.addCallback(self._decided)
+        else:
+            self._decided(decision)
+
+    def _decided(self, accept: bool) -> None:
+        self._resume_reading(PAUSE_PENDING)
+        if self._lost is not None:
+            self._state = REFUSED
+            return
+        if not accept:
+            self._state = REFUSED
+            assert self.transport is not None
+            self.transport.loseConnection()
+            return
+        self.factory._register(self)
+        self._apply_socket_options()
+        self._established()
+
+    def _established(self) -> None:
+        """Plaintext accepted (or TLS handshake done): the connection is open."""
+        self._state = OPEN
+        self.ready_to_send = True
+        self._refresh()
+        if self.idle_timeout:
+            self.setTimeout(self.idle_timeout)
+        self._fire("connected", Connected(self.connection_id))
+        self._fire("ready_to_send", ReadyToSend(self.connection_id))
+        self._advance()
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if self._state == OPEN:
+            self.resetTimeout()
+        self.framer.receive(data)
+        if self._busy is not None or not self._data_ok:
+            return
+        self._corked = True
+        try:
+            self._advance()
+        finally:
+            self._corked = False
+            if self._cork:
+                self._uncork()
+
+    @override
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = reason
+        self.setTimeout(None)
+        self._cancel_send_timer()
+        self._cork.clear()
+        self._cork_len = 0
+        self.factory._connection_lost(self)
+        if self._close_status is None:
+            self._close_status = code_for_failure(reason)
+        code, description = self._close_status
+        self._fail_waiters(TCPServerError(code, description))
+        self._stop_files(TCPServerError(code, f"send_file stopped: {description}"))
+        if self._state in (NEW, REQUESTING, REFUSED):
+            return  # never accepted: no disconnected event
+        self._refresh()
+        self._advance()
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer half-closed (sent FIN): deliver what it sent, let listeners
+        answer, then close gracefully once the answers are written.
+        """
+        self._eof = True
+        self.setTimeout(None)
+        self._advance()
+
+    def writeConnectionLost(self) -> None:
+        """Our sending side is shut; nothing to do."""
+
+    # -- event order -----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        self._data_ok = self._state == OPEN and (
+            not (self._read_pauses & PAUSE_USER) or self._lost is not None
+        )
+
+    def _fire(self, name: str, event: Any) -> None:
+        """Fire a connection event now, or after the async listener in flight."""
+        if self._busy is not None or self._steps:
+            self._steps.append((name, event))
+            return
+        waiting = self.factory._dispatch(name, event)
+        if waiting is not None:
+            self._wait(waiting)
+
+    def _wait(self, waiting: Deferred[Any]) -> None:
+        self._busy = waiting
+        self._pause_reading(PAUSE_ASYNC)
+        waiting.addBoth(self._unblock)
+
+    def _unblock(self, result: object) -> None:
+        self._busy = None
+        self._resume_reading(PAUSE_ASYNC)
+        self._advance()
+
+    def _advance(self) -> None:
+        """Deliver queued events and buffered frames, in order, while we can."""
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            self._advance_loop()
+        finally:
+            self._advancing = False
+
+    def _advance_loop(self) -> None:
+        factory = self.factory
+        next_frame = self.framer.next_frame
+        while self._busy is None:
+            if self._steps:
+                name, event = self._steps.popleft()
+                waiting = factory._dispatch(name, event)
+                if waiting is not None:
+                    self._wait(waiting)
+                continue
+            if self._data_ok:
+                frame = next_frame()
+                if frame is not None:
+                    self._deliver(frame)
+                    continue
+            if self._state != OPEN or (self._lost is None and not self._eof):
+                return
+            if self._lost is None and self._read_pauses & PAUSE_USER:
+                return  # half-closed but paused: wait for process_data()
+            if not self._flushed:
+                # Nothing received is lost: what never completed a line comes
+                # out as a last data_in with eol=False.
+                self._flushed = True
+                rest = self.framer.flush()
+                if rest:
+                    self._deliver((rest, False))
+                continue
+            if self._lost is None:
+                # Input is over and every listener has finished: close once
+                # the queued answers are written.
+                if not self._closing:
+                    self._closing = True
+                    if not self._queue_len:
+                        self._close(abort=False)
+                return
+            if not self._disconnect_fired:
+                self._disconnect_fired = True
+                code, description = self._close_status or (0, "OK")
+                waiting = factory._dispatch(
+                    "disconnected", Disconnected(self.connection_id, code, description)
+                )
+                if waiting is not None:
+                    self._wait(waiting)
+                continue
+            self._state = CLOSED
+            self.ready_to_send = False
+            factory._unregister(self)
+            return
+
+    def _deliver(self, frame: Frame) -> None:
+        listeners = self.factory._data_in_listeners
+        if not listeners:
+            return
+        waiting = self.factory._call_listeners(
+            "data_in", listeners, DataIn(self.connection_id, frame[0], frame[1])
+        )
+        if waiting is not None:
+            self._wait(waiting)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _pause_reading(self, reason: int) -> None:
+        if not self._read_pauses and self._lost is None and self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        self._read_pauses |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        if not self._read_pauses & reason:
+            return
+        self._read_pauses &= ~reason
+        if not self._read_pauses and self._lost is None and self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def pause_data(self) -> None:
+        """Stop ``data_in`` (and reading from the socket) until :meth:`process_data`."""
+        self._check_open("pause_data")
+        self._pause_reading(PAUSE_USER)
+        self._refresh()
+
+    def process_data(self) -> None:
+        """Resume ``data_in`` after :meth:`pause_data`; buffered data follows at once."""
+        self._check_open("process_data")
+        self._resume_reading(PAUSE_USER)
+        self._refresh()
+        self._advance()
+
+    @property
+    def accept_data(self) -> bool:
+        """Whether ``data_in`` may fire (not paused by :meth:`pause_data`)."""
+        return not self._read_pauses & PAUSE_USER
+
+    # -- idle timeout (TimeoutMixin) ---------------------------------------------
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        """Change this connection's idle timeout (0: none); restarts the clock."""
+        self.idle_timeout = seconds
+        if self._state == OPEN and self._lost is None:
+            self.setTimeout(seconds or None)
+
+    @override
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """TimeoutMixin's clock: the factory's reactor (a ``task.Clock`` in tests)."""
+        return self._clock.callLater(period, func)
+
+    @override
+    def timeoutConnection(self) -> None:
+        self._log.info(
+            "closing idle connection {cid} from {peer} after {seconds}s",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            seconds=self.idle_timeout,
+        )
+        self._close_status = (errors.TIMED_OUT, errors.description_for(errors.TIMED_OUT))
+        self._close(abort=bool(self._queue_len or self._tx_paused))
+
+    # -- sending -----------------------------------------------------------------
+
+    def _check_open(self, what: str) -> None:
+        if self._state != OPEN or self._lost is not None:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closed",
+            )
+
+    @property
+    def queued(self) -> int:
+        """Outgoing bytes held here, not yet handed to the transport."""
+        return self._queue_len + self._cork_len
+
+    def send(self, data: object, what: str = "send") -> Deferred[None] | None:
+        """
+        Queue ``data`` for sending.
+
+        :returns: ``None`` when ``timeout == 0``; otherwise a Deferred that
+            fires once the bytes are handed to the kernel-side transport, or
+            fails with 10060 after ``timeout`` seconds without progress.
+        :raises TCPServerError: 126 if the connection is closed; 135 if the
+            queue is full and ``timeout == 0`` (``bytes_sent`` tells how many
+            bytes of ``data`` were queued).
+        """
+        data = _as_bytes(data, what)
+        if self._state != OPEN or self._lost is not None or self._closing:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closed",
+            )
+        size = len(data)
+        timeout = self.send_timeout
+        if not self._queue_len and not self._tx_paused:
+            self.bytes_sent = size
+            self._emit(data)
+            if self.idle_timeout:
+                self.resetTimeout()
+            return succeed(None) if timeout else None
+        if not timeout:
+            room = self._queue_limit - self._queue_len - self._cork_len
+            if room < size:
+                accepted = max(room, 0)
+                if accepted:
+                    self._enqueue(data[:accepted])
+                self.bytes_sent = accepted
+                self._not_ready()
+                raise TCPServerError(
+                    errors.WOULD_BLOCK,
+                    f"{errors.description_for(errors.WOULD_BLOCK)} The send queue of "
+                    f"connection {self.connection_id!r} is full: {accepted} of {size} "
+                    "bytes queued; wait for ready_to_send",
+                )
+        self._enqueue(data)
+        self.bytes_sent = size
+        if not timeout:
+            return None
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append((self._queued_total, waiter))
+        if self._send_timer is None:
+            self._send_timer = self._clock.callLater(timeout, self._send_timed_out)
+        return waiter
+
+    def _emit(self, data: bytes) -> None:
+        """Hand bytes to the transport (gathered per read batch when corked)."""
+        if self._corked:
+            self._cork.append(data)
+            self._cork_len += len(data)
+            if self._cork_len >= CORK_LIMIT:
+                self._uncork()
+        else:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def _uncork(self) -> None:
+        cork = self._cork
+        self._cork = []
+        self._cork_len = 0
+        if self._lost is None:
+            assert self.transport is not None
+            if len(cork) == 1:
+                self.transport.write(cork[0])
+            else:
+                self.transport.writeSequence(cork)
+
+    def _enqueue(self, data: bytes) -> None:
+        self._queue.append(data)
+        self._queue_len += len(data)
+        self._queued_total += len(data)
+        if self._queue_len + self._cork_len >= self._high_water:
+            self._not_ready()
+
+    def _not_ready(self) -> None:
+        if self.ready_to_send:
+            self.ready_to_send = False
+        if self._queue_len + self._cork_len >= self._high_water:
+            self._pause_reading(PAUSE_FLOW)
+
+    def _drain(self) -> None:
+        """Move queued bytes to the transport until it is full again."""
+        transport = self.transport
+        assert transport is not None
+        queue = self._queue
+        moved = 0
+        while queue and not self._tx_paused and self._lost is None:
+            chunk = queue.popleft()
+            self._queue_len -= len(chunk)
+            moved += len(chunk)
+            transport.write(chunk)
+        if moved:
+            self._drained_total += moved
+            self._progress()
+        if self._queue_len > self._low_water or self._lost is not None:
+            return
+        if self._read_pauses & PAUSE_FLOW:
+            self._resume_reading(PAUSE_FLOW)
+        if self._closing and not self._queue_len:
+            self._close(abort=False)
+            return
+        if not self.ready_to_send and self._state == OPEN:
+            self.ready_to_send = True
+            self._fire("ready_to_send", ReadyToSend(self.connection_id))
+
+    def _progress(self) -> None:
+        drained = self._drained_total
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= drained:
+            waiters.popleft()[1].callback(None)
+        if self.idle_timeout:
+            self.resetTimeout()
+        if self._send_timer is not None:
+            if waiters:
+                self._send_timer.reset(self.send_timeout)
+            else:
+                self._cancel_send_timer()
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        self._fail_waiters(
+            TCPServerError(
+                errors.TIMED_OUT,
+                f"{errors.description_for(errors.TIMED_OUT)} No send progress on "
+                f"connection {self.connection_id!r} for {self.send_timeout}s; "
+                "the data stays queued",
+            )
+        )
+
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            if self._send_timer.active():
+                self._send_timer.cancel()
+            self._send_timer = None
+
+    def _fail_waiters(self, error: TCPServerError) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for _, waiter in waiters:
+            waiter.errback(Failure(error))
+
+    # IPushProducer: the transport tells us when its buffer is full / empty.
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: queue further sends here."""
+        self._tx_paused = True
+
+    def resumeProducing(self) -> None:
+        """The transport's buffer drained: pass it more of the queue."""
+        self._tx_paused = False
+        self._drain()
+        if self._file is not None and not self._tx_paused:
+            self._pull_file()
+
+    def stopProducing(self) -> None:
+        """The transport is going away; ``connectionLost`` cleans up."""
+
+    # -- send_file (we are the consumer of Twisted's FileSender) -----------------
+
+    def send_file(self, path: str) -> Deferred[int]:
+        """
+        Stream a file through the send queue without reading it whole.
+
+        :returns: a Deferred firing with the number of bytes sent; it fails
+            with 10004 after :meth:`interrupt` and with the close status if the
+            connection closes first.
+        """
+        self._check_open("send_file")
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed when the transfer ends
+        except OSError as exc:
+            raise TCPServerError.from_os_error(exc, f"send_file({path!r})") from None
+        handle.close()
+        done: Deferred[int] = Deferred()
+        self._file_queue.append((path, done))
+        if self._file is None:
+            self._next_file()
+        return done
+
+    def _next_file(self) -> None:
+        while self._file_queue and self._file is None:
+            path, done = self._file_queue.popleft()
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed in _file_finished
+            except OSError as exc:
+                done.errback(TCPServerError.from_os_error(exc, f"send_file({path!r})"))
+                continue
+            self._file_handle = handle
+            self._file_sent = 0
+            sender = FileSender()
+            sent = sender.beginFileTransfer(handle, self, self._count_file_bytes)
+            sent.addCallbacks(
+                self._file_finished,
+                self._file_failed,
+                errbackArgs=(done,),
+                callbackArgs=(done,),
+            )
+
+    def _count_file_bytes(self, chunk: bytes) -> bytes:
+        self._file_sent += len(chunk)
+        return chunk
+
+    def registerProducer(self, producer: interfaces.IProducer, streaming: bool) -> None:
+        """IConsumer, for :class:`~twisted.protocols.basic.FileSender`."""
+        assert isinstance(producer, FileSender)
+        self._file = producer
+        self._pull_file()
+
+    def unregisterProducer(self) -> None:
+        """IConsumer: the file is fully read."""
+        self._file = None
+
+    def write(self, data: bytes) -> None:
+        """IConsumer: a chunk from the file being sent."""
+        if self._lost is not None:
+            return
+        if not self._queue_len and not self._tx_paused:
+            self._emit(data)
+        else:
+            self._enqueue(data)
+        if self.idle_timeout:
+            self.resetTimeout()
+
+    def _pull_file(self) -> None:
+        if self._file_turn is not None and self._file_turn.active():
+            self._file_turn.cancel()
+        self._file_turn = None
+        for _ in range(FILE_CHUNKS_PER_TURN):
+            if self._file is None or self._tx_paused or self._queue_len or self._lost:
+                return
+            self._file.resumeProducing()
+        if self._file is not None and not self._tx_paused and self._lost is None:
+            # Transports that never push back (in-memory ones) still must not
+            # have the whole file read in one reactor turn.
+            self._file_turn = self._clock.callLater(0, self._pull_file)
+
+    def _file_finished(self, last: bytes, done: Deferred[int]) -> None:
+        sent = self._file_sent
+        self._close_file()
+        done.callback(sent)
+        self._next_file()
+
+    def _file_failed(self, failure: Failure, done: Deferred[int]) -> None:
+        self._close_file()
+        done.errback(failure)
+
+    def _close_file(self) -> None:
+        if self._file_handle is not None:
+            self._file_handle.close()
+            self._file_handle = None
+        self._file = None
+        if self._file_turn is not None and self._file_turn.active():
+            self._file_turn.cancel()
+        self._file_turn = None
+
+    def interrupt(self) -> None:
+        """Stop the file being sent (and drop queued ones); the connection stays."""
+        self._check_open("interrupt")
+        self._stop_files(
+            TCPServerError(10004, f"send_file interrupted after {self._file_sent} bytes")
+        )
+
+    def _stop_files(self, error: TCPServerError) -> None:
+        pending, self._file_queue = self._file_queue, deque()
+        sender = self._file
+        if sender is not None:
+            # FileSender errbacks its Deferred with a generic Exception; turn
+            # that into our error before _file_failed sees it.
+            self._file = None
+            deferred = sender.deferred
+            sender.deferred = None
+            self._close_file()
+            if deferred is not None:
+                deferred.errback(Failure(error))
+        for _, done in pending:
+            done.errback(Failure(error))
+
+    # -- closing -----------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """
+        Close the connection: gracefully once queued data is sent when
+        ``linger`` is True, at once with a reset when it is False.
+        """
+        if self._lost is not None or self._state in (CLOSED, REFUSED):
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"disconnect: connection {self.connection_id!r} is closed",
+            )
+        self._closing = True
+        if not self._linger:
+            self._close(abort=True)
+        elif not self._queue_len:
+            self._close(abort=False)
+        # else: _drain() closes once the queue is empty
+
+    def _close(self, abort: bool) -> None:
+        transport = self.transport
+        if transport is None or self._lost is not None:
+            return
+        self._closing = True
+        if self._close_called and not abort:
+            return
+        self._close_called = True
+        if self._cork:
+            self._uncork()
+        if abort:
+            transport.abortConnection()  # type: ignore[attr-defined]
+        else:
+            transport.loseConnection()
+
+    # -- framing controls ------------------------------------------------------------
+
+    def change_record_length(self, length: int) -> None:
+        """Deliver fixed ``length``-byte records from the next byte on (0: off)."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"record length must be an integer >= 0, got {length!r}",
+            )
+        self._check_open("change_record_length")
+        self.framer.record_length = length
+
+    # -- socket options ----------------------------------------------------------------
+
+    def _apply_socket_options(self) -> None:
+        transport = self.transport
+        if not interfaces.ITCPTransport.providedBy(transport):
+            return
+        assert transport is not None
+        settings = self.factory._settings
+        try:
+            if settings["TcpNoDelay"]:
+                transport.setTcpNoDelay(True)
+            if settings["KeepAlive"]:
+                transport.setTcpKeepAlive(True)
+            handle = interfaces.ISystemHandle(transport).getHandle()
+            if not isinstance(handle, socket.socket):
+                return
+            _apply_sockopts(handle, settings, self._linger)
+        except OSError as exc:
+            self._log.warn(
+                "could not set socket options on {cid}: {error}",
+                cid=self.connection_id,
+                error=exc,
+            )
+
+    # -- read-outs -----------------------------------------------------------------
+
+    def readout(self, name: str) -> str:
+        """A per-connection config read-out (``SSLNegotiatedCipher``...)."""
+        from tcpserver.tls import negotiated
+
+        return negotiated(self.transport, name)
+
+
+def _plain_address(host: str) -> str:
+    """``::ffff:10.1.2.3`` (an IPv4 client of a dual-stack socket) -> ``10.1.2.3``."""
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
+def _apply_sockopts(handle: socket.socket, settings: Any, linger: bool) -> None:
+    """KeepAliveTime/Interval, In/OutBufferSize and Linger on one socket."""
+    if settings["KeepAlive"]:
+        idle = settings["KeepAliveTime"]
+        interval = settings["KeepAliveInterval"]
+        if idle and hasattr(socket, "TCP_KEEPIDLE"):
+            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, idle // 1000))
+        if interval and hasattr(socket, "TCP_KEEPINTVL"):
+            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, interval // 1000))
+    if settings["InBufferSize"]:
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings["InBufferSize"])
+    if settings["OutBufferSize"]:
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["OutBufferSize"])
+    if not linger:
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class Connection:
+    """
+    One entry of ``server.connections``: the manual's Connection type.
+
+    Settable fields (``eol``, ``single_line_mode``, ``max_line_length``,
+    ``idle_timeout``, ``timeout``, ``user_data``) apply to the connection at
+    once - to the very next byte when set inside a ``data_in`` listener.
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: TCPServerProtocol) -> None:
+        self._protocol = protocol
+
+    def __repr__(self) -> str:
+        p = self._protocol
+        return (
+            f"<Connection {p.connection_id!r} {p.remote_host}:{p.remote_port}"
+            f"{'' if self.connected else ' closed'}>"
+        )
+
+    @property
+    def connection_id(self) -> str:
+        """The id the server gave this connection (unique, never reused)."""
+        return self._protocol.connection_id
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is still open."""
+        p = self._protocol
+        return p._state == OPEN and p._lost is None
+
+    @property
+    def accept_data(self) -> bool:
+        """False while :meth:`~tcpserver.TCPServer.pause_data` holds ``data_in`` back."""
+        return self._protocol.accept_data
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes of the last send that were accepted (see 135)."""
+        return self._protocol.bytes_sent
+
+    @property
+    def ready_to_send(self) -> bool:
+        """False after a 135 or above the high-water mark, until ``ready_to_send`` fires."""
+        return self._protocol.ready_to_send
+
+    @property
+    def remote_host(self) -> str:
+        """The client's IP address."""
+        return self._protocol.remote_host
+
+    @property
+    def remote_port(self) -> int:
+        """The client's TCP port."""
+        return self._protocol.remote_port
+
+    @property
+    def local_address(self) -> str:
+        """The local IP address the connection came in on."""
+        return self._protocol.local_address
+
+    @property
+    def record_length(self) -> int:
+        """Current record length (change it with ``change_record_length``)."""
+        return self._protocol.framer.record_length
+
+    @property
+    def eol(self) -> bytes:
+        """End-of-line bytes splitting this connection's data (empty: none)."""
+        return self._protocol.framer.eol
+
+    @eol.setter
+    def eol(self, value: bytes | str) -> None:
+        self._protocol.framer.eol = _coerce("DefaultEOL", value)
+
+    @property
+    def single_line_mode(self) -> bool:
+        """Split on CR, LF or CRLF."""
+        return self._protocol.framer.single_line_mode
+
+    @single_line_mode.setter
+    def single_line_mode(self, value: bool) -> None:
+        self._protocol.framer.single_line_mode = _coerce("DefaultSingleLineMode", value)
+
+    @property
+    def max_line_length(self) -> int:
+        """Bytes buffered waiting for an end-of-line (minimum 256)."""
+        return self._protocol.framer.max_line_length
+
+    @max_line_length.setter
+    def max_line_length(self, value: int) -> None:
+        self._protocol.framer.max_line_length = _coerce("DefaultMaxLineLength", value)
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without traffic before the connection is closed (0: never)."""
+        return self._protocol.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: float) -> None:
+        self._protocol.set_idle_timeout(_coerce("DefaultIdleTimeout", value))
+
+    @property
+    def timeout(self) -> float:
+        """Send timeout: 0 = a full queue raises 135; > 0 = sends return Deferreds."""
+        return self._protocol.send_timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._protocol.send_timeout = _coerce("DefaultTimeout", value)
+
+    @property
+    def user_data(self) -> Any:
+        """Anything the application wants to keep with the connection."""
+        return self._protocol.user_data
+
+    @user_data.setter
+    def user_data(self, value: Any) -> None:
+        self._protocol.user_data = value
+
+    @property
+    def queued_bytes(self) -> int:
+        """Outgoing bytes waiting in tcpserver's queue (beyond the transport's)."""
+        return self._protocol.queued
+
+    @property
+    def protocol(self) -> TCPServerProtocol:
+        """The Twisted protocol behind this connection (for advanced use)."""
+        return self._protocol
+
+
+def _coerce(setting_name: str, value: object) -> Any:
+    """Validate a per-connection field like the default it mirrors."""
+    return lookup(setting_name).coerce(value)

@@ -1,0 +1,375 @@
+"""TCPServer: the manual's class - properties, methods, events, the port.
+
+A thin facade over one :class:`~tcpserver.factory.TCPServerFactory`
+(``server.factory``): every connection-level name is delegated to it, and
+this class adds the listening socket - ``local_host``, ``local_port``,
+``connection_backlog``, ``listening``, ``start_listening``,
+``stop_listening``, ``shutdown``, ``do_events`` and ``run``.
+
+OS errors from binding are translated to the manual's codes here, at one
+boundary: address in use 10048, permission denied 10013, bad address 10049.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorTCP, IReactorTime
+from twisted.logger import Logger
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError
+from tcpserver.events import Listener
+from tcpserver.factory import SettingProperty, TCPServerFactory
+from tcpserver.protocol import Connection
+from tcpserver.settings import SSLStartMode
+from tcpserver.tls import Certificate
+
+__all__ = ["TCPServer"]
+
+#: How long ``shutdown()`` lets queued data drain before resetting the rest.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def bind_address(host: str, port: int, use_ipv6: int) -> tuple[int, tuple[Any, ...]]:
+    """
+    The address family and socket address to bind for ``LocalHost`` and
+    ``UseIPv6``.
+
+    An empty host means every interface (``0.0.0.0``, or ``::`` for UseIPv6
+    1 and 2).  A literal address decides the family itself; a host name is
+    resolved once (prefer addresses: the manual recommends them too).
+
+    :raises TCPServerError: 10049 for a host that is not an address of the
+        right family, 11001 for a name that does not resolve.
+    """
+    if not host:
+        if use_ipv6:
+            return socket.AF_INET6, ("::", port, 0, 0)
+        return socket.AF_INET, ("0.0.0.0", port)  # noqa: S104 - the manual's "" = all interfaces
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        family = (
+            socket.AF_INET6
+            if use_ipv6 == 1
+            else (socket.AF_UNSPEC if use_ipv6 == 2 else socket.AF_INET)
+        )
+        try:
+            infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise TCPServerError.from_os_error(exc, f"LocalHost {host!r}") from None
+        found_family, _, _, _, sockaddr = infos[0]
+        return found_family, sockaddr
+    if address.version == 6:
+        if use_ipv6 == 0 and address.ipv4_mapped is None:
+            raise TCPServerError(
+                errors.CANNOT_ASSIGN_ADDRESS,
+                f"LocalHost {host!r} is IPv6 but UseIPv6 is 0 (IPv4 only)",
+            )
+        return socket.AF_INET6, (host, port, 0, 0)
+    if use_ipv6 == 1:
+        raise TCPServerError(
+            errors.CANNOT_ASSIGN_ADDRESS,
+            f"LocalHost {host!r} is IPv4 but UseIPv6 is 1 (IPv6 only)",
+        )
+    return socket.AF_INET, (host, port)
+
+
+class TCPServer:
+    """
+    A TCP/TLS server with the manual's properties, methods and events.
+
+    :param reactor: the reactor to use; the global one by default (tests pass
+        their own).
+    :param properties: any property as a keyword
+        (``TCPServer(local_port=9000, default_eol=b"\\n")``).
+    :raises TCPServerError: for an unknown property or a bad value.
+
+    Example::
+
+        server = TCPServer(local_port=9000, default_eol=b"\\n")
+        server.on("data_in", lambda e: server.send_line(e.connection_id, e.text.upper()))
+        server.start_listening()
+        server.run()
+    """
+
+    _log = Logger()
+
+    connection_backlog: SettingProperty[int] = SettingProperty("ConnectionBacklog")
+    local_host: SettingProperty[str] = SettingProperty("LocalHost")
+    local_port: SettingProperty[int] = SettingProperty("LocalPort")
+    default_eol: SettingProperty[bytes] = SettingProperty("DefaultEOL")
+    default_idle_timeout: SettingProperty[float] = SettingProperty("DefaultIdleTimeout")
+    default_max_line_length: SettingProperty[int] = SettingProperty("DefaultMaxLineLength")
+    default_single_line_mode: SettingProperty[bool] = SettingProperty("DefaultSingleLineMode")
+    default_timeout: SettingProperty[float] = SettingProperty("DefaultTimeout")
+    keep_alive: SettingProperty[bool] = SettingProperty("KeepAlive")
+    linger: SettingProperty[bool] = SettingProperty("Linger")
+    ssl_authenticate_clients: SettingProperty[bool] = SettingProperty("SSLAuthenticateClients")
+    ssl_cert: SettingProperty[Certificate | None] = SettingProperty("SSLCert")
+    ssl_enabled: SettingProperty[bool] = SettingProperty("SSLEnabled")
+    ssl_provider: SettingProperty[int] = SettingProperty("SSLProvider")
+    ssl_start_mode: SettingProperty[SSLStartMode] = SettingProperty("SSLStartMode")
+
+    #: Properties settable as constructor keywords.
+    PROPERTIES: tuple[str, ...] = (
+        "connection_backlog",
+        "local_host",
+        "local_port",
+        *TCPServerFactory.PROPERTIES,
+    )
+
+    def __init__(self, reactor: IReactorTime | None = None, **properties: Any) -> None:
+        #: The Twisted factory behind this server (share it with endpoints).
+        self.factory = TCPServerFactory(reactor)
+        self.reactor = self.factory.reactor
+        self._settings = self.factory._settings
+        self._port: IListeningPort | None = None
+        self._in_run = False
+        self._stopping: Deferred[None] | None = None
+        self.factory._apply_properties(properties, self.PROPERTIES)
+        for name in properties:
+            if name not in TCPServerFactory.PROPERTIES:
+                setattr(self, name, properties[name])
+
+    def __repr__(self) -> str:
+        state = f"listening on {self.local_port}" if self.listening else "not listening"
+        return f"<TCPServer {state}, {len(self.connections)} connection(s)>"
+
+    def _change_setting(self, name: str, value: object) -> None:
+        self._settings.set(name, value, listening=self.listening)
+
+    # -- read-only properties --------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        """Whether the server is listening (``start_listening`` succeeded)."""
+        return self._port is not None
+
+    @property
+    def connections(self) -> Mapping[str, Connection]:
+        """Read-only mapping ``connection_id -> Connection`` of open connections."""
+        return self.factory.connections
+
+    # -- events and config (delegated) -------------------------------------------------
+
+    def on(self, name: str, listener: Listener) -> None:
+        """Add a listener; see :meth:`TCPServerFactory.on`."""
+        self.factory.on(name, listener)
+
+    def off(self, name: str, listener: Listener) -> None:
+        """Remove a listener; see :meth:`TCPServerFactory.off`."""
+        self.factory.off(name, listener)
+
+    def config(self, configuration: str) -> str:
+        """Set or read a config setting; see :meth:`TCPServerFactory.config`."""
+        return self.factory.config(configuration)
+
+    # -- per-connection methods (delegated) ----------------------------------------------
+
+    def send(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """Send bytes; see :meth:`TCPServerFactory.send`."""
+        return self.factory.send(connection_id, data)
+
+    def send_bytes(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """Send bytes; see :meth:`TCPServerFactory.send_bytes`."""
+        return self.factory.send_bytes(connection_id, data)
+
+    def send_text(self, connection_id: str, text: str) -> Deferred[None] | None:
+        """Send text in the ``CodePage``; see :meth:`TCPServerFactory.send_text`."""
+        return self.factory.send_text(connection_id, text)
+
+    def send_line(self, connection_id: str, text: str | bytes) -> Deferred[None] | None:
+        """Send text plus CRLF; see :meth:`TCPServerFactory.send_line`."""
+        return self.factory.send_line(connection_id, text)
+
+    def send_file(self, connection_id: str, path: str) -> Deferred[int]:
+        """Stream a file; see :meth:`TCPServerFactory.send_file`."""
+        return self.factory.send_file(connection_id, path)
+
+    def interrupt(self, connection_id: str) -> None:
+        """Stop a ``send_file``; see :meth:`TCPServerFactory.interrupt`."""
+        self.factory.interrupt(connection_id)
+
+    def disconnect(self, connection_id: str) -> None:
+        """Close a connection; see :meth:`TCPServerFactory.disconnect`."""
+        self.factory.disconnect(connection_id)
+
+    def pause_data(self, connection_id: str) -> None:
+        """Hold back ``data_in``; see :meth:`TCPServerFactory.pause_data`."""
+        self.factory.pause_data(connection_id)
+
+    def process_data(self, connection_id: str) -> None:
+        """Resume ``data_in``; see :meth:`TCPServerFactory.process_data`."""
+        self.factory.process_data(connection_id)
+
+    def change_record_length(self, connection_id: str, record_length: int) -> None:
+        """Fixed-size records; see :meth:`TCPServerFactory.change_record_length`."""
+        self.factory.change_record_length(connection_id, record_length)
+
+    def start_ssl(self, connection_id: str) -> Deferred[None]:
+        """Upgrade to TLS; see :meth:`TCPServerFactory.start_ssl`."""
+        return self.factory.start_ssl(connection_id)
+
+    # -- listening ---------------------------------------------------------------------
+
+    def start_listening(self) -> None:
+        """
+        Bind and listen now; afterwards ``local_port`` holds the real port.
+
+        :raises TCPServerError: 104 already listening; 10048 address in use;
+            10013 permission denied; 10049 bad address.
+        """
+        if self._port is not None:
+            raise TCPServerError(
+                errors.ALREADY_LISTENING,
+                f"{errors.description_for(errors.ALREADY_LISTENING)} (on port {self.local_port})",
+            )
+        settings = self._settings
+        host: str = settings["LocalHost"]
+        port: int = settings["LocalPort"]
+        family, address = bind_address(host, port, settings["UseIPv6"])
+        shown = f"[{address[0]}]:{port}" if family == socket.AF_INET6 else f"{address[0]}:{port}"
+        if IReactorSocket.providedBy(self.reactor):
+            listening, bound = self._adopt(family, address, shown)
+        else:
+            # A reactor without socket adoption (an in-memory test reactor):
+            # let it do the listening itself.
+            reactor: IReactorTCP = self.reactor  # type: ignore[assignment]
+            listening = reactor.listenTCP(
+                port, self.factory, settings["ConnectionBacklog"], address[0]
+            )
+            bound = listening.getHost().port  # type: ignore[attr-defined]
+        self._port = listening
+        self.factory._server_ports += 1
+        settings._values["LocalPort"] = bound
+        self._log.info("tcpserver listening on {address} (port {port})", address=shown, port=bound)
+
+    def _adopt(
+        self, family: int, address: tuple[Any, ...], shown: str
+    ) -> tuple[IListeningPort, int]:
+        settings = self._settings
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if not settings["BindExclusively"] and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(
+                    socket.IPPROTO_IPV6,
+                    socket.IPV6_V6ONLY,
+                    1 if settings["UseIPv6"] == 1 else 0,
+                )
+            # Buffer sizes set on the listening socket are inherited by
+            # accepted ones and shape the TCP window from the SYN on.
+            if settings["InBufferSize"]:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings["InBufferSize"])
+            if settings["OutBufferSize"]:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["OutBufferSize"])
+            sock.bind(address)
+            sock.listen(settings["ConnectionBacklog"])
+            sock.setblocking(False)
+            bound = int(sock.getsockname()[1])
+            reactor: IReactorSocket = self.reactor  # type: ignore[assignment]
+            listening = reactor.adoptStreamPort(
+                sock.fileno(), socket.AddressFamily(family), self.factory
+            )
+        except OSError as exc:
+            raise TCPServerError.from_os_error(exc, f"cannot listen on {shown}") from None
+        finally:
+            sock.close()  # the reactor holds its own duplicate
+        return listening, bound
+
+    def stop_listening(self) -> Deferred[None]:
+        """
+        Stop accepting connections; existing ones stay open.
+
+        :returns: a Deferred that fires when the port is closed.
+        """
+        port, self._port = self._port, None
+        if port is None:
+            return succeed(None)
+        self.factory._server_ports -= 1
+        self._log.info("tcpserver stopped listening on port {port}", port=self.local_port)
+        result = port.stopListening()
+        return result if isinstance(result, Deferred) else succeed(None)
+
+    def shutdown(self, timeout: float | None = SHUTDOWN_TIMEOUT) -> Deferred[None]:
+        """
+        Stop listening and close every connection (queued data is sent first;
+        connections still open after ``timeout`` seconds are reset).
+
+        :returns: a Deferred that fires when every connection is gone and its
+            ``disconnected`` event has fired.
+        """
+        stopped = self.stop_listening()
+        closed = self.factory.close_all(timeout)
+        done: Deferred[None] = Deferred()
+
+        def both(_: object) -> None:
+            closed.addCallback(lambda _: done.callback(None))
+
+        stopped.addBoth(both)
+        if self._in_run:
+            done.addCallback(self._stop_reactor)
+        self._stopping = done
+        done.addBoth(self._stopped)
+        return done
+
+    def _stopped(self, result: object) -> object:
+        self._stopping = None
+        return result
+
+    def reset(self) -> None:
+        """
+        Back to a fresh server: stop listening, reset every connection and set
+        every property and config setting to its default.  Listeners stay.
+        """
+        self.stop_listening()
+        self.factory._abort_all()
+        self.factory.reset_settings()
+
+    # -- running the reactor -------------------------------------------------------------
+
+    def do_events(self, timeout: float = 0.1) -> None:
+        """
+        Process pending network events, waiting up to ``timeout`` seconds for
+        one (the manual's DoEvents loop).  Does nothing when the reactor is
+        already running, e.g. when called from a listener.
+        """
+        iterate = getattr(self.reactor, "iterate", None)
+        if iterate is None or getattr(self.reactor, "running", False):
+            return
+        iterate(timeout)
+
+    def run(self) -> None:
+        """
+        Listen (if not yet) and run the reactor until :meth:`shutdown`
+        completes.  SIGINT/SIGTERM shut down gracefully.
+        """
+        if self._port is None:
+            self.start_listening()
+        reactor: Any = self.reactor
+        self._in_run = True
+        reactor.addSystemEventTrigger("before", "shutdown", self._shutdown_trigger)
+        try:
+            reactor.run()
+        finally:
+            self._in_run = False
+
+    def _shutdown_trigger(self) -> Deferred[None] | None:
+        self._in_run = False
+        if self._stopping is not None:
+            return self._stopping
+        return self.shutdown()
+
+    def _stop_reactor(self, _: object) -> None:
+        reactor: Any = self.reactor
+        if self._in_run and reactor.running:
+            self._in_run = False
+            reactor.stop()

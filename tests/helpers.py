@@ -1,0 +1,153 @@
+"""Helpers for the real-socket and in-memory tests (imported by conftest)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, reactor
+
+from tcpserver.events import EVENT_NAMES
+
+
+class LogCapture:
+    """Collects logged failures."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def failures(self) -> list[Any]:
+        return [e["log_failure"] for e in self.events if "log_failure" in e]
+
+    def flush(self, *types: type[BaseException]) -> list[Any]:
+        """Remove and return the logged failures of the given types."""
+        found, kept = [], []
+        for event in self.events:
+            failure = event.get("log_failure")
+            if failure is not None and failure.check(*types):
+                found.append(failure)
+            else:
+                kept.append(event)
+        self.events = kept
+        return found
+
+    def messages(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.events]
+
+
+class Recorder:
+    """Every event of a server, in order, with a way to wait for them."""
+
+    def __init__(self, server: Any) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self._waiters: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
+        for name in EVENT_NAMES:
+            server.on(name, self._make(name))
+
+    def _make(self, name: str) -> Callable[[Any], None]:
+        def listener(event: Any) -> None:
+            self.events.append((name, event))
+            self._check()
+
+        return listener
+
+    def _check(self) -> None:
+        for item in list(self._waiters):
+            predicate, waiting = item
+            if predicate():
+                self._waiters.remove(item)
+                # resume the test after the event's dispatch has finished
+                reactor.callLater(0, waiting.callback, None)
+
+    def of(self, name: str) -> list[Any]:
+        return [e for n, e in self.events if n == name]
+
+    def names(self, connection_id: str | None = None) -> list[str]:
+        return [
+            n
+            for n, e in self.events
+            if connection_id is None or getattr(e, "connection_id", None) == connection_id
+        ]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> defer.Deferred[None]:
+        if predicate():
+            return defer.succeed(None)
+        waiting: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append((predicate, waiting))
+        waiting.addTimeout(timeout, reactor)
+        return waiting
+
+    def wait(self, name: str, count: int = 1, timeout: float = 10) -> defer.Deferred[None]:
+        return self.wait_for(lambda: len(self.of(name)) >= count, timeout)
+
+    def data(self, connection_id: str | None = None) -> list[tuple[bytes, bool]]:
+        return [
+            (e.text, e.eol)
+            for e in self.of("data_in")
+            if connection_id is None or e.connection_id == connection_id
+        ]
+
+
+def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+    """Run a blocking client in a thread while the reactor serves."""
+    from twisted.internet.threads import deferToThread
+
+    return deferToThread(function, *args, **kwargs)
+
+
+def sleep(seconds: float) -> defer.Deferred[None]:
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def venv_bin(name: str) -> str:
+    """An executable installed next to this Python (twistd, ...)."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def client(
+    port: int,
+    send: bytes = b"",
+    expect: int = 0,
+    *,
+    shut: bool = False,
+    timeout: float = 5.0,
+    host: str = "127.0.0.1",
+) -> bytes:
+    """
+    A blocking client: connect, send, optionally half-close, then read until
+    ``expect`` bytes arrived (or EOF when ``expect`` is 0 and ``shut``).
+    """
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if send:
+            sock.sendall(send)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        return read_until(sock, expect, timeout, until_eof=shut and not expect)
+
+
+def read_until(
+    sock: socket.socket, expect: int, timeout: float = 5.0, until_eof: bool = False
+) -> bytes:
+    deadline = time.monotonic() + timeout
+    got = b""
+    while until_eof or len(got) < expect:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
