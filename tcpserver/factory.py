@@ -351,11 +351,12 @@ class TCPServerFactory(ServerFactory):
         connection_id = getattr(event, "connection_id", "")
         self.stats["listener_errors"] += 1
         self._log.failure(
-            "{event} listener {listener!r} raised (connection {cid!r})",
+            "{event} listener {listener!r} raised on {payload} (connection {cid!r})",
             failure,
             event=name,
             listener=listener,
             cid=connection_id,
+            payload=self._loggable(event),
         )
         if name != "error":
             self._dispatch(
@@ -367,6 +368,17 @@ class TCPServerFactory(ServerFactory):
                     f"raised {type(failure.value).__name__}: {failure.getErrorMessage()}",
                 ),
             )
+
+    def _loggable(self, event: Any) -> str:
+        """An event for a log line; payload bytes masked unless MaskSensitiveData=False."""
+        if not self._settings["MaskSensitiveData"]:
+            return repr(event)
+        fields = []
+        for name in getattr(event, "__slots__", ()):
+            value = getattr(event, name)
+            shown = f"<{len(value)} bytes>" if isinstance(value, bytes) else repr(value)
+            fields.append(f"{name}={shown}")
+        return f"{type(event).__name__}({', '.join(fields)})"
 
     # -- connections -------------------------------------------------------------------
 

@@ -532,6 +532,7 @@ REGISTRY: tuple[Setting, ...] = (
         None,
         "The server certificate (a tcpserver.Certificate) used for TLS.",
         applies=_NEXT_HANDSHAKE,
+        unsupported=_PENDING_TLS,
     ),
     _prop(
         "SSLEnabled",
@@ -592,6 +593,7 @@ REGISTRY: tuple[Setting, ...] = (
         0,
         "Seconds of inactivity allowed during a TLS handshake (0: no limit).",
         applies=_NEW_CONNECTIONS,
+        unsupported=_PENDING_TLS,
     ),
     _cfg(
         "InBufferSize",
@@ -836,7 +838,11 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg("LicenseInfo", _Str(), "", "The license tcpserver is distributed under.", read_only=True),
     _cfg(
-        "MaskSensitiveData", _Bool(), True, "Keep passwords and payload bytes out of log messages."
+        "MaskSensitiveData",
+        _Bool(),
+        True,
+        "Keep payload bytes (and passwords) out of log messages: events in logs "
+        "show data as '<N bytes>'.",
     ),
     _cfg(
         "UseInternalSecurityAPI",

@@ -300,3 +300,34 @@ def test_escape_forms():
     assert decode_escapes("|") == b"|"
     with pytest.raises(ValueError, match="xff"):
         decode_escapes("\u20ac")
+
+
+def test_mask_sensitive_data_keeps_payload_out_of_logs(logged):
+    server = memory_server(default_eol=b"\n")
+    server.on("data_in", lambda e: 1 / 0)
+    MemoryConnection(server).feed(b"secret-password\n")
+    text = "\n".join(logged.messages())
+    assert len(logged.flush(ZeroDivisionError)) == 1
+    assert "secret-password" not in text
+    assert "<15 bytes>" in text
+    server.config("MaskSensitiveData=False")
+    MemoryConnection(server).feed(b"visible-now\n")
+    text = "\n".join(logged.messages())
+    logged.flush(ZeroDivisionError)
+    assert "visible-now" in text
+
+
+def test_tls_settings_are_refused_until_tls_exists():
+    server = TCPServer()
+    for config in (
+        "DefaultConnectionTimeout=5",
+        "SSLEnabledProtocols=12288",
+        "OpenSSLCipherList=HIGH",
+    ):
+        with pytest.raises(TCPServerError) as caught:
+            server.config(config)
+        assert caught.value.code == 10045
+    with pytest.raises(TCPServerError):
+        server.ssl_start_mode = SSLStartMode.IMPLICIT
+    with pytest.raises(TCPServerError):
+        server.ssl_cert = Certificate(CertStoreType.PEM_KEY_FILE, "server.pem")
