@@ -322,7 +322,7 @@ class TCPServerFactory(ServerFactory):
         :returns: a Deferred that fires when every async result completed, or
             ``None`` when all listeners finished synchronously.
         """
-        pending: list[Deferred[Any]] | None = None
+        pending: list[Deferred[None]] | None = None
         for listener in listeners:
             try:
                 result = listener(event)
@@ -334,21 +334,56 @@ class TCPServerFactory(ServerFactory):
             waiting = _to_deferred(result)
             if waiting is None:
                 continue
-            waiting.addErrback(self._listener_failed, name, listener, event)
-            if waiting.called:
+            finished = self._observe(waiting, name, listener, event)
+            if finished is None:
                 continue
             if pending is None:
-                pending = [waiting]
+                pending = [finished]
             else:
-                pending.append(waiting)
+                pending.append(finished)
         if pending is None:
             return None
         if len(pending) == 1:
             return pending[0]
         return DeferredList(pending)
 
+    def _observe(
+        self, waiting: Deferred[Any], name: str, listener: Listener, event: Any
+    ) -> Deferred[None] | None:
+        """
+        Watch a listener's Deferred without changing what it delivers to its
+        other callbacks: a result passes through; a failure is reported
+        (logged, ``error`` event) and consumed.
+
+        :returns: ``None`` if it has already completed - a Deferred that has
+            fired but waits on an inner one has not - otherwise a new Deferred
+            that fires when it does.
+        """
+        finished: Deferred[None] = Deferred()
+
+        def seen(result: object) -> object:
+            if isinstance(result, Failure):
+                self._listener_failed(result, name, listener, event)
+                result = None
+            finished.callback(None)
+            return result
+
+        waiting.addBoth(seen)
+        return None if finished.called else finished
+
     def _listener_failed(self, failure: Failure, name: str, listener: Listener, event: Any) -> None:
         connection_id = getattr(event, "connection_id", "")
+        if failure.check(TCPServerError) and self._closed_under(connection_id):
+            # An await on a send of a connection that has since closed: not a
+            # listener bug; the disconnected event tells the story.
+            self._log.info(
+                "{event} listener {listener!r} of closed connection {cid!r} ended with {error}",
+                event=name,
+                listener=listener,
+                cid=connection_id,
+                error=failure.getErrorMessage(),
+            )
+            return
         self.stats["listener_errors"] += 1
         self._log.failure(
             "{event} listener {listener!r} raised on {payload} (connection {cid!r})",
@@ -368,6 +403,13 @@ class TCPServerFactory(ServerFactory):
                     f"raised {type(failure.value).__name__}: {failure.getErrorMessage()}",
                 ),
             )
+
+    def _closed_under(self, connection_id: str) -> bool:
+        """Whether the connection of an event has been lost in the meantime."""
+        if not connection_id:
+            return False
+        protocol = self._protocols.get(connection_id)
+        return protocol is None or protocol._lost is not None
 
     def _loggable(self, event: Any) -> str:
         """An event for a log line; payload bytes masked unless MaskSensitiveData=False."""

@@ -142,6 +142,13 @@ class Framer:
         Buffer bytes from the network.  Nothing is parsed until
         :meth:`next_frame` is called.
         """
+        if self._skip_lf and data:
+            # The last line ended in a CR at the very end of the previous
+            # read; an LF right after it belongs to that terminator.  (Nothing
+            # is buffered while this is pending, so decide before buffering.)
+            self._skip_lf = False
+            if data[0] == _LF:
+                data = data[1:]
         if not data:
             return
         buf = self._buf
@@ -180,12 +187,6 @@ class Framer:
         The next complete frame under the current settings, or ``None`` when
         more bytes are needed.
         """
-        if self._skip_lf and self._pos < len(self._buf):
-            self._skip_lf = False
-            if self._buf[self._pos] == _LF:
-                self._pos += 1
-                if self._scan < self._pos:
-                    self._scan = self._pos
         if self._record_length > 0:
             return self._next_record()
         if self._single:

@@ -26,7 +26,9 @@ and ``ready_to_send`` fires.  Past ``SendQueueLimit`` a send with
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -136,6 +138,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._close_status: tuple[int, str] | None = None
         self._closing = False  # disconnect() asked: no more sends
         self._close_called = False  # the transport was told to close
+        self._abort_call: IDelayedCall | None = None
 
         # sending
         self._corked = False
@@ -144,13 +147,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._tx_paused = False  # the transport's buffer is full
         self._queue: deque[bytes] = deque()
         self._queue_len = 0
-        self._queued_total = 0  # bytes ever put in _queue
-        self._drained_total = 0  # bytes ever moved from _queue to the transport
+        self._accepted_total = 0  # see the accounting note above _emit()
+        self._handed_total = 0
+        self._flushed_mark = 0
         self._waiters: deque[tuple[int, Deferred[None]]] = deque()
         self._send_timer: IDelayedCall | None = None
+        self._send_timer_period = 0.0
+        self._parked: deque[tuple[bytes, Deferred[None]]] = deque()  # timed sends waiting
+        self._parked_len = 0
         self._file: FileSender | None = None
         self._file_handle: IO[bytes] | None = None
         self._file_queue: deque[tuple[str, Deferred[int]]] = deque()
+        self._file_done: Deferred[int] | None = None
+        self._starting_files = False
         self._file_sent = 0
         self._file_turn: IDelayedCall | None = None
 
@@ -200,8 +209,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._refresh()
         if self.idle_timeout:
             self.setTimeout(self.idle_timeout)
-        self._fire("connected", Connected(self.connection_id))
-        self._fire("ready_to_send", ReadyToSend(self.connection_id))
+        # No data_in before connected and ready_to_send have been dispatched,
+        # even if a connected listener calls process_data().
+        self._advancing = True
+        try:
+            self._fire("connected", Connected(self.connection_id))
+            if self.ready_to_send:  # a send in connected may already have hit 135
+                self._fire("ready_to_send", ReadyToSend(self.connection_id))
+        finally:
+            self._advancing = False
         self._advance()
 
     @override
@@ -223,15 +239,26 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = reason
         self.setTimeout(None)
-        self._cancel_send_timer()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
         self._cork.clear()
         self._cork_len = 0
         self.factory._connection_lost(self)
         if self._close_status is None:
             self._close_status = code_for_failure(reason)
         code, description = self._close_status
+        if code == 0:
+            # A clean close means Twisted flushed everything it was handed.
+            self._flushed_mark = self._handed_total
+            self._progress()
+            code = errors.CANNOT_SEND_AFTER_SHUTDOWN
+            description = errors.description_for(code)
         self._fail_waiters(TCPServerError(code, description))
         self._stop_files(TCPServerError(code, f"send_file stopped: {description}"))
+        # Release what can no longer be sent, even if the application keeps
+        # its Connection object.
+        self._queue.clear()
+        self._queue_len = 0
         if self._state in (NEW, REQUESTING, REFUSED):
             return  # never accepted: no disconnected event
         self._refresh()
@@ -240,10 +267,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def readConnectionLost(self) -> None:
         """
         The peer half-closed (sent FIN): deliver what it sent, let listeners
-        answer, then close gracefully once the answers are written.
+        answer, then close gracefully once the answers are written.  The idle
+        timeout keeps running, so a peer that never reads the answers is
+        still reaped.
         """
+        if self._eof:
+            return  # Twisted repeats this when reading resumes
         self._eof = True
-        self.setTimeout(None)
         self._advance()
 
     def writeConnectionLost(self) -> None:
@@ -317,8 +347,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # the queued answers are written.
                 if not self._closing:
                     self._closing = True
-                    if not self._queue_len:
-                        self._close(abort=False)
+                    self._close_when_sent()
                 return
             if not self._disconnect_fired:
                 self._disconnect_fired = True
@@ -360,13 +389,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def pause_data(self) -> None:
         """Stop ``data_in`` (and reading from the socket) until :meth:`process_data`."""
-        self._check_open("pause_data")
+        self._check_delivering("pause_data")
         self._pause_reading(PAUSE_USER)
         self._refresh()
 
     def process_data(self) -> None:
         """Resume ``data_in`` after :meth:`pause_data`; buffered data follows at once."""
-        self._check_open("process_data")
+        self._check_delivering("process_data")
         self._resume_reading(PAUSE_USER)
         self._refresh()
         self._advance()
@@ -398,12 +427,27 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             seconds=self.idle_timeout,
         )
         self._close_status = (errors.TIMED_OUT, errors.description_for(errors.TIMED_OUT))
-        self._close(abort=bool(self._queue_len or self._tx_paused))
+        # Nothing moved for a whole period: if output is stuck (or a graceful
+        # close is already waiting on it), waiting longer will not help.
+        stuck = self._output_pending() or self._tx_paused or self._close_called
+        self._close(abort=stuck)
+        if not stuck:
+            # A FIN the peer never acknowledges must not keep us forever.
+            self._abort_call = self._clock.callLater(max(self.idle_timeout, 1.0), self._close, True)
 
     # -- sending -----------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
         if self._state != OPEN or self._lost is not None:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closed",
+            )
+
+    def _check_delivering(self, what: str) -> None:
+        """Framing controls work until ``disconnected``: buffered data may still be
+        on its way to listeners after the socket closed."""
+        if self._state != OPEN:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"{what}: connection {self.connection_id!r} is closed",
@@ -418,12 +462,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         """
         Queue ``data`` for sending.
 
-        :returns: ``None`` when ``timeout == 0``; otherwise a Deferred that
-            fires once the bytes are handed to the kernel-side transport, or
-            fails with 10060 after ``timeout`` seconds without progress.
+        :returns: ``None`` when ``timeout == 0``.  Otherwise a Deferred that
+            fires once the bytes have been handed to Twisted and Twisted has
+            not pushed back (its buffer is below its limit), or fails with
+            10060 after ``timeout`` seconds without progress.
         :raises TCPServerError: 126 if the connection is closed; 135 if the
             queue is full and ``timeout == 0`` (``bytes_sent`` tells how many
-            bytes of ``data`` were queued).
+            bytes of ``data`` were queued), or - with ``timeout > 0`` - if
+            another ``SendQueueLimit`` bytes already wait for room.
         """
         data = _as_bytes(data, what)
         if self._state != OPEN or self._lost is not None or self._closing:
@@ -433,14 +479,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             )
         size = len(data)
         timeout = self.send_timeout
-        if not self._queue_len and not self._tx_paused:
+        if not self._queue_len and not self._tx_paused and not self._parked:
             self.bytes_sent = size
+            self._accepted_total += size
             self._emit(data)
-            if self.idle_timeout:
-                self.resetTimeout()
-            return succeed(None) if timeout else None
-        if not timeout:
-            room = self._queue_limit - self._queue_len - self._cork_len
+        elif not timeout:
+            room = 0 if self._parked else self._queue_limit - self._queue_len - self._cork_len
             if room < size:
                 accepted = max(room, 0)
                 if accepted:
@@ -453,15 +497,61 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     f"connection {self.connection_id!r} is full: {accepted} of {size} "
                     "bytes queued; wait for ready_to_send",
                 )
-        self._enqueue(data)
-        self.bytes_sent = size
+            self._enqueue(data)
+            self.bytes_sent = size
+        elif self._parked or not self._has_room(size):
+            return self._park(data)
+        else:
+            self._enqueue(data)
+            self.bytes_sent = size
         if not timeout:
             return None
+        if self._flushed_mark >= self._accepted_total:
+            return succeed(None)
         waiter: Deferred[None] = Deferred()
-        self._waiters.append((self._queued_total, waiter))
-        if self._send_timer is None:
-            self._send_timer = self._clock.callLater(timeout, self._send_timed_out)
+        self._waiters.append((self._accepted_total, waiter))
+        self._start_send_timer()
         return waiter
+
+    def _has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit the queue (an empty queue takes anything)."""
+        return not self._queue_len or self._queue_len + size <= self._queue_limit
+
+    def _park(self, data: bytes) -> Deferred[None]:
+        """
+        Hold a timed send until the queue has room for all of it.  Parked
+        bytes are not sent at all if their timeout expires, so a caller that
+        retries never sends them twice.
+        """
+        if self._parked_len + len(data) > self._queue_limit and self._parked:
+            self.bytes_sent = 0
+            raise TCPServerError(
+                errors.WOULD_BLOCK,
+                f"{errors.description_for(errors.WOULD_BLOCK)} {self._parked_len} bytes "
+                f"of earlier sends already wait for room on connection "
+                f"{self.connection_id!r}; await them before sending more",
+            )
+        waiter: Deferred[None] = Deferred()
+        self._parked.append((data, waiter))
+        self._parked_len += len(data)
+        self.bytes_sent = 0
+        self._not_ready()
+        self._start_send_timer()
+        return waiter
+
+    def _admit_parked(self) -> None:
+        """Move parked sends into the queue while they fit, in order."""
+        parked = self._parked
+        while parked and self._has_room(len(parked[0][0])):
+            data, waiter = parked.popleft()
+            self._parked_len -= len(data)
+            self._enqueue(data)
+            self._waiters.append((self._accepted_total, waiter))
+
+    def _output_pending(self) -> bool:
+        """Whether anything still waits to be handed to the transport."""
+        # (corked bytes are not pending: _close() flushes them first)
+        return bool(self._queue_len or self._parked or self._file is not None or self._file_queue)
 
     def _emit(self, data: bytes) -> None:
         """Hand bytes to the transport (gathered per read batch when corked)."""
@@ -473,9 +563,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         else:
             assert self.transport is not None
             self.transport.write(data)
+            self._handed(len(data))
 
     def _uncork(self) -> None:
         cork = self._cork
+        size = self._cork_len
         self._cork = []
         self._cork_len = 0
         if self._lost is None:
@@ -484,11 +576,18 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 self.transport.write(cork[0])
             else:
                 self.transport.writeSequence(cork)
+            self._handed(size)
+
+    def _handed(self, size: int) -> None:
+        self._handed_total += size
+        if not self._tx_paused:
+            self._flushed_mark = self._handed_total
+        self._progress()
 
     def _enqueue(self, data: bytes) -> None:
         self._queue.append(data)
         self._queue_len += len(data)
-        self._queued_total += len(data)
+        self._accepted_total += len(data)
         if self._queue_len + self._cork_len >= self._high_water:
             self._not_ready()
 
@@ -504,48 +603,77 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         assert transport is not None
         queue = self._queue
         moved = 0
-        while queue and not self._tx_paused and self._lost is None:
+        while self._lost is None and not self._tx_paused:
+            if not queue:
+                if not self._parked:
+                    break
+                self._admit_parked()
+                continue
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
             moved += len(chunk)
             transport.write(chunk)
+        if self._parked:
+            self._admit_parked()
         if moved:
-            self._drained_total += moved
-            self._progress()
-        if self._queue_len > self._low_water or self._lost is not None:
+            self._handed(moved)
+        if self._queue_len > self._low_water or self._parked or self._lost is not None:
             return
         if self._read_pauses & PAUSE_FLOW:
             self._resume_reading(PAUSE_FLOW)
-        if self._closing and not self._queue_len:
-            self._close(abort=False)
+        if self._closing:
+            self._close_when_sent()
             return
         if not self.ready_to_send and self._state == OPEN:
             self.ready_to_send = True
             self._fire("ready_to_send", ReadyToSend(self.connection_id))
 
     def _progress(self) -> None:
-        drained = self._drained_total
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= drained:
-            waiters.popleft()[1].callback(None)
+        """Bytes moved: fire finished timed sends, restart the timers."""
         if self.idle_timeout:
             self.resetTimeout()
+        waiters = self._waiters
+        if not waiters and not self._parked:
+            return
+        mark = self._flushed_mark
+        while waiters and waiters[0][0] <= mark:
+            waiters.popleft()[1].callback(None)
         if self._send_timer is not None:
-            if waiters:
-                self._send_timer.reset(self.send_timeout)
+            if waiters or self._parked:
+                self._send_timer.reset(self._send_timer_period)
             else:
                 self._cancel_send_timer()
 
+    def _start_send_timer(self) -> None:
+        if self._send_timer is None:
+            self._send_timer_period = self.send_timeout
+            self._send_timer = self._clock.callLater(self._send_timer_period, self._send_timed_out)
+
     def _send_timed_out(self) -> None:
         self._send_timer = None
+        seconds = self._send_timer_period
+        parked, self._parked = self._parked, deque()
+        self._parked_len = 0
+        # in stream order: queued sends first, then the parked ones
         self._fail_waiters(
             TCPServerError(
                 errors.TIMED_OUT,
                 f"{errors.description_for(errors.TIMED_OUT)} No send progress on "
-                f"connection {self.connection_id!r} for {self.send_timeout}s; "
-                "the data stays queued",
+                f"connection {self.connection_id!r} for {seconds}s; the bytes are "
+                "queued and go out if the client reads again",
             )
         )
+        for data, waiter in parked:
+            waiter.errback(
+                TCPServerError(
+                    errors.TIMED_OUT,
+                    f"{errors.description_for(errors.TIMED_OUT)} No send progress on "
+                    f"connection {self.connection_id!r} for {seconds}s; these "
+                    f"{len(data)} bytes were not sent",
+                )
+            )
+        if self._closing and not self._output_pending():
+            self._close_when_sent()
 
     def _cancel_send_timer(self) -> None:
         if self._send_timer is not None:
@@ -555,10 +683,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _fail_waiters(self, error: TCPServerError) -> None:
         waiters, self._waiters = self._waiters, deque()
+        parked, self._parked = self._parked, deque()
+        self._parked_len = 0
+        self._cancel_send_timer()
         for _, waiter in waiters:
             waiter.errback(Failure(error))
-
-    # IPushProducer: the transport tells us when its buffer is full / empty.
+        for _, waiter in parked:
+            waiter.errback(Failure(error))
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: queue further sends here."""
@@ -567,6 +698,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def resumeProducing(self) -> None:
         """The transport's buffer drained: pass it more of the queue."""
         self._tx_paused = False
+        if self._flushed_mark < self._handed_total:
+            self._flushed_mark = self._handed_total
+            self._progress()
         self._drain()
         if self._file is not None and not self._tx_paused:
             self._pull_file()
@@ -578,42 +712,61 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def send_file(self, path: str) -> Deferred[int]:
         """
-        Stream a file through the send queue without reading it whole.
+        Stream a regular file through the send queue without reading it
+        whole.  Files sent while another is in progress follow it in order.
 
         :returns: a Deferred firing with the number of bytes sent; it fails
-            with 10004 after :meth:`interrupt` and with the close status if the
-            connection closes first.
+            with 10004 after :meth:`interrupt`, with the close status if the
+            connection closes first, and with the OS error's code if reading
+            fails.
+        :raises TCPServerError: 126 if the connection is closed or closing;
+            10022 if ``path`` is not a regular file; an OS error's code if it
+            cannot be opened.
         """
         self._check_open("send_file")
+        if self._closing:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"send_file: connection {self.connection_id!r} is closing",
+            )
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed when the transfer ends
+            info = os.stat(path)
         except OSError as exc:
             raise TCPServerError.from_os_error(exc, f"send_file({path!r})") from None
-        handle.close()
+        if not stat.S_ISREG(info.st_mode):
+            # opening a FIFO or a device could block the reactor
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"send_file: {path!r} is not a regular file"
+            )
         done: Deferred[int] = Deferred()
         self._file_queue.append((path, done))
-        if self._file is None:
-            self._next_file()
+        self._next_file()
         return done
 
     def _next_file(self) -> None:
-        while self._file_queue and self._file is None:
-            path, done = self._file_queue.popleft()
-            try:
-                handle = open(path, "rb")  # noqa: SIM115 - closed in _file_finished
-            except OSError as exc:
-                done.errback(TCPServerError.from_os_error(exc, f"send_file({path!r})"))
-                continue
-            self._file_handle = handle
-            self._file_sent = 0
-            sender = FileSender()
-            sent = sender.beginFileTransfer(handle, self, self._count_file_bytes)
-            sent.addCallbacks(
-                self._file_finished,
-                self._file_failed,
-                errbackArgs=(done,),
-                callbackArgs=(done,),
-            )
+        """Start queued files, one at a time; a loop, never recursion."""
+        if self._starting_files:
+            return
+        self._starting_files = True
+        try:
+            while self._file is None and self._file_queue and self._lost is None:
+                path, done = self._file_queue.popleft()
+                try:
+                    handle = open(path, "rb")  # noqa: SIM115 - closed in _close_file
+                except OSError as exc:
+                    done.errback(TCPServerError.from_os_error(exc, f"send_file({path!r})"))
+                    continue
+                self._file_handle = handle
+                self._file_done = done
+                self._file_sent = 0
+                sender = FileSender()
+                sent = sender.beginFileTransfer(handle, self, self._count_file_bytes)
+                sent.addCallbacks(self._file_finished, self._file_failed)
+                self._pull_file()  # a small file may finish right here
+        finally:
+            self._starting_files = False
+        if self._closing:
+            self._close_when_sent()
 
     def _count_file_bytes(self, chunk: bytes) -> bytes:
         self._file_sent += len(chunk)
@@ -623,7 +776,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         """IConsumer, for :class:`~twisted.protocols.basic.FileSender`."""
         assert isinstance(producer, FileSender)
         self._file = producer
-        self._pull_file()
 
     def unregisterProducer(self) -> None:
         """IConsumer: the file is fully read."""
@@ -633,41 +785,64 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         """IConsumer: a chunk from the file being sent."""
         if self._lost is not None:
             return
-        if not self._queue_len and not self._tx_paused:
+        if not self._queue_len and not self._tx_paused and not self._parked:
+            self._accepted_total += len(data)
             self._emit(data)
         else:
             self._enqueue(data)
-        if self.idle_timeout:
-            self.resetTimeout()
 
     def _pull_file(self) -> None:
         if self._file_turn is not None and self._file_turn.active():
             self._file_turn.cancel()
         self._file_turn = None
         for _ in range(FILE_CHUNKS_PER_TURN):
-            if self._file is None or self._tx_paused or self._queue_len or self._lost:
+            sender = self._file
+            if sender is None or self._tx_paused or self._queue_len or self._lost:
                 return
-            self._file.resumeProducing()
+            try:
+                sender.resumeProducing()
+            except OSError as exc:
+                self._file_read_failed(exc)
+                return
         if self._file is not None and not self._tx_paused and self._lost is None:
             # Transports that never push back (in-memory ones) still must not
             # have the whole file read in one reactor turn.
             self._file_turn = self._clock.callLater(0, self._pull_file)
 
-    def _file_finished(self, last: bytes, done: Deferred[int]) -> None:
-        sent = self._file_sent
+    def _file_finished(self, last: bytes) -> None:
+        done, sent = self._file_done, self._file_sent
         self._close_file()
-        done.callback(sent)
+        if done is not None:
+            done.callback(sent)
         self._next_file()
 
-    def _file_failed(self, failure: Failure, done: Deferred[int]) -> None:
+    def _file_failed(self, failure: Failure) -> None:
+        done = self._file_done
         self._close_file()
-        done.errback(failure)
+        if done is not None:
+            done.errback(failure)
+        self._next_file()
+
+    def _file_read_failed(self, exc: OSError) -> None:
+        sender = self._file
+        if sender is not None:
+            sender.deferred = None  # we report it ourselves
+        done = self._file_done
+        self._close_file()
+        if done is not None:
+            done.errback(
+                TCPServerError.from_os_error(
+                    exc, f"send_file: reading failed after {self._file_sent} bytes"
+                )
+            )
+        self._next_file()
 
     def _close_file(self) -> None:
         if self._file_handle is not None:
             self._file_handle.close()
             self._file_handle = None
         self._file = None
+        self._file_done = None
         if self._file_turn is not None and self._file_turn.active():
             self._file_turn.cancel()
         self._file_turn = None
@@ -678,28 +853,28 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._stop_files(
             TCPServerError(10004, f"send_file interrupted after {self._file_sent} bytes")
         )
+        if self._closing:
+            self._close_when_sent()
 
     def _stop_files(self, error: TCPServerError) -> None:
         pending, self._file_queue = self._file_queue, deque()
         sender = self._file
+        done = self._file_done
         if sender is not None:
-            # FileSender errbacks its Deferred with a generic Exception; turn
-            # that into our error before _file_failed sees it.
-            self._file = None
-            deferred = sender.deferred
-            sender.deferred = None
-            self._close_file()
-            if deferred is not None:
-                deferred.errback(Failure(error))
-        for _, done in pending:
+            sender.deferred = None  # FileSender would errback a generic Exception
+        self._close_file()
+        if done is not None:
             done.errback(Failure(error))
+        for _, queued in pending:
+            queued.errback(Failure(error))
 
     # -- closing -----------------------------------------------------------------
 
     def disconnect(self) -> None:
         """
-        Close the connection: gracefully once queued data is sent when
-        ``linger`` is True, at once with a reset when it is False.
+        Close the connection: gracefully once every queued byte and file has
+        been sent when ``linger`` is True, at once with a reset when it is
+        False.  Calling it again while closing does nothing.
         """
         if self._lost is not None or self._state in (CLOSED, REFUSED):
             raise TCPServerError(
@@ -709,9 +884,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._closing = True
         if not self._linger:
             self._close(abort=True)
-        elif not self._queue_len:
+        else:
+            self._close_when_sent()
+
+    def _close_when_sent(self) -> None:
+        """Close gracefully now if nothing is left to send (else _drain will)."""
+        if not self._output_pending():
             self._close(abort=False)
-        # else: _drain() closes once the queue is empty
 
     def _close(self, abort: bool) -> None:
         transport = self.transport
@@ -726,6 +905,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if abort:
             transport.abortConnection()  # type: ignore[attr-defined]
         else:
+            # Twisted keeps a connection with a paused streaming producer open
+            # until the producer unregisters; nothing more is sent now anyway.
+            interfaces.IConsumer(transport).unregisterProducer()
             transport.loseConnection()
 
     # -- framing controls ------------------------------------------------------------
@@ -737,7 +919,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.INVALID_ARGUMENT,
                 f"record length must be an integer >= 0, got {length!r}",
             )
-        self._check_open("change_record_length")
+        self._check_delivering("change_record_length")
         self.framer.record_length = length
 
     # -- socket options ----------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorTCP, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel
+from zope.interface import implementer
 
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
@@ -33,6 +34,9 @@ __all__ = ["TCPServer"]
 
 #: How long ``shutdown()`` lets queued data drain before resetting the rest.
 SHUTDOWN_TIMEOUT = 10.0
+
+#: At most one "out of file descriptors" log line per this many seconds.
+ACCEPT_ERROR_LOG_INTERVAL = 10.0
 
 
 def bind_address(host: str, port: int, use_ipv6: int) -> tuple[int, tuple[Any, ...]]:
@@ -78,6 +82,59 @@ def bind_address(host: str, port: int, use_ipv6: int) -> tuple[int, tuple[Any, .
             f"LocalHost {host!r} is IPv4 but UseIPv6 is 1 (IPv6 only)",
         )
     return socket.AF_INET, (host, port)
+
+
+@implementer(ILogObserver)
+class AcceptErrorLog:
+    """
+    Rate-limits a listening port's accept-error log lines.
+
+    When the process runs out of file descriptors, Twisted's port recovers by
+    itself: it closes a reserved descriptor, accepts and closes the waiting
+    clients, and re-reserves it (libuv does the same) - the port keeps
+    listening and never spins.  It logs a line for every closed client,
+    though.  This observer counts them in ``factory.stats["refused_emfile"]``
+    and lets one line through per :data:`ACCEPT_ERROR_LOG_INTERVAL`.
+    """
+
+    def __init__(self, observer: ILogObserver, factory: TCPServerFactory) -> None:
+        self._observer = observer
+        self._factory = factory
+        self._last = float("-inf")
+        self._suppressed = 0
+
+    def __call__(self, event: LogEvent) -> None:
+        text = str(event.get("log_format", ""))
+        if not text.startswith("EMFILE"):
+            self._observer(event)
+            return
+        if "Closed socket" in text:
+            self._factory.stats["refused_emfile"] += 1
+        now = self._factory.reactor.seconds()
+        if now - self._last < ACCEPT_ERROR_LOG_INTERVAL:
+            self._suppressed += 1
+            return
+        self._last = now
+        event = dict(event)
+        event["log_format"] = (
+            "out of file descriptors: closing new connections until some are free "
+            "({suppressed} similar messages suppressed; see stats['refused_emfile'])"
+        )
+        event["log_level"] = LogLevel.warn
+        event["suppressed"] = self._suppressed
+        self._suppressed = 0
+        self._observer(event)
+
+
+def limit_accept_error_logs(port: object, factory: TCPServerFactory) -> None:
+    """Route a Twisted port's accept-error logs through :class:`AcceptErrorLog`."""
+    logger = getattr(port, "_logger", None)
+    if isinstance(logger, Logger):
+        # Port._logger is a class attribute; an instance attribute overrides
+        # it for this port only.
+        port._logger = Logger(  # type: ignore[attr-defined]
+            namespace=logger.namespace, observer=AcceptErrorLog(logger.observer, factory)
+        )
 
 
 class TCPServer:
@@ -248,7 +305,11 @@ class TCPServer:
         self._port = listening
         self.factory._server_ports += 1
         settings._values["LocalPort"] = bound
-        self._log.info("tcpserver listening on {address} (port {port})", address=shown, port=bound)
+        self._log.info(
+            "tcpserver listening on {address} (port {port})",
+            address=f"{shown.rsplit(':', 1)[0]}:{bound}",
+            port=bound,
+        )
 
     def _adopt(
         self, family: int, address: tuple[Any, ...], shown: str
@@ -279,6 +340,7 @@ class TCPServer:
             listening = reactor.adoptStreamPort(
                 sock.fileno(), socket.AddressFamily(family), self.factory
             )
+            limit_accept_error_logs(listening, self.factory)
         except OSError as exc:
             raise TCPServerError.from_os_error(exc, f"cannot listen on {shown}") from None
         finally:

@@ -13,6 +13,80 @@ from twisted.internet import defer, reactor
 
 from tcpserver.events import EVENT_NAMES
 
+Frame = tuple[bytes, bool]
+
+
+class ModelFramer:
+    """The API.md framing rules, written as plainly as possible."""
+
+    def __init__(self, eol=b"", max_line_length=2048, single_line_mode=False, record_length=0):
+        self.eol = eol
+        self.max_line_length = max_line_length
+        self.single_line_mode = single_line_mode
+        self.record_length = record_length
+        self.pending = b""
+        self.skip_lf = False
+
+    def receive(self, data: bytes) -> None:
+        if self.skip_lf and data:
+            self.skip_lf = False
+            data = data[1:] if data[:1] == b"\n" else data
+        self.pending += data
+
+    def next_frame(self) -> Frame | None:
+        if self.skip_lf and self.pending:
+            self.skip_lf = False
+            if self.pending[:1] == b"\n":
+                self.pending = self.pending[1:]
+        p = self.pending
+        limit = self.max_line_length
+        if self.record_length > 0:
+            if len(p) < self.record_length:
+                return None
+            self.pending = p[self.record_length :]
+            return p[: self.record_length], True
+        if self.single_line_mode:
+            idx = [i for i, b in enumerate(p) if b in (10, 13)]
+            if idx:
+                i = idx[0]
+                if i > limit:
+                    self.pending = p[limit:]
+                    return p[:limit], False
+                end = i + 1
+                if p[i] == 13:
+                    if end < len(p):
+                        if p[end] == 10:
+                            end += 1
+                    else:
+                        self.skip_lf = True
+                self.pending = p[end:]
+                return p[:i], True
+            if len(p) > limit:
+                self.pending = p[limit:]
+                return p[:limit], False
+            return None
+        if self.eol:
+            i = p.find(self.eol)
+            if i >= 0:
+                if i > limit:
+                    self.pending = p[limit:]
+                    return p[:limit], False
+                self.pending = p[i + len(self.eol) :]
+                return p[:i], True
+            if len(p) >= limit + len(self.eol):
+                self.pending = p[limit:]
+                return p[:limit], False
+            return None
+        if not p:
+            return None
+        self.pending = b""
+        return p, True
+
+    def flush(self) -> bytes:
+        rest, self.pending = self.pending, b""
+        self.skip_lf = False
+        return rest
+
 
 class LogCapture:
     """Collects logged failures."""

@@ -1,7 +1,7 @@
 """Tier 1: the sans-IO framer, with plain pytest and Hypothesis.
 
 Every input is fed three ways (whole, byte by byte, in random cuts), and the
-optimised :class:`Framer` is checked against :class:`ModelFramer`, a naive
+optimised :class:`Framer` is checked against ``helpers.ModelFramer``, a naive
 re-statement of the API.md rules that re-derives each frame from the whole
 pending buffer.
 """
@@ -9,6 +9,7 @@ pending buffer.
 from __future__ import annotations
 
 import pytest
+from helpers import ModelFramer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,75 +17,6 @@ from tcpserver import framing
 from tcpserver.framing import HOLD_THRESHOLD, Framer
 
 Frame = tuple[bytes, bool]
-
-
-class ModelFramer:
-    """The API.md framing rules, written as plainly as possible."""
-
-    def __init__(self, eol=b"", max_line_length=2048, single_line_mode=False, record_length=0):
-        self.eol = eol
-        self.max_line_length = max_line_length
-        self.single_line_mode = single_line_mode
-        self.record_length = record_length
-        self.pending = b""
-        self.skip_lf = False
-
-    def receive(self, data: bytes) -> None:
-        self.pending += data
-
-    def next_frame(self) -> Frame | None:
-        if self.skip_lf and self.pending:
-            self.skip_lf = False
-            if self.pending[:1] == b"\n":
-                self.pending = self.pending[1:]
-        p = self.pending
-        limit = self.max_line_length
-        if self.record_length > 0:
-            if len(p) < self.record_length:
-                return None
-            self.pending = p[self.record_length :]
-            return p[: self.record_length], True
-        if self.single_line_mode:
-            idx = [i for i, b in enumerate(p) if b in (10, 13)]
-            if idx:
-                i = idx[0]
-                if i > limit:
-                    self.pending = p[limit:]
-                    return p[:limit], False
-                end = i + 1
-                if p[i] == 13:
-                    if end < len(p):
-                        if p[end] == 10:
-                            end += 1
-                    else:
-                        self.skip_lf = True
-                self.pending = p[end:]
-                return p[:i], True
-            if len(p) > limit:
-                self.pending = p[limit:]
-                return p[:limit], False
-            return None
-        if self.eol:
-            i = p.find(self.eol)
-            if i >= 0:
-                if i > limit:
-                    self.pending = p[limit:]
-                    return p[:limit], False
-                self.pending = p[i + len(self.eol) :]
-                return p[:i], True
-            if len(p) >= limit + len(self.eol):
-                self.pending = p[limit:]
-                return p[:limit], False
-            return None
-        if not p:
-            return None
-        self.pending = b""
-        return p, True
-
-    def flush(self) -> bytes:
-        rest, self.pending = self.pending, b""
-        self.skip_lf = False
-        return rest
 
 
 def drain(framer) -> list[Frame]:
@@ -396,3 +328,15 @@ def test_matches_model_under_mode_changes_and_pauses(ops, hold):
         assert real.flush() == model.flush()
     finally:
         framing.HOLD_THRESHOLD = original
+
+
+def test_pending_crlf_lf_is_not_confused_with_held_bytes():
+    """A CR ends a read; before anything is pulled, a long record arrives."""
+    framer = Framer(single_line_mode=True)
+    framer.receive(b"a\r")
+    assert framer.next_frame() == (b"a", True)
+    framer.record_length = 4
+    framer.receive(b"\n" + b"x" * HOLD_THRESHOLD)
+    framer.receive(b"\nYYY")
+    frames = drain(framer)
+    assert b"".join(f for f, _ in frames) + framer.flush() == b"x" * HOLD_THRESHOLD + b"\nYYY"
