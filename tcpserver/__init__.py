@@ -11,13 +11,13 @@ factory behind it, usable with any endpoint.
 """
 
 from tcpserver._version import __version__
+from tcpserver.certificates import Certificate, CertStoreType
+from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES
 from tcpserver.factory import TCPServerFactory
-from tcpserver.protocol import Connection
 from tcpserver.server import TCPServer
 from tcpserver.settings import SSLStartMode
-from tcpserver.tls import Certificate, CertStoreType
 
 __all__ = [
     "EVENT_NAMES",

@@ -25,6 +25,7 @@ __all__ = [
     "TCPServerError",
     "code_for_errno",
     "code_for_failure",
+    "describe_ssl_error",
     "description_for",
 ]
 
@@ -279,6 +280,16 @@ def code_for_errno(number: int | None) -> int:
     return _WSA_BY_ERRNO.get(number, 10000 + number)
 
 
+def describe_ssl_error(error: SSL.Error) -> str:
+    """OpenSSL's reasons, readable: ``unsupported protocol; no shared cipher``."""
+    reasons = error.args[0] if error.args else []
+    if isinstance(reasons, list) and reasons:
+        texts = [str(r[-1]) for r in reasons if isinstance(r, tuple) and r and r[-1]]
+        if texts:
+            return "; ".join(texts)
+    return str(error) or type(error).__name__
+
+
 def code_for_failure(reason: Failure) -> tuple[int, str]:
     """
     ``(status_code, description)`` for a ``connectionLost`` reason.
@@ -294,7 +305,7 @@ def code_for_failure(reason: Failure) -> tuple[int, str]:
     if isinstance(value, _twisted_error.ConnectionDone):
         return 0, "OK"
     if isinstance(value, SSL.Error):
-        return HANDSHAKE_ERROR, f"{description_for(HANDSHAKE_ERROR)} ({value})"
+        return HANDSHAKE_ERROR, f"{description_for(HANDSHAKE_ERROR)} ({describe_ssl_error(value)})"
     number = getattr(value, "osError", None) or getattr(value, "errno", None)
     if isinstance(number, int):
         code = code_for_errno(number)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tcpserver.tls import Certificate
+    from tcpserver.certificates import Certificate
 
 __all__ = [
     "EVENT_NAMES",

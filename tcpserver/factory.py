@@ -38,9 +38,10 @@ from typing_extensions import override
 from tcpserver import errors
 from tcpserver._codepages import codec_for_code_page
 from tcpserver.access import AddressMatcher
+from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
-from tcpserver.protocol import OPEN, Connection, TCPServerProtocol
+from tcpserver.protocol import OPEN, TCPServerProtocol
 from tcpserver.settings import (
     Setting,
     Settings,
@@ -49,7 +50,7 @@ from tcpserver.settings import (
     parse_config_string,
     readout_name,
 )
-from tcpserver.tls import Certificate
+from tcpserver.tls import Certificate, TLSContexts
 
 __all__ = ["SettingProperty", "TCPServerFactory"]
 
@@ -84,7 +85,7 @@ class SettingProperty(Generic[T]):
         value: T = obj._settings[self.setting.name]  # type: ignore[attr-defined]
         return value
 
-    def __set__(self, obj: object, value: T | str) -> None:
+    def __set__(self, obj: object, value: T | str | int) -> None:
         obj._change_setting(self.setting.name, value)  # type: ignore[attr-defined]
 
 
@@ -200,6 +201,7 @@ class TCPServerFactory(ServerFactory):
         #: refused_listener, listener_errors
         self.stats: Counter[str] = Counter()
         self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
+        self._tls_contexts = TLSContexts(self._settings, self, self._tls_alert)
         self._apply_properties(properties, self.PROPERTIES)
 
     def _apply_properties(self, properties: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -233,6 +235,22 @@ class TCPServerFactory(ServerFactory):
             self._max_connections = value
         elif name == "SSLStartMode":
             self._settings._values["SSLEnabled"] = value != SSLStartMode.NONE
+        elif name == "SSLEnabled":
+            # ssl_enabled = True without a start mode means implicit TLS
+            current = self._settings["SSLStartMode"]
+            if value and current == SSLStartMode.NONE:
+                self._settings._values["SSLStartMode"] = SSLStartMode.IMPLICIT
+            elif not value:
+                self._settings._values["SSLStartMode"] = SSLStartMode.NONE
+        if name.startswith(("SSL", "OpenSSL", "TLS1", "ReuseSSL")):
+            self._tls_contexts.invalidate()
+
+    def _tls_alert(self, connection: Any, direction: str, level: str, name: str) -> None:
+        """A TLS alert on some connection, reported through ssl_status."""
+        engine = connection.get_app_data()
+        session = getattr(getattr(engine, "wrappedProtocol", None), "_session", None)
+        if session is not None:
+            session.owner._ssl_status(f"alert {direction}: {level} {name}")
 
     def config(self, configuration: str) -> str:
         """
@@ -620,14 +638,15 @@ class TCPServerFactory(ServerFactory):
 
     def start_ssl(self, connection_id: str) -> Deferred[None]:
         """
-        Start TLS on a plaintext connection (``SSLStartMode.EXPLICIT``).
+        Start TLS on a plaintext connection (STARTTLS; ``ssl_start_mode``
+        EXPLICIT).  Undelivered plaintext received before it is discarded
+        (``error`` 902); ``connected`` fires again after the handshake.
 
-        :raises TCPServerError: 126 unknown id; 10045 until TLS support lands.
+        :returns: a Deferred that fires when the handshake is done.
+        :raises TCPServerError: 126 unknown id; 10045 if ``ssl_start_mode`` is
+            NONE; 10022 if TLS is already on.
         """
-        self._protocol_for(connection_id, "start_ssl")
-        raise TCPServerError(
-            errors.NOT_SUPPORTED, "start_ssl: TLS support is not in this release yet"
-        )
+        return self._protocol_for(connection_id, "start_ssl").start_ssl()
 
     def reset_settings(self) -> None:
         """Every property and config setting back to its default."""

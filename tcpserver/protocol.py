@@ -26,13 +26,11 @@ and ``ready_to_send`` fires.  Past ``SendQueueLimit`` a send with
 
 from __future__ import annotations
 
-import os
 import socket
-import stat
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, succeed
@@ -44,17 +42,19 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
 from tcpserver import errors
+from tcpserver._files import FileStreamer
+from tcpserver._tlssession import TLSSession
+from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError, code_for_failure
-from tcpserver.events import Connected, DataIn, Disconnected, ReadyToSend
+from tcpserver.events import Connected, DataIn, Disconnected, Error, ReadyToSend, SSLStatus
 from tcpserver.framing import Frame, Framer
-from tcpserver.settings import lookup
+from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
     from tcpserver.factory import TCPServerFactory
@@ -69,13 +69,12 @@ PAUSE_PENDING = 8  # connection_request / TLS handshake not decided yet
 
 # Connection states.
 NEW, REQUESTING, HANDSHAKING, OPEN, CLOSED, REFUSED = range(6)
+# accepted and not closed: sends are taken (queued while TLS starts)
+_SENDABLE = (HANDSHAKING, OPEN)
 
 #: Corked writes are passed to the transport once they reach this size,
 #: even in the middle of a read batch.
 CORK_LIMIT = 64 * 1024
-
-#: At most this many file chunks are read in one reactor turn.
-FILE_CHUNKS_PER_TURN = 16
 
 
 def _as_bytes(data: object, what: str) -> bytes:
@@ -89,7 +88,7 @@ def _as_bytes(data: object, what: str) -> bytes:
     )
 
 
-@implementer(IPushProducer, interfaces.IConsumer, IHalfCloseableProtocol)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class TCPServerProtocol(Protocol, TimeoutMixin):
     """
     The protocol of one accepted connection.
@@ -155,13 +154,16 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._send_timer_period = 0.0
         self._parked: deque[tuple[bytes, Deferred[None]]] = deque()  # timed sends waiting
         self._parked_len = 0
-        self._file: FileSender | None = None
-        self._file_handle: IO[bytes] | None = None
-        self._file_queue: deque[tuple[str, Deferred[int]]] = deque()
-        self._file_done: Deferred[int] | None = None
-        self._starting_files = False
-        self._file_sent = 0
-        self._file_turn: IDelayedCall | None = None
+        self._files = FileStreamer(self)
+
+        # TLS
+        self._sink: Any = None  # where outgoing bytes go: the transport or the TLS engine
+        self._raw_hook: Callable[[bytes], None] | None = None  # raw bytes go here instead
+        self._tls: TLSSession | None = None
+        self._holding = False  # output waits for the TLS engine
+        self._tls_boundary = 0  # bytes accepted before TLS started: sent in plaintext
+        self._was_open = False  # connected has fired
+        self._tls_error_reported = False
 
     # -- Twisted's IProtocol ---------------------------------------------------
 
@@ -175,6 +177,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self.remote_port = int(getattr(peer, "port", 0) or 0)
         self.local_address = _plain_address(str(getattr(host, "host", "") or ""))
         interfaces.IConsumer(transport).registerProducer(self, True)
+        self._sink = transport
         self._peer_known(self.remote_host, self.remote_port)
 
     def _peer_known(self, host: str, port: int) -> None:
@@ -200,15 +203,24 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             return
         self.factory._register(self)
         self._apply_socket_options()
-        self._established()
+        if self.idle_timeout:
+            self.setTimeout(self.idle_timeout)
+        mode = self.factory._settings["SSLStartMode"]
+        if mode == SSLStartMode.IMPLICIT:
+            self._state = HANDSHAKING
+            self._begin_tls()
+        elif mode == SSLStartMode.AUTOMATIC:
+            self._state = HANDSHAKING
+            self._raw_hook = self._sniff
+        else:
+            self._established()
 
     def _established(self) -> None:
         """Plaintext accepted (or TLS handshake done): the connection is open."""
         self._state = OPEN
+        self._was_open = True
         self.ready_to_send = True
         self._refresh()
-        if self.idle_timeout:
-            self.setTimeout(self.idle_timeout)
         # No data_in before connected and ready_to_send have been dispatched,
         # even if a connected listener calls process_data().
         self._advancing = True
@@ -222,8 +234,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     @override
     def dataReceived(self, data: bytes) -> None:
-        if self._state == OPEN:
-            self.resetTimeout()
+        self.resetTimeout()
+        hook = self._raw_hook
+        if hook is not None:
+            hook(data)  # TLS (or its detection) sees the raw bytes first
+        else:
+            self._plaintext_received(data)
+
+    def _plaintext_received(self, data: bytes) -> None:
+        """Bytes of the connection's stream (decrypted when TLS is on)."""
         self.framer.receive(data)
         if self._busy is not None or not self._data_ok:
             return
@@ -237,6 +256,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        tls = self._tls
+        if tls is not None and tls.forward_loss(reason):
+            return  # the TLS engine reports back through _connection_lost
+        self._connection_lost(reason)
+
+    def _connection_lost(self, reason: Failure) -> None:
+        if self._lost is not None:
+            return
         self._lost = reason
         self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
@@ -247,6 +274,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._close_status is None:
             self._close_status = code_for_failure(reason)
         code, description = self._close_status
+        if self._tls is not None:
+            self._tls.fail_waiters(TCPServerError(code, description))
         if code == 0:
             # A clean close means Twisted flushed everything it was handed.
             self._flushed_mark = self._handed_total
@@ -254,13 +283,31 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             code = errors.CANNOT_SEND_AFTER_SHUTDOWN
             description = errors.description_for(code)
         self._fail_waiters(TCPServerError(code, description))
-        self._stop_files(TCPServerError(code, f"send_file stopped: {description}"))
+        self._files.stop(TCPServerError(code, f"send_file stopped: {description}"))
         # Release what can no longer be sent, even if the application keeps
         # its Connection object.
         self._queue.clear()
         self._queue_len = 0
         if self._state in (NEW, REQUESTING, REFUSED):
             return  # never accepted: no disconnected event
+        if self._state == HANDSHAKING:
+            if self._tls is not None and not self._tls_error_reported and code not in (0, 10058):
+                # the handshake failed (or the peer left mid-handshake)
+                self._tls_error_reported = True
+                self._log.info(
+                    "TLS failed on connection {cid} from {peer}: {description}",
+                    cid=self.connection_id,
+                    peer=self.remote_host,
+                    description=description,
+                )
+                self.factory._dispatch("error", Error(self.connection_id, code, description))
+            if not self._was_open:
+                # TLS never came up: like a refused connection, no
+                # disconnected (the error event told what happened)
+                self._state = CLOSED
+                self.factory._unregister(self)
+                return
+            self._state = OPEN  # STARTTLS failed: the connection had been open
         self._refresh()
         self._advance()
 
@@ -278,6 +325,121 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def writeConnectionLost(self) -> None:
         """Our sending side is shut; nothing to do."""
+
+    # -- TLS --------------------------------------------------------------------
+
+    def _sniff(self, data: bytes) -> None:
+        """SSLStartMode.AUTOMATIC: a TLS record (0x16) starts TLS, anything else is plaintext."""
+        if data[:1] == b"\x16":
+            self._begin_tls()
+            assert self._tls is not None
+            self._tls.data(data)
+        else:
+            self._raw_hook = None
+            self._established()
+            self._plaintext_received(data)
+
+    def _begin_tls(self) -> None:
+        """Start TLS: what was accepted so far still goes out in plaintext."""
+        if self._cork:
+            self._uncork()
+        self._holding = True
+        self._tls_boundary = self._accepted_total
+        self._tls = TLSSession(self)
+        self._raw_hook = self._tls.data
+        self._tls.start()
+
+    def _maybe_start_engine(self) -> None:
+        """Start the TLS engine once its certificate is chosen and the plaintext is out."""
+        tls = self._tls
+        if tls is None or not tls.ready or self._lost is not None:
+            return
+        if self._handed_total < self._tls_boundary:
+            return  # _drain() calls again when the plaintext has been handed over
+        self._sink = tls.start_engine()
+        self._holding = False
+        if self._queue or self._parked:
+            self._drain()
+
+    def _tls_up(self) -> None:
+        """Handshake (and client-certificate check) done."""
+        self._established()
+
+    def _tls_failed(self, code: int, description: str) -> None:
+        self._tls_error_reported = True
+        self._log.info(
+            "TLS failed on connection {cid} from {peer}: {description}",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            description=description,
+        )
+        self._close_status = (code, description)
+        if self._tls is not None:
+            self._tls.fail_waiters(TCPServerError(code, description))
+        self.factory._dispatch("error", Error(self.connection_id, code, description))
+        self._close(abort=True)
+
+    def _hold_reading_for_tls(self, hold: bool) -> None:
+        """An async ssl_* listener is deciding: stop reading meanwhile."""
+        if hold:
+            self._pause_reading(PAUSE_PENDING)
+        else:
+            self._resume_reading(PAUSE_PENDING)
+
+    def _ssl_status(self, message: str) -> None:
+        if self.factory._listeners["ssl_status"]:
+            self.factory._dispatch("ssl_status", SSLStatus(self.connection_id, message))
+
+    def start_ssl(self) -> Deferred[None]:
+        """
+        Start TLS on this plaintext connection (STARTTLS).  Bytes received
+        before and not yet delivered are discarded - they were sent in
+        plaintext and must not be taken as protected - and reported with an
+        ``error`` event (902).  ``connected`` fires again after the handshake.
+
+        :returns: a Deferred that fires when the handshake is done, or fails
+            with the reason it failed.
+        :raises TCPServerError: 126 if the connection is closed; 10045 if
+            ``ssl_start_mode`` is NONE; 10022 if TLS is already on.
+        """
+        self._check_open("start_ssl")
+        if self._tls is not None or self._state != OPEN:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"start_ssl: TLS is already on for connection {self.connection_id!r}",
+            )
+        if self.factory._settings["SSLStartMode"] == SSLStartMode.NONE:
+            raise TCPServerError(
+                errors.NOT_SUPPORTED,
+                "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
+            )
+        discarded = self.framer.flush()
+        self._state = HANDSHAKING
+        self._refresh()
+        self._begin_tls()
+        assert self._tls is not None
+        waiting: Deferred[None] = Deferred()
+        self._tls.waiters.append(waiting)
+        if discarded:
+            text = (
+                f"{errors.description_for(errors.DISCARDED_PLAINTEXT)} {len(discarded)} "
+                "bytes received before start_ssl() were not delivered"
+            )
+            self._log.info("connection {cid}: {text}", cid=self.connection_id, text=text)
+            self.factory._dispatch(
+                "error", Error(self.connection_id, errors.DISCARDED_PLAINTEXT, text)
+            )
+        return waiting
+
+    @property
+    def tls_active(self) -> bool:
+        """Whether TLS is up on this connection."""
+        return self._tls is not None and self._tls.up
+
+    @property
+    def is_connected(self) -> bool:
+        """``connected`` has fired and the connection has not closed."""
+        return self._was_open and self._lost is None and self._state != CLOSED
 
     # -- event order -----------------------------------------------------------
 
@@ -438,7 +600,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     # -- sending -----------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
-        if self._state != OPEN or self._lost is not None:
+        if self._state not in _SENDABLE or self._lost is not None:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"{what}: connection {self.connection_id!r} is closed",
@@ -447,7 +609,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _check_delivering(self, what: str) -> None:
         """Framing controls work until ``disconnected``: buffered data may still be
         on its way to listeners after the socket closed."""
-        if self._state != OPEN:
+        if self._state not in _SENDABLE:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"{what}: connection {self.connection_id!r} is closed",
@@ -472,14 +634,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             another ``SendQueueLimit`` bytes already wait for room.
         """
         data = _as_bytes(data, what)
-        if self._state != OPEN or self._lost is not None or self._closing:
+        if self._state not in _SENDABLE or self._lost is not None or self._closing:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"{what}: connection {self.connection_id!r} is closed",
             )
         size = len(data)
         timeout = self.send_timeout
-        if not self._queue_len and not self._tx_paused and not self._parked:
+        if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
             self.bytes_sent = size
             self._accepted_total += size
             self._emit(data)
@@ -551,7 +713,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _output_pending(self) -> bool:
         """Whether anything still waits to be handed to the transport."""
         # (corked bytes are not pending: _close() flushes them first)
-        return bool(self._queue_len or self._parked or self._file is not None or self._file_queue)
+        return bool(self._queue_len or self._parked or self._files.busy)
 
     def _emit(self, data: bytes) -> None:
         """Hand bytes to the transport (gathered per read batch when corked)."""
@@ -561,8 +723,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._cork_len >= CORK_LIMIT:
                 self._uncork()
         else:
-            assert self.transport is not None
-            self.transport.write(data)
+            self._sink.write(data)
             self._handed(len(data))
 
     def _uncork(self) -> None:
@@ -571,11 +732,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._cork = []
         self._cork_len = 0
         if self._lost is None:
-            assert self.transport is not None
             if len(cork) == 1:
-                self.transport.write(cork[0])
+                self._sink.write(cork[0])
             else:
-                self.transport.writeSequence(cork)
+                self._sink.writeSequence(cork)
             self._handed(size)
 
     def _handed(self, size: int) -> None:
@@ -599,11 +759,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _drain(self) -> None:
         """Move queued bytes to the transport until it is full again."""
-        transport = self.transport
-        assert transport is not None
         queue = self._queue
         moved = 0
         while self._lost is None and not self._tx_paused:
+            if self._holding and self._handed_total + moved >= self._tls_boundary:
+                break  # what remains is for the TLS engine, which is not up yet
             if not queue:
                 if not self._parked:
                     break
@@ -612,11 +772,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
             moved += len(chunk)
-            transport.write(chunk)
-        if self._parked:
+            self._sink.write(chunk)
+        if self._parked and not self._holding:
             self._admit_parked()
         if moved:
             self._handed(moved)
+        if self._holding:
+            self._maybe_start_engine()
+            return
         if self._queue_len > self._low_water or self._parked or self._lost is not None:
             return
         if self._read_pauses & PAUSE_FLOW:
@@ -702,18 +865,18 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._flushed_mark = self._handed_total
             self._progress()
         self._drain()
-        if self._file is not None and not self._tx_paused:
-            self._pull_file()
+        if self._files.busy and not self._tx_paused:
+            self._files.pull()
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` cleans up."""
 
-    # -- send_file (we are the consumer of Twisted's FileSender) -----------------
+    # -- send_file (the FileStreamer pulls while we can take bytes) -------------
 
     def send_file(self, path: str) -> Deferred[int]:
         """
         Stream a regular file through the send queue without reading it
-        whole.  Files sent while another is in progress follow it in order.
+        whole; files sent while one is in progress follow it in order.
 
         :returns: a Deferred firing with the number of bytes sent; it fails
             with 10004 after :meth:`interrupt`, with the close status if the
@@ -729,144 +892,36 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.INVALID_CONNECTION_ID,
                 f"send_file: connection {self.connection_id!r} is closing",
             )
-        try:
-            info = os.stat(path)
-        except OSError as exc:
-            raise TCPServerError.from_os_error(exc, f"send_file({path!r})") from None
-        if not stat.S_ISREG(info.st_mode):
-            # opening a FIFO or a device could block the reactor
-            raise TCPServerError(
-                errors.INVALID_ARGUMENT, f"send_file: {path!r} is not a regular file"
-            )
-        done: Deferred[int] = Deferred()
-        self._file_queue.append((path, done))
-        self._next_file()
-        return done
+        return self._files.send(path)
 
-    def _next_file(self) -> None:
-        """Start queued files, one at a time; a loop, never recursion."""
-        if self._starting_files:
-            return
-        self._starting_files = True
-        try:
-            while self._file is None and self._file_queue and self._lost is None:
-                path, done = self._file_queue.popleft()
-                try:
-                    handle = open(path, "rb")  # noqa: SIM115 - closed in _close_file
-                except OSError as exc:
-                    done.errback(TCPServerError.from_os_error(exc, f"send_file({path!r})"))
-                    continue
-                self._file_handle = handle
-                self._file_done = done
-                self._file_sent = 0
-                sender = FileSender()
-                sent = sender.beginFileTransfer(handle, self, self._count_file_bytes)
-                sent.addCallbacks(self._file_finished, self._file_failed)
-                self._pull_file()  # a small file may finish right here
-        finally:
-            self._starting_files = False
-        if self._closing:
-            self._close_when_sent()
+    def _can_take_file_bytes(self) -> bool:
+        return (
+            not self._tx_paused and not self._queue_len and not self._holding and self._lost is None
+        )
 
-    def _count_file_bytes(self, chunk: bytes) -> bytes:
-        self._file_sent += len(chunk)
-        return chunk
-
-    def registerProducer(self, producer: interfaces.IProducer, streaming: bool) -> None:
-        """IConsumer, for :class:`~twisted.protocols.basic.FileSender`."""
-        assert isinstance(producer, FileSender)
-        self._file = producer
-
-    def unregisterProducer(self) -> None:
-        """IConsumer: the file is fully read."""
-        self._file = None
-
-    def write(self, data: bytes) -> None:
-        """IConsumer: a chunk from the file being sent."""
+    def _file_bytes(self, data: bytes) -> None:
+        """A chunk of a file being sent (FileStreamer)."""
         if self._lost is not None:
             return
-        if not self._queue_len and not self._tx_paused and not self._parked:
+        if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
             self._accepted_total += len(data)
             self._emit(data)
         else:
             self._enqueue(data)
 
-    def _pull_file(self) -> None:
-        if self._file_turn is not None and self._file_turn.active():
-            self._file_turn.cancel()
-        self._file_turn = None
-        for _ in range(FILE_CHUNKS_PER_TURN):
-            sender = self._file
-            if sender is None or self._tx_paused or self._queue_len or self._lost:
-                return
-            try:
-                sender.resumeProducing()
-            except OSError as exc:
-                self._file_read_failed(exc)
-                return
-        if self._file is not None and not self._tx_paused and self._lost is None:
-            # Transports that never push back (in-memory ones) still must not
-            # have the whole file read in one reactor turn.
-            self._file_turn = self._clock.callLater(0, self._pull_file)
-
-    def _file_finished(self, last: bytes) -> None:
-        done, sent = self._file_done, self._file_sent
-        self._close_file()
-        if done is not None:
-            done.callback(sent)
-        self._next_file()
-
-    def _file_failed(self, failure: Failure) -> None:
-        done = self._file_done
-        self._close_file()
-        if done is not None:
-            done.errback(failure)
-        self._next_file()
-
-    def _file_read_failed(self, exc: OSError) -> None:
-        sender = self._file
-        if sender is not None:
-            sender.deferred = None  # we report it ourselves
-        done = self._file_done
-        self._close_file()
-        if done is not None:
-            done.errback(
-                TCPServerError.from_os_error(
-                    exc, f"send_file: reading failed after {self._file_sent} bytes"
-                )
-            )
-        self._next_file()
-
-    def _close_file(self) -> None:
-        if self._file_handle is not None:
-            self._file_handle.close()
-            self._file_handle = None
-        self._file = None
-        self._file_done = None
-        if self._file_turn is not None and self._file_turn.active():
-            self._file_turn.cancel()
-        self._file_turn = None
+    def _files_idle(self) -> None:
+        """The file streamer has nothing more to start."""
+        if self._closing:
+            self._close_when_sent()
 
     def interrupt(self) -> None:
         """Stop the file being sent (and drop queued ones); the connection stays."""
         self._check_open("interrupt")
-        self._stop_files(
-            TCPServerError(10004, f"send_file interrupted after {self._file_sent} bytes")
+        self._files.stop(
+            TCPServerError(10004, f"send_file interrupted after {self._files.sent} bytes")
         )
         if self._closing:
             self._close_when_sent()
-
-    def _stop_files(self, error: TCPServerError) -> None:
-        pending, self._file_queue = self._file_queue, deque()
-        sender = self._file
-        done = self._file_done
-        if sender is not None:
-            sender.deferred = None  # FileSender would errback a generic Exception
-        self._close_file()
-        if done is not None:
-            done.errback(Failure(error))
-        for _, queued in pending:
-            queued.errback(Failure(error))
 
     # -- closing -----------------------------------------------------------------
 
@@ -902,13 +957,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._close_called = True
         if self._cork:
             self._uncork()
+        sink: Any = self._sink if self._sink is not None else transport
         if abort:
-            transport.abortConnection()  # type: ignore[attr-defined]
+            sink.abortConnection()
         else:
             # Twisted keeps a connection with a paused streaming producer open
             # until the producer unregisters; nothing more is sent now anyway.
             interfaces.IConsumer(transport).unregisterProducer()
-            transport.loseConnection()
+            sink.loseConnection()
+            if sink is not transport:
+                # TLS: our close_notify is on its way; a server need not wait
+                # for the peer's (many clients never send one), so close TCP
+                # once it is flushed.
+                transport.loseConnection()
 
     # -- framing controls ------------------------------------------------------------
 
@@ -935,7 +996,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 transport.setTcpNoDelay(True)
             if settings["KeepAlive"]:
                 transport.setTcpKeepAlive(True)
-            handle = interfaces.ISystemHandle(transport).getHandle()
+            system = interfaces.ISystemHandle(transport, None)
+            handle = system.getHandle() if system is not None else None
             if not isinstance(handle, socket.socket):
                 return
             _apply_sockopts(handle, settings, self._linger)
@@ -949,10 +1011,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     # -- read-outs -----------------------------------------------------------------
 
     def readout(self, name: str) -> str:
-        """A per-connection config read-out (``SSLNegotiatedCipher``...)."""
-        from tcpserver.tls import negotiated
-
-        return negotiated(self.transport, name)
+        """A per-connection ``SSLNegotiated*`` read-out (``""`` without TLS)."""
+        return self._tls.readout(name) if self._tls is not None else ""
 
 
 def _plain_address(host: str) -> str:
@@ -977,140 +1037,3 @@ def _apply_sockopts(handle: socket.socket, settings: Any, linger: bool) -> None:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["OutBufferSize"])
     if not linger:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-class Connection:
-    """
-    One entry of ``server.connections``: the manual's Connection type.
-
-    Settable fields (``eol``, ``single_line_mode``, ``max_line_length``,
-    ``idle_timeout``, ``timeout``, ``user_data``) apply to the connection at
-    once - to the very next byte when set inside a ``data_in`` listener.
-    """
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: TCPServerProtocol) -> None:
-        self._protocol = protocol
-
-    def __repr__(self) -> str:
-        p = self._protocol
-        return (
-            f"<Connection {p.connection_id!r} {p.remote_host}:{p.remote_port}"
-            f"{'' if self.connected else ' closed'}>"
-        )
-
-    @property
-    def connection_id(self) -> str:
-        """The id the server gave this connection (unique, never reused)."""
-        return self._protocol.connection_id
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection is still open."""
-        p = self._protocol
-        return p._state == OPEN and p._lost is None
-
-    @property
-    def accept_data(self) -> bool:
-        """False while :meth:`~tcpserver.TCPServer.pause_data` holds ``data_in`` back."""
-        return self._protocol.accept_data
-
-    @property
-    def bytes_sent(self) -> int:
-        """Bytes of the last send that were accepted (see 135)."""
-        return self._protocol.bytes_sent
-
-    @property
-    def ready_to_send(self) -> bool:
-        """False after a 135 or above the high-water mark, until ``ready_to_send`` fires."""
-        return self._protocol.ready_to_send
-
-    @property
-    def remote_host(self) -> str:
-        """The client's IP address."""
-        return self._protocol.remote_host
-
-    @property
-    def remote_port(self) -> int:
-        """The client's TCP port."""
-        return self._protocol.remote_port
-
-    @property
-    def local_address(self) -> str:
-        """The local IP address the connection came in on."""
-        return self._protocol.local_address
-
-    @property
-    def record_length(self) -> int:
-        """Current record length (change it with ``change_record_length``)."""
-        return self._protocol.framer.record_length
-
-    @property
-    def eol(self) -> bytes:
-        """End-of-line bytes splitting this connection's data (empty: none)."""
-        return self._protocol.framer.eol
-
-    @eol.setter
-    def eol(self, value: bytes | str) -> None:
-        self._protocol.framer.eol = _coerce("DefaultEOL", value)
-
-    @property
-    def single_line_mode(self) -> bool:
-        """Split on CR, LF or CRLF."""
-        return self._protocol.framer.single_line_mode
-
-    @single_line_mode.setter
-    def single_line_mode(self, value: bool) -> None:
-        self._protocol.framer.single_line_mode = _coerce("DefaultSingleLineMode", value)
-
-    @property
-    def max_line_length(self) -> int:
-        """Bytes buffered waiting for an end-of-line (minimum 256)."""
-        return self._protocol.framer.max_line_length
-
-    @max_line_length.setter
-    def max_line_length(self, value: int) -> None:
-        self._protocol.framer.max_line_length = _coerce("DefaultMaxLineLength", value)
-
-    @property
-    def idle_timeout(self) -> float:
-        """Seconds without traffic before the connection is closed (0: never)."""
-        return self._protocol.idle_timeout
-
-    @idle_timeout.setter
-    def idle_timeout(self, value: float) -> None:
-        self._protocol.set_idle_timeout(_coerce("DefaultIdleTimeout", value))
-
-    @property
-    def timeout(self) -> float:
-        """Send timeout: 0 = a full queue raises 135; > 0 = sends return Deferreds."""
-        return self._protocol.send_timeout
-
-    @timeout.setter
-    def timeout(self, value: float) -> None:
-        self._protocol.send_timeout = _coerce("DefaultTimeout", value)
-
-    @property
-    def user_data(self) -> Any:
-        """Anything the application wants to keep with the connection."""
-        return self._protocol.user_data
-
-    @user_data.setter
-    def user_data(self, value: Any) -> None:
-        self._protocol.user_data = value
-
-    @property
-    def queued_bytes(self) -> int:
-        """Outgoing bytes waiting in tcpserver's queue (beyond the transport's)."""
-        return self._protocol.queued
-
-    @property
-    def protocol(self) -> TCPServerProtocol:
-        """The Twisted protocol behind this connection (for advanced use)."""
-        return self._protocol
-
-
-def _coerce(setting_name: str, value: object) -> Any:
-    """Validate a per-connection field like the default it mirrors."""
-    return lookup(setting_name).coerce(value)

@@ -23,10 +23,10 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel
 from zope.interface import implementer
 
 from tcpserver import errors
+from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import Listener
 from tcpserver.factory import SettingProperty, TCPServerFactory
-from tcpserver.protocol import Connection
 from tcpserver.settings import SSLStartMode
 from tcpserver.tls import Certificate
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -120,10 +121,16 @@ class SettingType(Generic[T]):
 
 
 class _Int(SettingType[int]):
-    def __init__(self, minimum: int | None = 0, maximum: int | None = None) -> None:
+    def __init__(
+        self,
+        minimum: int | None = 0,
+        maximum: int | None = None,
+        check: Callable[[int], object] | None = None,
+    ) -> None:
         self.minimum = minimum
         self.maximum = maximum
         self.name = "int"
+        self._extra = check
 
     def from_string(self, text: str) -> int:
         try:
@@ -144,6 +151,8 @@ class _Int(SettingType[int]):
             raise ValueError(f"must be at least {self.minimum}")
         if self.maximum is not None and number > self.maximum:
             raise ValueError(f"must be at most {self.maximum}")
+        if self._extra is not None:
+            self._extra(number)
         return number
 
 
@@ -319,10 +328,56 @@ class _Object(SettingType[Any]):
 
 
 def _check_certificate(value: object) -> None:
-    from tcpserver.tls import Certificate
+    from tcpserver.certificates import Certificate  # it imports settings
 
-    if value is not None and not isinstance(value, Certificate):
+    if value is None:
+        return
+    if not isinstance(value, Certificate):
         raise ValueError("expected a tcpserver.Certificate or None")
+    if not value.private_key_available:
+        raise TCPServerError(
+            errors.CANNOT_ACQUIRE_CREDENTIALS,
+            f"certificate {value.subject!r} has no private key: a server cannot use it",
+        )
+
+
+def _tls_check(name: str) -> Callable[[Any], None]:
+    """A validator from tcpserver.tls, imported when first used (tls imports us)."""
+
+    def check(value: Any) -> None:
+        from tcpserver import tls  # tls imports settings
+
+        getattr(tls, name)(value)
+
+    return check
+
+
+def _check_existing(kind: str) -> Callable[[str], None]:
+    def check(path: str) -> None:
+        if not path:
+            return
+        exists = os.path.isdir(path) if kind == "directory" else os.path.isfile(path)
+        if not exists:
+            raise ValueError(f"no such {kind}")
+
+    return check
+
+
+def _check_key_log(path: str) -> None:
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ValueError("its directory does not exist")
+
+
+def _check_pem_list(setting: str) -> Callable[[str], None]:
+    def check(text: str) -> None:
+        from tcpserver.certificates import load_pem_certificates
+
+        try:
+            load_pem_certificates(text, setting)
+        except TCPServerError as exc:
+            raise ValueError(exc.description) from None
+
+    return check
 
 
 def _check_address_list(text: str) -> None:
@@ -415,8 +470,6 @@ def _prop(
 def _cfg(name: str, type_: SettingType[Any], default: Any, doc: str, **kw: Any) -> Setting:
     return Setting(name, "config", type_, default, doc, **kw)
 
-
-_PENDING_TLS = "TLS settings arrive with TLS support (not in this release yet)"
 
 REGISTRY: tuple[Setting, ...] = (
     # ---- properties -------------------------------------------------------
@@ -523,7 +576,6 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Ask TLS clients for a certificate (see ssl_client_authentication).",
         applies=_NEXT_HANDSHAKE,
-        unsupported=_PENDING_TLS,
     ),
     _prop(
         "SSLCert",
@@ -532,7 +584,6 @@ REGISTRY: tuple[Setting, ...] = (
         None,
         "The server certificate (a tcpserver.Certificate) used for TLS.",
         applies=_NEXT_HANDSHAKE,
-        unsupported=_PENDING_TLS,
     ),
     _prop(
         "SSLEnabled",
@@ -541,7 +592,6 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Whether TLS is enabled; setting ssl_start_mode updates it.",
         applies=_NEW_CONNECTIONS,
-        unsupported=_PENDING_TLS,
     ),
     _prop(
         "SSLProvider",
@@ -560,7 +610,6 @@ REGISTRY: tuple[Setting, ...] = (
         "How TLS starts: 0 automatic (detect), 1 implicit, 2 explicit (start_ssl), 3 none.",
         applies=_NEW_CONNECTIONS,
         flag="ssl-start-mode",
-        unsupported=_PENDING_TLS,
     ),
     # ---- TCPServer config settings ------------------------------------------
     _cfg(
@@ -593,7 +642,6 @@ REGISTRY: tuple[Setting, ...] = (
         0,
         "Seconds of inactivity allowed during a TLS handshake (0: no limit).",
         applies=_NEW_CONNECTIONS,
-        unsupported=_PENDING_TLS,
     ),
     _cfg(
         "InBufferSize",
@@ -677,155 +725,164 @@ REGISTRY: tuple[Setting, ...] = (
         "LogSSLPackets",
         _Bool(),
         False,
-        "Report every TLS record sent and received through ssl_status.",
-        unsupported=_PENDING_TLS,
+        "Report every TLS record sent and received through ssl_status (debugging).",
+        applies=_NEW_CONNECTIONS,
     ),
     _cfg(
         "OpenSSLCADir",
-        _Str(),
+        _Str(_check_existing("directory")),
         "",
         "Directory of hashed CA certificates (c_rehash) trusted for client certificates.",
-        unsupported=_PENDING_TLS,
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "OpenSSLCAFile",
-        _Str(),
+        _Str(_check_existing("file")),
         "",
         "PEM file of CA certificates trusted for client certificates.",
-        unsupported=_PENDING_TLS,
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "OpenSSLCipherList",
-        _Str(),
+        _Str(_tls_check("check_cipher_list")),
         "DEFAULT",
-        "OpenSSL cipher list string for TLS 1.2 and below (ciphers(1)).",
-        unsupported=_PENDING_TLS,
+        "OpenSSL cipher list for TLS 1.2 and below (ciphers(1)); DEFAULT keeps "
+        "Twisted's strong default list.",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
-        "OpenSSLPrngSeedData", _Str(), "", "Data to seed the PRNG with.", unsupported=_PENDING_TLS
+        "OpenSSLPrngSeedData",
+        _Str(),
+        "",
+        "Data to seed the PRNG with.",
+        unsupported="OpenSSL 1.1.1 and later seed themselves from the operating system; "
+        "pyOpenSSL offers no way to add seed data",
     ),
     _cfg(
         "ReuseSSLSession",
         _Bool(),
         False,
-        "Allow TLS session resumption (session cache and tickets).",
-        unsupported=_PENDING_TLS,
+        "Allow TLS session resumption (server session cache and session tickets).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLAcceptAnyServerCert",
         _Bool(),
         False,
         "Client components only: trust any server certificate.",
-        unsupported=_PENDING_TLS,
+        unsupported="it applies to client components; a server has no server "
+        "certificate to check (see SSLClientCACerts and ssl_client_authentication)",
     ),
     _cfg(
         "SSLCACerts",
-        _Str(),
+        _Str(_check_pem_list("SSLCACerts")),
         "",
-        "PEM CA certificates sent with the server certificate (its chain).",
-        unsupported=_PENDING_TLS,
+        "PEM CA certificates sent after the server certificate (its chain).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLCipherStrength",
         _Int(0, 1024),
         0,
-        "Minimum bulk-cipher strength in bits.",
-        unsupported=_PENDING_TLS,
+        "Minimum bulk-cipher strength in bits (0: no minimum).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLClientCACerts",
-        _Str(),
+        _Str(_check_pem_list("SSLClientCACerts")),
         "",
         "PEM CA certificates trusted when verifying client certificates.",
-        unsupported=_PENDING_TLS,
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLEnabledCipherSuites",
-        _Str(),
+        _Str(_tls_check("check_cipher_suites")),
         "*",
-        "Cipher suites to enable, separated by semicolons or commas; '*' = all.",
-        unsupported=_PENDING_TLS,
+        "Cipher suites to enable, IANA names separated by semicolons; '*' = all "
+        "enabled by OpenSSLCipherList.",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLEnabledProtocols",
-        _Int(0, 0xFFFF),
+        _Int(0, 0xFFFF, _tls_check("check_protocols")),
         15360,
         "Bitmask of TLS versions: 12288 TLS 1.3, 3072 TLS 1.2, 768 TLS 1.1, "
         "192 TLS 1.0 (default 15360 = TLS 1.2 + 1.3).",
-        unsupported=_PENDING_TLS,
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLEnableRenegotiation",
         _Bool(),
         False,
-        "Allow TLS 1.2 renegotiation.",
-        unsupported=_PENDING_TLS,
+        "Allow client-initiated TLS 1.2 renegotiation.",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLIncludeCertChain",
         _Bool(),
         False,
-        "ssl_client_authentication carries the client's whole chain, not "
-        "only its leaf certificate.",
-        unsupported=_PENDING_TLS,
+        "ssl_client_authentication carries the client's whole chain, not only its "
+        "leaf certificate.",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLKeyLogFile",
-        _Str(),
+        _Str(_check_key_log),
         "",
-        "Append TLS secrets to this file in NSS key log format (debugging).",
-        unsupported=_PENDING_TLS,
+        "Append TLS secrets to this file in NSS key log format (debugging only).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLSecurityFlags",
         _Int(0, 0xFFFFFFFF),
         0,
-        "Flags relaxing client certificate verification (0x1 ignore time "
-        "validity, 0x10 allow unknown CA).",
-        unsupported=_PENDING_TLS,
+        "Flags relaxing client certificate checks: 0x1 ignore time validity, "
+        "0x10 allow an unknown CA; the others relax checks tcpserver does not make.",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "SSLServerCACerts",
         _Str(),
         "",
         "Client components only: CA certificates for server verification.",
-        unsupported=_PENDING_TLS,
+        unsupported="it applies to client components; servers verify clients with SSLClientCACerts",
     ),
     _cfg(
         "TLS12SignatureAlgorithms",
-        _Str(),
+        _Str(_tls_check("check_sigalgs")),
         _RSA_TLS12_SIGALGS,
-        "Signature algorithms allowed in TLS 1.2.",
-        unsupported=_PENDING_TLS,
+        "Signature algorithms allowed in TLS 1.2 (hash-signature pairs).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS12SupportedGroups",
-        _Str(),
+        _Str(_tls_check("check_groups")),
         "ecdhe_secp256r1,ecdhe_secp384r1,ecdhe_secp521r1",
-        "Elliptic-curve groups offered in TLS 1.2.",
-        unsupported=_PENDING_TLS,
+        "Key-exchange groups for TLS 1.2 (joined with TLS13SupportedGroups; OpenSSL has one list).",
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS13KeyShareGroups",
-        _Str(),
+        _Str(_tls_check("check_groups")),
         "ecdhe_x25519,ecdhe_secp256r1,ecdhe_secp384r1,ffdhe_2048,ffdhe_3072",
-        "Groups for which key shares are pre-generated in TLS 1.3.",
-        unsupported=_PENDING_TLS,
+        "Client components only: groups whose key shares are sent in advance.",
+        unsupported="clients choose the key shares they send; a server answers one of "
+        "them (restrict groups with TLS13SupportedGroups)",
     ),
     _cfg(
         "TLS13SignatureAlgorithms",
-        _Str(),
+        _Str(_tls_check("check_sigalgs")),
         _TLS13_SIGALGS,
         "Signature algorithms allowed in TLS 1.3.",
-        unsupported=_PENDING_TLS,
+        applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS13SupportedGroups",
-        _Str(),
+        _Str(_tls_check("check_groups")),
         "ecdhe_x25519,ecdhe_x448,ecdhe_secp256r1,ecdhe_secp384r1,ecdhe_secp521r1,"
         "ffdhe_2048,ffdhe_3072,ffdhe_4096,ffdhe_6144,ffdhe_8192",
-        "Key-exchange groups offered in TLS 1.3.",
-        unsupported=_PENDING_TLS,
+        "Key-exchange groups for TLS 1.3, most preferred first.",
+        applies=_NEXT_HANDSHAKE,
     ),
     # ---- base config settings ------------------------------------------------
     _cfg("BuildInfo", _Str(), "", "Versions of tcpserver and what it runs on.", read_only=True),

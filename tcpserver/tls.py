@@ -1,83 +1,647 @@
-"""TLS: certificates and store types (the manual's Certificate type).
+"""TLS: certificates, OpenSSL contexts, client-certificate checks, read-outs.
 
-This release carries the certificate description and the store-type numbers;
-building OpenSSL contexts, STARTTLS, client certificates and SNI arrive with
-the TLS work (see the docs' status page).  Nothing here touches a socket.
+* :class:`Certificate` - the manual's Certificate type: loads PEM, PFX
+  (PKCS#12), PKCS#7 and DER stores with :mod:`cryptography`, selects one by
+  subject or thumbprint and exposes the manual's read-only fields.  A store
+  that cannot be used fails at construction with 271/272.
+* :class:`TLSContexts` - builds one OpenSSL context per certificate from the
+  SSL settings through Twisted's ``CertificateOptions``, caches it, and
+  rebuilds after a setting changes.
+* :func:`verify_client` - checks a client's chain against SSLClientCACerts /
+  OpenSSLCAFile / OpenSSLCADir and says why it fails.
+* :func:`negotiated` - the per-connection ``SSLNegotiated*`` read-outs.
+
+The per-connection TLS engine lives in :mod:`tcpserver.protocol`; nothing
+here touches a socket.
 """
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+import datetime
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from OpenSSL import SSL, crypto
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
 
 from tcpserver import errors
+from tcpserver.certificates import Certificate, CertStoreType, load_pem_certificates
 from tcpserver.errors import TCPServerError
-from tcpserver.settings import SSLStartMode
+from tcpserver.settings import SSLStartMode, lookup
 
-__all__ = ["CertStoreType", "Certificate", "SSLStartMode", "negotiated"]
+if TYPE_CHECKING:
+    from twisted.internet.protocol import Factory
 
+    from tcpserver.settings import Settings
 
-class CertStoreType(enum.IntEnum):
-    """Where a certificate comes from; the numbers are the manual's."""
+__all__ = [
+    "CertStoreType",
+    "Certificate",
+    "SSLStartMode",
+    "TLSContexts",
+    "load_pem_certificates",
+    "negotiated",
+    "verify_client",
+]
 
-    USER = 0
-    MACHINE = 1
-    PFX_FILE = 2
-    PFX_BLOB = 3
-    JKS_FILE = 4
-    JKS_BLOB = 5
-    PEM_KEY_FILE = 6
-    PEM_KEY_BLOB = 7
-    PUBLIC_KEY_FILE = 8
-    PUBLIC_KEY_BLOB = 9
-    SSH_PUBLIC_KEY_BLOB = 10
-    P7B_FILE = 11
-    P7B_BLOB = 12
-    SSH_PUBLIC_KEY_FILE = 13
-    PPK_FILE = 14
-    PPK_BLOB = 15
-    XML_FILE = 16
-    XML_BLOB = 17
-    JWK_FILE = 18
-    JWK_BLOB = 19
-    BCFKS_FILE = 21
-    BCFKS_BLOB = 22
-    PKCS11 = 23
-    AUTO = 99
+_log = Logger()
 
 
-class Certificate:
+# -- TLS versions, ciphers, groups, signature algorithms ------------------------------
+
+_PROTOCOL_BITS = (
+    (12288, TLSVersion.TLSv1_3, "TLS 1.3"),
+    (3072, TLSVersion.TLSv1_2, "TLS 1.2"),
+    (768, TLSVersion.TLSv1_1, "TLS 1.1"),
+    (192, TLSVersion.TLSv1_0, "TLS 1.0"),
+)
+_ORDER = [TLSVersion.TLSv1_0, TLSVersion.TLSv1_1, TLSVersion.TLSv1_2, TLSVersion.TLSv1_3]
+
+
+def protocol_range(mask: int) -> tuple[Any, Any]:
     """
-    A certificate (and usually its private key) from a store.
+    ``(lowest, highest)`` TLS versions for an SSLEnabledProtocols bitmask.
 
-    :param store_type: a :class:`CertStoreType` (or its number).
-    :param store: a file name for ``*_FILE`` types, the bytes for ``*_BLOB``.
-    :param store_password: the store's password (never logged).
-    :param subject: ``"*"`` for the first certificate, or a distinguished
-        name to match when the store holds several.
+    :raises ValueError: for SSL 2/3 (OpenSSL has neither), no TLS version at
+        all, or a gap (OpenSSL takes a range).
+    """
+    if mask & (48 | 12):
+        raise ValueError("SSL 2.0 and 3.0 are not available in OpenSSL")
+    enabled = [version for bits, version, _ in _PROTOCOL_BITS if mask & bits]
+    if not enabled:
+        raise ValueError("no TLS version enabled")
+    indexes = sorted(_ORDER.index(v) for v in enabled)
+    if indexes != list(range(indexes[0], indexes[-1] + 1)):
+        raise ValueError("the enabled TLS versions must be contiguous (OpenSSL takes a range)")
+    return _ORDER[indexes[0]], _ORDER[indexes[-1]]
+
+
+def check_protocols(mask: int) -> None:
+    """Validator for SSLEnabledProtocols."""
+    protocol_range(mask)
+
+
+# IANA TLS 1.2 suite names -> OpenSSL names, for SSLEnabledCipherSuites.
+_OPENSSL_CIPHER_NAMES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "DHE-RSA-CHACHA20-POLY1305",
+    "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256": "DHE-RSA-AES128-GCM-SHA256",
+    "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384": "DHE-RSA-AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384": "ECDHE-ECDSA-AES256-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384": "ECDHE-RSA-AES256-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256": "DHE-RSA-AES128-SHA256",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256": "DHE-RSA-AES256-SHA256",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA": "DHE-RSA-AES128-SHA",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA": "DHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA256": "AES256-SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+}
+_IANA_BY_OPENSSL = {v: k for k, v in _OPENSSL_CIPHER_NAMES.items()}
+_TLS13_SUITES = {
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_CCM_SHA256",
+    "TLS_AES_128_CCM_8_SHA256",
+}
+
+
+def split_cipher_suites(text: str) -> tuple[list[str], list[str]]:
+    """
+    SSLEnabledCipherSuites -> (OpenSSL TLS 1.2 names, TLS 1.3 suite names).
+
+    :raises ValueError: for a name tcpserver cannot map.
+    """
+    if text.strip() in ("", "*"):
+        return [], []
+    tls12: list[str] = []
+    tls13: list[str] = []
+    for raw in re.split(r"[;,:]", text):
+        name = raw.strip()
+        if not name:
+            continue
+        if name.upper().startswith("CALG_"):
+            raise ValueError(f"{name}: Windows CALG names exist only with the Windows provider")
+        if name in _TLS13_SUITES:
+            tls13.append(name)
+        elif name in _OPENSSL_CIPHER_NAMES:
+            tls12.append(_OPENSSL_CIPHER_NAMES[name])
+        elif name in _IANA_BY_OPENSSL:
+            tls12.append(name)
+        else:
+            raise ValueError(f"unknown cipher suite {name!r}")
+    return tls12, tls13
+
+
+def check_cipher_suites(text: str) -> None:
+    """Validator for SSLEnabledCipherSuites."""
+    split_cipher_suites(text)
+
+
+def check_cipher_list(text: str) -> None:
+    """Validator for OpenSSLCipherList: OpenSSL must select at least one cipher."""
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(text.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"OpenSSL selects no cipher ({exc})") from None
+
+
+def cipher_bits(name: str) -> int:
+    """Bulk-cipher strength from an OpenSSL or IANA cipher name."""
+    upper = name.upper()
+    if "CHACHA20" in upper or "AES256" in upper or "AES_256" in upper or "CAMELLIA256" in upper:
+        return 256
+    if "AES128" in upper or "AES_128" in upper or "CAMELLIA128" in upper or "SEED" in upper:
+        return 128
+    if "3DES" in upper or "DES-CBC3" in upper or "DES_EDE" in upper:
+        return 112
+    if "RC4" in upper or "IDEA" in upper:
+        return 128
+    if "DES" in upper:
+        return 56
+    return 0
+
+
+_SIGALG_NAMES = {
+    "rsa_pss_sha256": "rsa_pss_rsae_sha256",
+    "rsa_pss_sha384": "rsa_pss_rsae_sha384",
+    "rsa_pss_sha512": "rsa_pss_rsae_sha512",
+    "rsa_pss_pss_sha256": "rsa_pss_pss_sha256",
+    "rsa_pss_pss_sha384": "rsa_pss_pss_sha384",
+    "rsa_pss_pss_sha512": "rsa_pss_pss_sha512",
+    "rsa_pkcs1_sha256": "rsa_pkcs1_sha256",
+    "rsa_pkcs1_sha384": "rsa_pkcs1_sha384",
+    "rsa_pkcs1_sha512": "rsa_pkcs1_sha512",
+    "ecdsa_secp256r1_sha256": "ecdsa_secp256r1_sha256",
+    "ecdsa_secp384r1_sha384": "ecdsa_secp384r1_sha384",
+    "ecdsa_secp521r1_sha512": "ecdsa_secp521r1_sha512",
+    "ed25519": "ed25519",
+    "ed448": "ed448",
+}
+_HASHES = {
+    "sha1": "SHA1",
+    "sha224": "SHA224",
+    "sha256": "SHA256",
+    "sha384": "SHA384",
+    "sha512": "SHA512",
+}
+_SIGS = {"rsa": "RSA", "ecdsa": "ECDSA", "dsa": "DSA"}
+_GROUP_NAMES = {
+    "ecdhe_secp256r1": "P-256",
+    "ecdhe_secp384r1": "P-384",
+    "ecdhe_secp521r1": "P-521",
+    "ecdhe_x25519": "X25519",
+    "ecdhe_x448": "X448",
+    "ffdhe_2048": "ffdhe2048",
+    "ffdhe_3072": "ffdhe3072",
+    "ffdhe_4096": "ffdhe4096",
+    "ffdhe_6144": "ffdhe6144",
+    "ffdhe_8192": "ffdhe8192",
+}
+
+
+def openssl_sigalgs(text: str) -> str:
+    """Manual signature-algorithm names -> an OpenSSL sigalgs list."""
+    out = []
+    for raw in text.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name in _SIGALG_NAMES:
+            out.append(_SIGALG_NAMES[name])
+            continue
+        hash_name, _, sig = name.partition("-")
+        if hash_name in _HASHES and sig in _SIGS:
+            out.append(f"{_SIGS[sig]}+{_HASHES[hash_name]}")
+            continue
+        raise ValueError(f"unknown signature algorithm {raw.strip()!r}")
+    return ":".join(out)
+
+
+def openssl_groups(*texts: str) -> str:
+    """Manual group names (possibly several lists) -> an OpenSSL groups list."""
+    out: list[str] = []
+    for text in texts:
+        for raw in text.split(","):
+            name = raw.strip().lower()
+            if not name:
+                continue
+            if name not in _GROUP_NAMES:
+                raise ValueError(f"unknown group {raw.strip()!r}")
+            if _GROUP_NAMES[name] not in out:
+                out.append(_GROUP_NAMES[name])
+    return ":".join(out)
+
+
+def check_sigalgs(text: str) -> None:
+    """Validator for TLS12/TLS13SignatureAlgorithms."""
+    openssl_sigalgs(text)
+
+
+def check_groups(text: str) -> None:
+    """Validator for the group settings."""
+    openssl_groups(text)
+
+
+def _private_binding(name: str) -> Callable[..., int] | None:
+    """A function from the OpenSSL bindings pyOpenSSL uses, if this build has it."""
+    try:
+        from OpenSSL._util import lib  # optional and private: feature-detected
+    except ImportError:  # pragma: no cover - depends on the pyOpenSSL build
+        return None
+    found: Callable[..., int] | None = getattr(lib, name, None)
+    return found
+
+
+def can_set_sigalgs() -> bool:
+    """Whether this pyOpenSSL build lets tcpserver restrict signature algorithms."""
+    return _private_binding("SSL_CTX_set1_sigalgs_list") is not None
+
+
+def can_set_groups() -> bool:
+    """Whether this pyOpenSSL build lets tcpserver restrict key-exchange groups."""
+    return _private_binding("SSL_CTX_set1_curves_list") is not None
+
+
+def _apply_list(context: SSL.Context, function: str, value: str, setting: str) -> None:
+    bound = _private_binding(function)
+    raw = getattr(context, "_context", None)
+    if bound is None or raw is None:
+        raise TCPServerError(
+            errors.NOT_SUPPORTED,
+            f"{setting}: this pyOpenSSL build offers no way to set it; leave the default",
+        )
+    if bound(raw, value.encode("ascii")) != 1:
+        raise TCPServerError(errors.INVALID_ARGUMENT, f"{setting}: OpenSSL refused {value!r}")
+
+
+# -- client certificate verification ------------------------------------------------
+
+#: SSLSecurityFlags bits tcpserver acts on.
+IGNORE_TIME_VALIDITY = 0x00000001
+ALLOW_UNKNOWN_CA = 0x00000010
+_UNKNOWN_CA_ERRORS = {2, 18, 19, 20, 21}  # unable to get issuer / self-signed / no local issuer
+_TIME_ERRORS = {9, 10, 13, 14}
+
+
+def verify_client(
+    leaf: x509.Certificate,
+    chain: Iterable[x509.Certificate],
+    trusted: list[x509.Certificate],
+    ca_file: str,
+    ca_dir: str,
+    flags: int,
+) -> tuple[bool, str]:
+    """
+    Verify a client certificate chain.
+
+    :returns: ``(accepted, status)`` - ``status`` is ``"OK"`` or OpenSSL's
+        reason, e.g. ``"unable to get local issuer certificate"``.
+    """
+    store = crypto.X509Store()
+    for certificate in trusted:
+        store.add_cert(crypto.X509.from_cryptography(certificate))
+    if ca_file or ca_dir:
+        try:
+            store.load_locations(ca_file or None, ca_dir or None)
+        except crypto.Error as exc:
+            return False, f"cannot load OpenSSLCAFile/OpenSSLCADir: {exc}"
+    if flags & IGNORE_TIME_VALIDITY:
+        # verify at a moment the leaf is valid: time checks cannot fail
+        store.set_time(
+            leaf.not_valid_before_utc.replace(tzinfo=None) + datetime.timedelta(seconds=1)
+        )
+    intermediates = [crypto.X509.from_cryptography(c) for c in chain if c != leaf]
+    context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(leaf), intermediates)
+    try:
+        context.verify_certificate()
+    except crypto.X509StoreContextError as exc:
+        code = exc.errors[0] if exc.errors else -1
+        if flags & ALLOW_UNKNOWN_CA and code in _UNKNOWN_CA_ERRORS:
+            return True, "OK (unknown CA allowed by SSLSecurityFlags)"
+        if flags & IGNORE_TIME_VALIDITY and code in _TIME_ERRORS:
+            return True, "OK (time validity ignored by SSLSecurityFlags)"
+        return False, str(exc)
+    return True, "OK"
+
+
+# -- contexts ----------------------------------------------------------------------------
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class _ConnectionCreator:
+    """Makes the OpenSSL connection for one TLS engine, tagged with its protocol."""
+
+    def __init__(self, context: SSL.Context) -> None:
+        self.context = context
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:  # noqa: N803
+        connection = SSL.Connection(self.context, None)
+        connection.set_app_data(tlsProtocol)
+        return connection
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:  # noqa: N803
+        raise NotImplementedError("tcpserver is a server")
+
+
+ALERTS = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    22: "record_overflow",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    112: "unrecognized_name",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+_CB_READ_ALERT = 0x4004
+_CB_WRITE_ALERT = 0x4008
+
+
+class TLSContexts:
+    """
+    One OpenSSL context (and Twisted TLS factory) per certificate, built from
+    the current SSL settings and cached until one of them changes.
+
+    :param settings: the factory's settings.
+    :param on_alert: called as ``on_alert(connection, direction, level, name)``
+        for every TLS alert sent or received.
+    :param on_keylog: called as ``on_keylog(line)`` for every NSS key-log line.
     """
 
     def __init__(
         self,
-        store_type: CertStoreType | int,
-        store: str | bytes,
-        store_password: str = "",
-        subject: str = "*",
+        settings: Settings,
+        wrapped_factory: Factory,
+        on_alert: Callable[[SSL.Connection, str, str, str], None],
     ) -> None:
-        try:
-            self.store_type = CertStoreType(store_type)
-        except ValueError:
+        self._settings = settings
+        self._wrapped_factory = wrapped_factory
+        self._on_alert = on_alert
+        self._cache: dict[int, tuple[Certificate, TLSMemoryBIOFactory]] = {}
+        self._trusted: list[x509.Certificate] | None = None
+
+    def invalidate(self) -> None:
+        """Forget built contexts (a TLS setting changed)."""
+        self._cache.clear()
+        self._trusted = None
+
+    def factory_for(self, certificate: Certificate) -> TLSMemoryBIOFactory:
+        """The TLS factory serving ``certificate`` (built on first use)."""
+        cached = self._cache.get(id(certificate))
+        if cached is not None and cached[0] is certificate:
+            return cached[1]
+        context = self.build_context(certificate)
+        tls_factory = TLSMemoryBIOFactory(_ConnectionCreator(context), False, self._wrapped_factory)
+        tls_factory.noisy = False
+        self._cache[id(certificate)] = (certificate, tls_factory)
+        return tls_factory
+
+    def trusted(self) -> list[x509.Certificate]:
+        """SSLClientCACerts, parsed once."""
+        if self._trusted is None:
+            self._trusted = load_pem_certificates(
+                self._settings["SSLClientCACerts"], "SSLClientCACerts"
+            )
+        return self._trusted
+
+    def build_context(self, certificate: Certificate) -> SSL.Context:
+        """A new OpenSSL context for ``certificate`` and the current settings."""
+        settings = self._settings
+        if certificate._key is None:
             raise TCPServerError(
-                errors.INVALID_ARGUMENT, f"unknown certificate store type {store_type!r}"
-            ) from None
-        self.store = store
-        self.store_password = store_password
-        self.subject = subject
+                errors.CANNOT_ACQUIRE_CREDENTIALS,
+                f"certificate {certificate.subject!r} has no private key: a server needs one",
+            )
+        lowest, highest = protocol_range(settings["SSLEnabledProtocols"])
+        version_options: dict[str, Any] = {}
+        if lowest < CertificateOptions._defaultMinimumTLSVersion:
+            version_options["insecurelyLowerMinimumTo"] = lowest
+        elif lowest > CertificateOptions._defaultMinimumTLSVersion:
+            version_options["raiseMinimumTo"] = lowest
+        if highest < TLSVersion.TLSv1_3:
+            version_options["lowerMaximumSecurityTo"] = highest
+        tls12, tls13 = split_cipher_suites(settings["SSLEnabledCipherSuites"])
+        cipher_string = settings["OpenSSLCipherList"]
+        if tls12:
+            cipher_string = ":".join(tls12)
+        if settings["SSLCipherStrength"]:
+            cipher_string, tls13 = _strong_enough(
+                cipher_string, tls13, settings["SSLCipherStrength"]
+            )
+        legacy = lowest < TLSVersion.TLSv1_2
+        ciphers = None
+        if cipher_string != "DEFAULT" and not legacy:
+            ciphers = AcceptableCiphers.fromOpenSSLCipherString(cipher_string)
+        reuse = bool(settings["ReuseSSLSession"])
+        # cryptography objects go straight in (pyOpenSSL's own types are deprecated)
+        chain: list[Any] = list(certificate._chain)
+        chain += load_pem_certificates(settings["SSLCACerts"], "SSLCACerts")
+        options = CertificateOptions(
+            privateKey=certificate._key,
+            certificate=certificate._x509,  # type: ignore[arg-type]  # pyOpenSSL takes it
+            extraCertChain=chain,
+            acceptableCiphers=ciphers,
+            enableSessions=reuse,
+            enableSessionTickets=reuse,
+            **version_options,
+        )
+        context = options.getContext()
+        if legacy:
+            # OpenSSL 3 refuses TLS < 1.2 at its default security level.
+            base = cipher_string if cipher_string != "DEFAULT" else "DEFAULT"
+            context.set_cipher_list(f"{base}:@SECLEVEL=0".encode("ascii"))
+        if tls13:
+            context.set_tls13_ciphersuites(":".join(tls13).encode("ascii"))
+        if not settings["SSLEnableRenegotiation"]:
+            context.set_options(SSL.OP_NO_RENEGOTIATION)
+        defaults = {s: _default(s) for s in _LIST_SETTINGS}
+        sigalgs12, sigalgs13 = (
+            settings["TLS12SignatureAlgorithms"],
+            settings["TLS13SignatureAlgorithms"],
+        )
+        if (
+            sigalgs12 != defaults["TLS12SignatureAlgorithms"]
+            or sigalgs13 != defaults["TLS13SignatureAlgorithms"]
+        ):
+            combined = ",".join(x for x in (sigalgs13, sigalgs12) if x.strip())
+            _apply_list(
+                context,
+                "SSL_CTX_set1_sigalgs_list",
+                openssl_sigalgs(combined),
+                "TLS12/TLS13SignatureAlgorithms",
+            )
+        groups12, groups13 = settings["TLS12SupportedGroups"], settings["TLS13SupportedGroups"]
+        if (
+            groups12 != defaults["TLS12SupportedGroups"]
+            or groups13 != defaults["TLS13SupportedGroups"]
+        ):
+            _apply_list(
+                context,
+                "SSL_CTX_set1_curves_list",
+                openssl_groups(groups13, groups12),
+                "TLS12/TLS13SupportedGroups",
+            )
+        if settings["SSLAuthenticateClients"]:
+            # Ask for a certificate but let every handshake finish: the
+            # verdict is reported through ssl_client_authentication.
+            context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _accept_any)
+            for authority in self.trusted():
+                context.add_client_ca(authority)  # advertised CA names
+        key_log = settings["SSLKeyLogFile"]
+        if key_log:
+            context.set_keylog_callback(_key_logger(key_log))
+        context.set_info_callback(self._info)
+        return context
 
-    def __repr__(self) -> str:
-        return f"<Certificate {self.store_type.name} subject={self.subject!r}>"
+    def _info(self, connection: SSL.Connection, where: int, ret: int) -> None:
+        if where & _CB_READ_ALERT == _CB_READ_ALERT or where & _CB_WRITE_ALERT == _CB_WRITE_ALERT:
+            direction = "received" if where & _CB_READ_ALERT == _CB_READ_ALERT else "sent"
+            level = "fatal" if (ret >> 8) == 2 else "warning"
+            name = ALERTS.get(ret & 0xFF, f"alert {ret & 0xFF}")
+            self._on_alert(connection, direction, level, name)
 
 
-def negotiated(transport: Any, name: str) -> str:
-    """A per-connection TLS read-out; ``""`` on a plaintext connection."""
+def _strong_enough(cipher_string: str, tls13: list[str], minimum: int) -> tuple[str, list[str]]:
+    """
+    Keep the ciphers of at least ``minimum`` bits (SSLCipherStrength).
+
+    Probed on a throwaway context: OpenSSL reports the ciphers a cipher string
+    selects only through a connection, and a context that made one can no
+    longer change.
+    """
+    probe = SSL.Context(SSL.TLS_METHOD)
+    probe.set_cipher_list(cipher_string.encode("ascii"))
+    if tls13:
+        probe.set_tls13_ciphersuites(":".join(tls13).encode("ascii"))
+    names = [n for n in SSL.Connection(probe, None).get_cipher_list() if cipher_bits(n) >= minimum]
+    strong12 = [n for n in names if not n.startswith("TLS_")]
+    strong13 = [n for n in names if n.startswith("TLS_")]
+    if not strong12 and not strong13:
+        raise TCPServerError(
+            errors.INVALID_ARGUMENT,
+            f"SSLCipherStrength={minimum}: no enabled cipher is that strong",
+        )
+    # an empty TLS 1.2 list would disable TLS 1.2; keep what OpenSSL calls eNULL-free HIGH
+    return ":".join(strong12) if strong12 else "HIGH:!aNULL:!eNULL", strong13
+
+
+_LIST_SETTINGS = (
+    "TLS12SignatureAlgorithms",
+    "TLS13SignatureAlgorithms",
+    "TLS12SupportedGroups",
+    "TLS13SupportedGroups",
+)
+
+
+def _default(name: str) -> Any:
+    return lookup(name).default
+
+
+def _accept_any(
+    connection: SSL.Connection, certificate: crypto.X509, errno: int, depth: int, ok: int
+) -> bool:
+    return True
+
+
+def _key_logger(path: str) -> Callable[[SSL.Connection, bytes], None]:
+    def write(connection: SSL.Connection, line: bytes) -> None:
+        # NSS key log format, appended; a debugging aid (the write is small).
+        try:
+            with open(path, "ab") as handle:
+                handle.write(line + b"\n")
+        except OSError as exc:
+            _log.warn("cannot append to SSLKeyLogFile {path!r}: {error}", path=path, error=exc)
+
+    return write
+
+
+# -- per-connection read-outs --------------------------------------------------------------
+
+_GROUP_BITS = {
+    "x25519": 253,
+    "x448": 448,
+    "secp256r1": 256,
+    "prime256v1": 256,
+    "secp384r1": 384,
+    "secp521r1": 521,
+    "ffdhe2048": 2048,
+    "ffdhe3072": 3072,
+    "ffdhe4096": 4096,
+    "ffdhe6144": 6144,
+    "ffdhe8192": 8192,
+    "x25519mlkem768": 768,
+    "secp256r1mlkem768": 768,
+    "secp384r1mlkem1024": 1024,
+}
+
+
+def negotiated(connection: SSL.Connection | None, name: str) -> str:
+    """
+    A ``SSLNegotiated*`` read-out for one TLS connection (``""`` before the
+    handshake or on a plaintext connection).
+    """
+    if connection is None:
+        return ""
+    cipher = connection.get_cipher_name()
+    if cipher is None:
+        return ""
+    if name == "SSLNegotiatedCipher":
+        return cipher
+    if name == "SSLNegotiatedCipherStrength":
+        return str(connection.get_cipher_bits() or 0)
+    if name == "SSLNegotiatedCipherSuite":
+        if cipher.startswith("TLS_"):
+            return cipher
+        return _IANA_BY_OPENSSL.get(cipher, cipher)
+    if name == "SSLNegotiatedVersion":
+        return connection.get_protocol_version_name()
+    group = (connection.get_group_name() or "").lower()
+    if name == "SSLNegotiatedKeyExchange":
+        if cipher.startswith("TLS_") or cipher.startswith(("ECDHE", "DHE")):
+            kind = "DHE" if group.startswith("ffdhe") or cipher.startswith("DHE") else "ECDHE"
+            return f"{kind} ({group})" if group else kind
+        return "RSA"
+    if name == "SSLNegotiatedKeyExchangeStrength":
+        return str(_GROUP_BITS.get(group, 0))
     return ""

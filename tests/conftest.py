@@ -18,7 +18,7 @@ import os
 
 import pytest
 import pytest_twisted
-from helpers import LogCapture, Recorder
+from helpers import LogCapture, Recorder, TLSFiles
 from hypothesis import settings as hypothesis_settings
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -57,3 +57,9 @@ def server():
 @pytest.fixture
 def recorder(server):
     return Recorder(server)
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory):
+    """Certificates for the TLS tests (a CA, server, SNI, client and stranger)."""
+    return TLSFiles(tmp_path_factory.mktemp("tls"))

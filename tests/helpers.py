@@ -225,3 +225,106 @@ def read_until(
             break
         got += chunk
     return got
+
+
+class TLSFiles:
+    """Test certificates, made fresh by trustme (nothing opaque is checked in)."""
+
+    def __init__(self, directory: Any) -> None:
+        import trustme
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        self.directory = directory
+        self.ca = trustme.CA(organization_name="tcpserver test CA")
+        self.other_ca = trustme.CA(organization_name="someone else's CA")
+        self.ca_pem = directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_pem))
+        server = self.ca.issue_cert(
+            "localhost", "127.0.0.1", "::1", common_name="localhost", key_type=trustme.KeyType.RSA
+        )
+        self.server_pem = directory / "server.pem"  # key + certificate chain
+        server.private_key_and_cert_chain_pem.write_to_path(str(self.server_pem))
+        self.server_cert_pem = directory / "server.crt"
+        server.cert_chain_pems[0].write_to_path(str(self.server_cert_pem))
+        self.server_key_pem = directory / "server.key"
+        server.private_key_pem.write_to_path(str(self.server_key_pem))
+        other = self.ca.issue_cert("other.example", common_name="other.example")
+        self.other_pem = directory / "other.pem"
+        other.private_key_and_cert_chain_pem.write_to_path(str(self.other_pem))
+        client = self.ca.issue_cert("client@example.org", common_name="test client")
+        self.client_pem = directory / "client.pem"
+        client.private_key_and_cert_chain_pem.write_to_path(str(self.client_pem))
+        self.client_cert_pem = directory / "client.crt"
+        client.cert_chain_pems[0].write_to_path(str(self.client_cert_pem))
+        self.client_key_pem = directory / "client.key"
+        client.private_key_pem.write_to_path(str(self.client_key_pem))
+        stranger = self.other_ca.issue_cert("stranger@example.org", common_name="stranger")
+        self.stranger_pem = directory / "stranger.pem"
+        stranger.private_key_and_cert_chain_pem.write_to_path(str(self.stranger_pem))
+        # an encrypted key and a PFX, both with a password
+        key = serialization.load_pem_private_key(server.private_key_pem.bytes(), None)
+        self.password = "s3cret"
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self.password.encode()),
+        )
+        self.encrypted_pem = directory / "encrypted.pem"
+        self.encrypted_pem.write_bytes(encrypted + server.cert_chain_pems[0].bytes())
+        from cryptography import x509
+
+        certificate = x509.load_pem_x509_certificate(server.cert_chain_pems[0].bytes())
+        ca_certificate = x509.load_pem_x509_certificate(self.ca.cert_pem.bytes())
+        self.pfx = directory / "server.pfx"
+        self.pfx.write_bytes(
+            pkcs12.serialize_key_and_certificates(
+                b"server",
+                key,
+                certificate,
+                [ca_certificate],
+                serialization.BestAvailableEncryption(self.password.encode()),
+            )
+        )
+        self.server_der = directory / "server.der"
+        self.server_der.write_bytes(certificate.public_bytes(serialization.Encoding.DER))
+
+    def certificate(self, path: Any = None, **kw: Any) -> Any:
+        from tcpserver import Certificate, CertStoreType
+
+        return Certificate(CertStoreType.PEM_KEY_FILE, str(path or self.server_pem), **kw)
+
+    def client_context(self, *, cert: Any = None, alpn: Any = None) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.ca_pem))
+        if cert is not None:
+            context.load_cert_chain(str(cert))
+        return context
+
+
+def tls_client(
+    port: int,
+    context: Any,
+    send: bytes = b"",
+    expect: int = 0,
+    *,
+    server_name: str = "localhost",
+    timeout: float = 5.0,
+) -> tuple[bytes, Any]:
+    """Connect with TLS, send, read ``expect`` bytes; return them and the SSL socket info."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as sock,
+    ):
+        if send:
+            sock.sendall(send)
+        got = read_until(sock, expect, timeout) if expect else b""
+        info = {
+            "version": sock.version(),
+            "cipher": sock.cipher(),
+            "peer": sock.getpeercert(),
+            "session_reused": sock.session_reused,
+            "session": sock.session,
+        }
+        return got, info

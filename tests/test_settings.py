@@ -315,19 +315,3 @@ def test_mask_sensitive_data_keeps_payload_out_of_logs(logged):
     text = "\n".join(logged.messages())
     logged.flush(ZeroDivisionError)
     assert "visible-now" in text
-
-
-def test_tls_settings_are_refused_until_tls_exists():
-    server = TCPServer()
-    for config in (
-        "DefaultConnectionTimeout=5",
-        "SSLEnabledProtocols=12288",
-        "OpenSSLCipherList=HIGH",
-    ):
-        with pytest.raises(TCPServerError) as caught:
-            server.config(config)
-        assert caught.value.code == 10045
-    with pytest.raises(TCPServerError):
-        server.ssl_start_mode = SSLStartMode.IMPLICIT
-    with pytest.raises(TCPServerError):
-        server.ssl_cert = Certificate(CertStoreType.PEM_KEY_FILE, "server.pem")

@@ -1,0 +1,402 @@
+"""TLS on one connection: ClientHello, certificate choice, engine, handshake.
+
+A :class:`TLSSession` is created when TLS starts on a connection (at accept
+for IMPLICIT, on a first byte of 0x16 for AUTOMATIC, at ``start_ssl()`` for
+EXPLICIT).  It
+
+1. collects the client's first flight and parses the ClientHello itself
+   (:mod:`tcpserver._clienthello`), fires ``ssl_connection_request`` - which
+   may pick the certificate, even asynchronously - and fetches the cached
+   context for that certificate;
+2. then starts Twisted's ``TLSMemoryBIOProtocol`` as the connection's TLS
+   engine and replays the buffered bytes into it; decrypted data goes to the
+   protocol's framing, and the protocol's writes go through the engine;
+3. on handshake completion, checks the client certificate (if asked for) and
+   fires ``ssl_client_authentication``, then tells the protocol the
+   connection is up.
+
+Failures (not a ClientHello, no certificate, handshake timeout, OpenSSL
+errors, a refused client certificate) cost only this connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from typing_extensions import override
+from zope.interface import directlyProvides, implementer, providedBy
+
+from tcpserver import errors
+from tcpserver._clienthello import MAX_CLIENT_HELLO, ClientHelloError, ClientHelloParser
+from tcpserver.certificates import Certificate, format_name
+from tcpserver.errors import TCPServerError
+from tcpserver.events import SSLClientAuthentication, SSLConnectionRequest
+from tcpserver.tls import negotiated, verify_client
+
+if TYPE_CHECKING:
+    from tcpserver.protocol import TCPServerProtocol
+
+__all__ = ["RecordTracer", "TLSSession"]
+
+_RECORD_TYPES = {
+    20: "change_cipher_spec",
+    21: "alert",
+    22: "handshake",
+    23: "application_data",
+    24: "heartbeat",
+}
+
+
+class RecordTracer:
+    """Finds TLS record headers in a byte stream cut anywhere (LogSSLPackets)."""
+
+    __slots__ = ("_header", "_skip")
+
+    def __init__(self) -> None:
+        self._skip = 0  # payload bytes of the current record still to pass
+        self._header = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, int]]:
+        """``(record type, length)`` for every record header completed by ``data``."""
+        found = []
+        view = memoryview(data)
+        while view:
+            if self._skip:
+                step = min(self._skip, len(view))
+                self._skip -= step
+                view = view[step:]
+                continue
+            need = 5 - len(self._header)
+            self._header += bytes(view[:need])
+            view = view[need:]
+            if len(self._header) == 5:
+                kind = _RECORD_TYPES.get(self._header[0], f"type {self._header[0]}")
+                length = int.from_bytes(self._header[3:5], "big")
+                found.append((kind, length))
+                self._skip = length
+                self._header = b""
+        return found
+
+
+class _TracingTransport:
+    """The engine's transport when LogSSLPackets is on: reports sent records."""
+
+    def __init__(self, transport: Any, session: TLSSession) -> None:
+        self._transport = transport
+        self._session = session
+        self._tracer = RecordTracer()
+        directlyProvides(self, providedBy(transport))
+
+    def write(self, data: bytes) -> None:
+        self._session.trace("sent", self._tracer.feed(data))
+        self._transport.write(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@implementer(IHandshakeListener)
+class _Plaintext(Protocol):
+    """The TLS engine's application side: hands everything to the session."""
+
+    def __init__(self, session: TLSSession) -> None:
+        self._session = session
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        self._session.owner._plaintext_received(data)
+
+    @override
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._session.owner._connection_lost(self._session.adjust_reason(reason))
+
+    def handshakeCompleted(self) -> None:
+        self._session.handshake_done()
+
+
+class TLSSession:
+    """TLS state of one connection; see the module docstring."""
+
+    def __init__(self, owner: TCPServerProtocol) -> None:
+        self.owner = owner
+        settings = owner.factory._settings
+        self.engine: TLSMemoryBIOProtocol | None = None
+        self.certificate: Certificate | None = None
+        self.up = False  # handshake (and client check) done
+        self.waiters: list[Deferred[None]] = []  # start_ssl() callers
+        self._parser: ClientHelloParser | None = ClientHelloParser()
+        self._raw: list[bytes] = []
+        self._raw_len = 0
+        self._chosen = False
+        self._tls_factory: Any = None
+        self._forwarded_loss = False
+        self._raw_reason: Failure | None = None
+        self._timeout: float = settings["DefaultConnectionTimeout"]
+        self._timer: IDelayedCall | None = None
+        self._trace_in = RecordTracer() if settings["LogSSLPackets"] else None
+
+    # -- phase 1: the ClientHello ------------------------------------------------------
+
+    def start(self) -> None:
+        """Wait for the client's first flight."""
+        if self._timeout:
+            self._timer = self.owner._clock.callLater(self._timeout, self._timed_out)
+        self.owner._ssl_status("TLS: waiting for the ClientHello")
+
+    def data(self, data: bytes) -> None:
+        """Raw bytes from the socket."""
+        if self._trace_in is not None:
+            self.trace("received", self._trace_in.feed(data))
+        if self._timer is not None:
+            self._timer.reset(self._timeout)
+        if self.engine is not None:
+            self.engine.dataReceived(data)
+            return
+        self._raw.append(data)
+        self._raw_len += len(data)
+        if self._parser is None:  # ClientHello seen; the engine starts soon
+            if self._raw_len > MAX_CLIENT_HELLO:
+                self.fail(errors.HANDSHAKE_ERROR, "too much data before the handshake started")
+            return
+        try:
+            hello = self._parser.feed(data)
+        except ClientHelloError as exc:
+            self.fail(
+                errors.HANDSHAKE_ERROR,
+                f"{errors.description_for(276)} Not a TLS ClientHello: {exc}",
+            )
+            return
+        if hello is None:
+            return
+        self._parser = None
+        owner = self.owner
+        owner._ssl_status(
+            f"ClientHello: {', '.join(hello.versions)} offered, server name "
+            f"{hello.server_name or '(none)'}, {len(hello.cipher_suites)} cipher suites"
+        )
+        event = SSLConnectionRequest(
+            owner.connection_id,
+            hello.server_name,
+            hello.cipher_suite_names,
+            hello.signature_algorithm_names,
+        )
+        waiting = owner.factory._dispatch("ssl_connection_request", event)
+        if waiting is None:
+            self._choose(event)
+        else:
+            owner._hold_reading_for_tls(True)
+            waiting.addCallback(lambda _: self._choose(event))
+
+    def _choose(self, event: SSLConnectionRequest) -> None:
+        owner = self.owner
+        owner._hold_reading_for_tls(False)
+        if owner._lost is not None:
+            return
+        certificate = event.certificate or owner.factory._settings["SSLCert"]
+        if certificate is None:
+            self.fail(
+                errors.NO_SERVER_CERTIFICATE,
+                f"{errors.description_for(282)} Set ssl_cert, or choose one in "
+                "ssl_connection_request",
+            )
+            return
+        if not isinstance(certificate, Certificate):
+            self.fail(
+                errors.INVALID_ARGUMENT,
+                f"ssl_connection_request set certificate to {certificate!r}, not a Certificate",
+            )
+            return
+        try:
+            self._tls_factory = owner.factory._tls_contexts.factory_for(certificate)
+        except TCPServerError as exc:
+            self.fail(exc.code, exc.description)
+            return
+        except Exception as exc:  # noqa: BLE001 - one connection must not break the server
+            owner._log.failure(
+                "building the TLS context for {subject}", subject=certificate.subject
+            )
+            self.fail(
+                errors.CANNOT_ACQUIRE_CREDENTIALS,
+                f"{errors.description_for(273)} {type(exc).__name__}: {exc}",
+            )
+            return
+        self.certificate = certificate
+        self._chosen = True
+        owner._ssl_status(f"certificate: {certificate.subject}")
+        owner._maybe_start_engine()
+
+    @property
+    def ready(self) -> bool:
+        """A certificate is chosen; the engine may start."""
+        return self._chosen and self.engine is None
+
+    # -- phase 2: the engine -------------------------------------------------------------
+
+    def start_engine(self) -> TLSMemoryBIOProtocol:
+        """Start the TLS engine and replay the client's first flight into it."""
+        owner = self.owner
+        tls_factory = self._tls_factory
+        # The plain TLSMemoryBIOProtocol, not the factory's BufferingTLSTransport:
+        # the protocol already gathers each read batch's writes into one.
+        engine = TLSMemoryBIOProtocol(tls_factory, _Plaintext(self), False)
+        transport: Any = owner.transport
+        if self._trace_in is not None:
+            transport = _TracingTransport(transport, self)
+        engine.makeConnection(transport)
+        self.engine = engine
+        replay = b"".join(self._raw)
+        self._raw = []
+        self._raw_len = 0
+        engine.dataReceived(replay)
+        return engine
+
+    def handshake_done(self) -> None:
+        """The engine finished the handshake."""
+        self._cancel_timer()
+        owner = self.owner
+        connection = self.handle
+        owner._ssl_status(
+            f"handshake complete: {negotiated(connection, 'SSLNegotiatedVersion')} "
+            f"{negotiated(connection, 'SSLNegotiatedCipher')} "
+            f"({negotiated(connection, 'SSLNegotiatedCipherStrength')} bits)"
+        )
+        settings = owner.factory._settings
+        if not settings["SSLAuthenticateClients"]:
+            self._finish()
+            return
+        assert connection is not None
+        peer = connection.get_peer_certificate(as_cryptography=True)
+        chain = connection.get_peer_cert_chain(as_cryptography=True) or []
+        if peer is None:
+            accept, status, encoded = False, "No client certificate was presented", b""
+            subject = issuer = ""
+        else:
+            accept, status = verify_client(
+                peer,
+                chain,
+                owner.factory._tls_contexts.trusted(),
+                settings["OpenSSLCAFile"],
+                settings["OpenSSLCADir"],
+                settings["SSLSecurityFlags"],
+            )
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            shown = chain if settings["SSLIncludeCertChain"] and chain else [peer]
+            encoded = b"".join(c.public_bytes(Encoding.PEM) for c in shown)
+            subject, issuer = format_name(peer.subject), format_name(peer.issuer)
+        owner._ssl_status(f"client certificate: {subject or '(none)'}; verification: {status}")
+        event = SSLClientAuthentication(
+            owner.connection_id, encoded, subject, issuer, status, accept
+        )
+        waiting = owner.factory._dispatch("ssl_client_authentication", event)
+        if waiting is None:
+            self._judged(event)
+        else:
+            owner._hold_reading_for_tls(True)
+            waiting.addCallback(lambda _: self._judged(event))
+
+    def _judged(self, event: SSLClientAuthentication) -> None:
+        owner = self.owner
+        owner._hold_reading_for_tls(False)
+        if owner._lost is not None:
+            return
+        if not event.accept:
+            code = (
+                errors.NO_CLIENT_CERTIFICATE
+                if not event.cert_encoded
+                else (errors.CERTIFICATE_VERIFY_ERROR)
+            )
+            self.fail(
+                code, f"{errors.description_for(code)} Client certificate refused: {event.status}"
+            )
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        self.up = True
+        waiters, self.waiters = self.waiters, []
+        self.owner._tls_up()
+        for waiting in waiters:
+            waiting.callback(None)
+
+    # -- failure and loss ----------------------------------------------------------------
+
+    def fail(self, code: int, description: str) -> None:
+        """Give up on TLS for this connection."""
+        self._cancel_timer()
+        self.owner._tls_failed(code, description)
+
+    def fail_waiters(self, error: TCPServerError) -> None:
+        """The connection closed before the handshake finished."""
+        self._cancel_timer()
+        waiters, self.waiters = self.waiters, []
+        for waiting in waiters:
+            waiting.errback(Failure(error))
+
+    def forward_loss(self, reason: Failure) -> bool:
+        """
+        Let the engine see the socket close first, so the application hears
+        the TLS-level reason (a handshake error rather than a plain close).
+
+        :returns: whether the engine took it (it then calls back the protocol).
+        """
+        if self.engine is None or self._forwarded_loss:
+            return False
+        self._forwarded_loss = True
+        self._raw_reason = reason
+        self.engine.connectionLost(reason)
+        return True
+
+    def adjust_reason(self, reason: Failure) -> Failure:
+        """
+        Twisted reports a TCP close without a TLS close_notify as a lost
+        connection.  Many clients close that way; when the TCP close itself
+        was clean, report it as clean (status 0).
+        """
+        raw = self._raw_reason
+        if (
+            raw is not None
+            and raw.check(ConnectionDone)
+            and reason.check(ConnectionLost)
+            and self.up
+        ):
+            return raw
+        return reason
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self.fail(
+            errors.TIMED_OUT,
+            f"{errors.description_for(errors.TIMED_OUT)} The TLS handshake made no "
+            f"progress for {self._timeout}s (DefaultConnectionTimeout)",
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    # -- reporting ---------------------------------------------------------------------
+
+    @property
+    def handle(self) -> Any:
+        """The OpenSSL connection (``None`` before the engine starts)."""
+        return self.engine.getHandle() if self.engine is not None else None
+
+    def readout(self, name: str) -> str:
+        """A per-connection ``SSLNegotiated*`` read-out."""
+        return negotiated(self.handle, name) if self.up else ""
+
+    def trace(self, direction: str, records: list[tuple[str, int]]) -> None:
+        for kind, length in records:
+            self.owner._ssl_status(f"record {direction}: {kind}, {length} bytes")
