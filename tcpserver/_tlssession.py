@@ -291,7 +291,10 @@ class TLSSession:
             )
             from cryptography.hazmat.primitives.serialization import Encoding
 
-            shown = chain if settings["SSLIncludeCertChain"] and chain else [peer]
+            # a server's view of the peer chain leaves the leaf out
+            shown = [peer]
+            if settings["SSLIncludeCertChain"]:
+                shown += [c for c in chain if c != peer]
             encoded = b"".join(c.public_bytes(Encoding.PEM) for c in shown)
             subject, issuer = format_name(peer.subject), format_name(peer.issuer)
         owner._ssl_status(f"client certificate: {subject or '(none)'}; verification: {status}")

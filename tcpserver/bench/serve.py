@@ -1,0 +1,54 @@
+"""The benchmark echo server (``python -m tcpserver.bench serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_server(port: int, tls: tuple[str, str] | None, backlog: int) -> object:
+    """A TCPServer that echoes every line, as the benchmark contract says."""
+    from tcpserver import Certificate, CertStoreType, SSLStartMode, TCPServer
+
+    server = TCPServer(
+        local_host="127.0.0.1",
+        local_port=port,
+        default_eol=b"\n",
+        default_max_line_length=1 << 20,  # lines up to 4 KiB must come whole
+        connection_backlog=backlog,
+    )
+    server.config("MaxConnections=100000")
+    server.config("TcpNoDelay=True")
+    if tls is not None:
+        cert, key = tls
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            blob = c.read() + b"\n" + k.read()
+        server.ssl_cert = Certificate(CertStoreType.PEM_KEY_BLOB, blob)
+        server.ssl_start_mode = SSLStartMode.IMPLICIT
+    send = server.send
+
+    def echo_line(event: object) -> None:
+        send(event.connection_id, event.text + b"\n")  # type: ignore[attr-defined]
+
+    server.on("data_in", echo_line)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tcpserver.bench serve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--backlog", type=int, default=4096)
+    args = parser.parse_args(argv)
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    server = build_server(args.port, tuple(args.tls) if args.tls else None, args.backlog)
+    server.start_listening()  # type: ignore[attr-defined]
+    print(
+        f"tcpserver bench echo on 127.0.0.1:{args.port} tls={bool(args.tls)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    server.run()  # type: ignore[attr-defined]
+    return 0
