@@ -98,9 +98,8 @@ class _ConnectionMap(Mapping[str, Connection]):
         self._protocols = protocols
 
     def __getitem__(self, connection_id: str) -> Connection:
-        connection = self._protocols[connection_id].connection
-        assert connection is not None
-        return connection
+        # Views are made on demand: an idle connection carries no view object.
+        return Connection(self._protocols[connection_id])
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._protocols))
@@ -349,10 +348,7 @@ class TCPServerFactory(ServerFactory):
                 continue
             if result is None:
                 continue
-            waiting = _to_deferred(result)
-            if waiting is None:
-                continue
-            finished = self._observe(waiting, name, listener, event)
+            finished = self._result_deferred(result, name, listener, event)
             if finished is None:
                 continue
             if pending is None:
@@ -364,6 +360,19 @@ class TCPServerFactory(ServerFactory):
         if len(pending) == 1:
             return pending[0]
         return DeferredList(pending)
+
+    def _result_deferred(
+        self, result: object, name: str, listener: Listener, event: Any
+    ) -> Deferred[None] | None:
+        """
+        What to wait for after a listener returned ``result``: ``None`` for a
+        plain value or an already-completed awaitable, else a Deferred that
+        fires when it completes.
+        """
+        waiting = _to_deferred(result)
+        if waiting is None:
+            return None
+        return self._observe(waiting, name, listener, event)
 
     def _observe(
         self, waiting: Deferred[Any], name: str, listener: Listener, event: Any
@@ -498,7 +507,6 @@ class TCPServerFactory(ServerFactory):
     def _register(self, protocol: TCPServerProtocol) -> None:
         connection_id = f"{self.id_prefix}{next(self._ids)}"
         protocol.connection_id = connection_id
-        protocol.connection = Connection(protocol)
         self._protocols[connection_id] = protocol
         self.stats["accepted"] += 1
 

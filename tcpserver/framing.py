@@ -51,18 +51,23 @@ class Framer:
     """
 
     __slots__ = (
+        "_batch",
+        "_batch_start",
         "_buf",
         "_cr",
         "_eol",
         "_held",
         "_held_len",
         "_lf",
+        "_limit",
         "_pos",
         "_record_length",
         "_scan",
         "_single",
         "_skip_lf",
-        "max_line_length",
+        "_split_eol_len",
+        "batch_index",
+        "generation",
     )
 
     def __init__(
@@ -75,13 +80,20 @@ class Framer:
         self._eol = eol
         self._single = single_line_mode
         self._record_length = record_length
-        self.max_line_length = max_line_length
+        self._limit = max_line_length
+        #: changes whenever a framing setting changes (see :meth:`split_lines`)
+        self.generation = 0
         self._buf = b""
         self._pos = 0  # start of unconsumed bytes in _buf
         self._scan = 0  # no terminator starts in _buf[_pos:_scan]
         self._held: list[bytes] = []  # start of a long partial frame
         self._held_len = 0
         self._skip_lf = False  # a CR ended the last line; swallow one LF
+        self._split_eol_len = 0  # terminator length of the current batch
+        self._batch: list[bytes] | None = None  # lines of a split_lines() batch
+        self._batch_start = 0
+        #: index of the batch line being delivered (the consumer sets it)
+        self.batch_index = -1
         self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
         self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
 
@@ -121,11 +133,27 @@ class Framer:
             self._mode_changed()
 
     @property
+    def max_line_length(self) -> int:
+        """Most bytes of a line delivered at once (the rest follows, eol=False)."""
+        return self._limit
+
+    @max_line_length.setter
+    def max_line_length(self, value: int) -> None:
+        if value != self._limit:
+            self._limit = value
+            self.generation += 1
+
+    @property
     def buffered(self) -> int:
         """How many received bytes wait here for delivery."""
+        if self._batch is not None:
+            self.settle()
         return self._held_len + len(self._buf) - self._pos
 
     def _mode_changed(self) -> None:
+        if self._batch is not None:
+            self.settle()
+        self.generation += 1
         # Held pieces and the scan position were valid for the old mode only.
         if self._held:
             self._buf = b"".join([*self._held, self._buf[self._pos :]])
@@ -142,6 +170,8 @@ class Framer:
         Buffer bytes from the network.  Nothing is parsed until
         :meth:`next_frame` is called.
         """
+        if self._batch is not None:
+            self.settle()
         if self._skip_lf and data:
             # The last line ended in a CR at the very end of the previous
             # read; an LF right after it belongs to that terminator.  (Nothing
@@ -187,6 +217,8 @@ class Framer:
         The next complete frame under the current settings, or ``None`` when
         more bytes are needed.
         """
+        if self._batch is not None:
+            self.settle()
         if self._record_length > 0:
             return self._next_record()
         if self._single:
@@ -198,7 +230,7 @@ class Framer:
         buf = self._buf
         pos = self._pos
         found = buf.find(eol, self._scan)
-        if found >= 0 and not self._held and found - pos <= self.max_line_length:
+        if found >= 0 and not self._held and found - pos <= self._limit:
             self._pos = self._scan = found + len(eol)
             return buf[pos:found], True
         return self._next_line(found, len(eol))
@@ -206,7 +238,7 @@ class Framer:
     def _next_line(self, found: int, eol_len: int) -> Frame | None:
         buf = self._buf
         pos = self._pos
-        limit = self.max_line_length
+        limit = self._limit
         if found >= 0:
             length = self._held_len + found - pos
             if length <= limit:
@@ -234,7 +266,7 @@ class Framer:
             lf = buf.find(b"\n", start)
             self._lf = lf = len(buf) if lf < 0 else lf
         found = min(cr, lf)
-        limit = self.max_line_length
+        limit = self._limit
         if found < len(buf):
             length = self._held_len + found - pos
             if length > limit:
@@ -295,11 +327,62 @@ class Framer:
             self._scan = end
         return head + buf[pos:end]
 
+    def split_lines(self) -> list[bytes]:
+        """
+        Fast path: every complete line in the buffer at once, in EOL mode.
+
+        Returns ``[]`` when the fast path does not apply (another mode, a long
+        held partial line, a line longer than ``max_line_length``): use
+        :meth:`next_frame` then.  Otherwise the consumer delivers the lines
+        in order, setting :attr:`batch_index` to the index of the line it is
+        delivering, and calls :meth:`settle` when it finishes or stops (after
+        a listener changed the framing, paused, went async...).  Any framer
+        call made meanwhile - a framing change, :meth:`flush` - first settles
+        the position just after the line being delivered, so changes still
+        apply to the very next byte.
+        """
+        eol = self._eol
+        if not eol or self._record_length > 0 or self._single or self._held:
+            return []
+        if self._batch is not None:
+            self.settle()
+        buf = self._buf
+        pos = self._pos
+        if buf.find(eol, self._scan) < 0:
+            return []
+        # split() matches left to right like next_frame() (overlapping
+        # terminators such as "||" in "|||" included); the last piece is the
+        # unterminated rest
+        lines = (buf[pos:] if pos else buf).split(eol)
+        rest = lines.pop()
+        if len(max(lines, key=len)) > self._limit:
+            return []
+        self._batch = lines
+        self._batch_start = pos
+        self._split_eol_len = len(eol)
+        self.batch_index = -1
+        self._pos = self._scan = len(buf) - len(rest)
+        return lines
+
+    def settle(self) -> None:
+        """End the current batch: consumed up to and including line :attr:`batch_index`."""
+        lines = self._batch
+        if lines is None:
+            return
+        self._batch = None
+        done = self.batch_index + 1
+        if done < len(lines):
+            consumed = sum(map(len, lines[:done])) + done * self._split_eol_len
+            self._pos = self._scan = self._batch_start + consumed
+        self._cr = self._lf = -1
+
     def flush(self) -> bytes:
         """
         Remove and return every buffered byte, complete frames included (the
         connection is closing; call :meth:`next_frame` first to get those).
         """
+        if self._batch is not None:
+            self.settle()
         rest = b"".join([*self._held, self._buf[self._pos :]])
         self._buf = b""
         self._pos = self._scan = self._held_len = 0

@@ -53,7 +53,7 @@ from tcpserver._tlssession import TLSSession
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError, code_for_failure
 from tcpserver.events import Connected, DataIn, Disconnected, Error, ReadyToSend, SSLStatus
-from tcpserver.framing import Frame, Framer
+from tcpserver.framing import Framer
 from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
@@ -99,11 +99,77 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     _log = Logger()
 
+    # Slots keep an idle connection small; "transport", "connected", "factory"
+    # and TimeoutMixin's attributes live here too (shadowing class defaults).
+    __slots__ = (
+        "_TimeoutMixin__timeoutCall",
+        "_abort_call",
+        "_accepted_total",
+        "_advancing",
+        "_busy",
+        "_clock",
+        "_close_called",
+        "_close_status",
+        "_closing",
+        "_cork",
+        "_cork_len",
+        "_corked",
+        "_data_ok",
+        "_disconnect_fired",
+        "_eof",
+        "_fast",
+        "_files",
+        "_flushed",
+        "_flushed_mark",
+        "_handed_total",
+        "_high_water",
+        "_holding",
+        "_linger",
+        "_lost",
+        "_low_water",
+        "_parked",
+        "_parked_len",
+        "_queue",
+        "_queue_len",
+        "_queue_limit",
+        "_raw_hook",
+        "_read_pauses",
+        "_send_timer",
+        "_send_timer_period",
+        "_sink",
+        "_state",
+        "_steps",
+        "_tls",
+        "_tls_boundary",
+        "_tls_error_reported",
+        "_tx_paused",
+        "_waiters",
+        "_was_open",
+        "addr",
+        "bytes_sent",
+        "connected",
+        "connection_id",
+        "factory",
+        "framer",
+        "idle_timeout",
+        "local_address",
+        "ready_to_send",
+        "remote_host",
+        "remote_port",
+        "send_timeout",
+        "timeOut",
+        "transport",
+        "user_data",
+    )
+
     def __init__(self, factory: TCPServerFactory, addr: IAddress | None) -> None:
         self.factory = factory
+        self.transport = None
+        self.connected = 0
+        self.timeOut = None
+        self._TimeoutMixin__timeoutCall = None
         self.addr = addr
         self.connection_id = ""
-        self.connection: Connection | None = None
         settings = factory._settings
         self.framer = Framer(
             eol=settings["DefaultEOL"],
@@ -128,7 +194,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._read_pauses = 0
         self._data_ok = False  # frames may be delivered now
         self._busy: Deferred[Any] | None = None  # an async listener in flight
-        self._steps: deque[tuple[str, Any]] = deque()  # events waiting for _busy
+        # events waiting for _busy (deques are made when first needed: an
+        # empty deque costs more than an idle connection's whole budget)
+        self._steps: deque[tuple[str, Any]] | None = None
         self._advancing = False
         self._lost: Failure | None = None
         self._eof = False  # the peer shut down its sending side
@@ -144,17 +212,18 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._cork: list[bytes] = []
         self._cork_len = 0
         self._tx_paused = False  # the transport's buffer is full
-        self._queue: deque[bytes] = deque()
+        self._fast = False  # send() may hand bytes on directly (see _update_fast)
+        self._queue: deque[bytes] | None = None
         self._queue_len = 0
         self._accepted_total = 0  # see the accounting note above _emit()
         self._handed_total = 0
         self._flushed_mark = 0
-        self._waiters: deque[tuple[int, Deferred[None]]] = deque()
+        self._waiters: deque[tuple[int, Deferred[None]]] | None = None
         self._send_timer: IDelayedCall | None = None
         self._send_timer_period = 0.0
-        self._parked: deque[tuple[bytes, Deferred[None]]] = deque()  # timed sends waiting
+        self._parked: deque[tuple[bytes, Deferred[None]]] | None = None  # timed sends waiting
         self._parked_len = 0
-        self._files = FileStreamer(self)
+        self._files: FileStreamer | None = None
 
         # TLS
         self._sink: Any = None  # where outgoing bytes go: the transport or the TLS engine
@@ -221,16 +290,36 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._was_open = True
         self.ready_to_send = True
         self._refresh()
+        self._update_fast()
+        listeners = self.factory._listeners
         # No data_in before connected and ready_to_send have been dispatched,
         # even if a connected listener calls process_data().
         self._advancing = True
         try:
-            self._fire("connected", Connected(self.connection_id))
-            if self.ready_to_send:  # a send in connected may already have hit 135
+            if listeners["connected"]:
+                self._fire("connected", Connected(self.connection_id))
+            # a send in connected may already have hit 135
+            if self.ready_to_send and listeners["ready_to_send"]:
                 self._fire("ready_to_send", ReadyToSend(self.connection_id))
         finally:
             self._advancing = False
         self._advance()
+
+    def _update_fast(self) -> None:
+        """
+        Recompute whether send() may hand bytes straight on.  Anything that
+        queues, pauses, closes or holds output sets ``_fast`` False itself;
+        this turns it back on when every condition allows.
+        """
+        self._fast = (
+            self._state in _SENDABLE
+            and self._lost is None
+            and not self._closing
+            and not self._queue_len
+            and not self._tx_paused
+            and not self._parked
+            and not self._holding
+        )
 
     @override
     def dataReceived(self, data: bytes) -> None:
@@ -265,6 +354,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._lost is not None:
             return
         self._lost = reason
+        self._fast = False
         self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -283,10 +373,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             code = errors.CANNOT_SEND_AFTER_SHUTDOWN
             description = errors.description_for(code)
         self._fail_waiters(TCPServerError(code, description))
-        self._files.stop(TCPServerError(code, f"send_file stopped: {description}"))
+        if self._files is not None:
+            self._files.stop(TCPServerError(code, f"send_file stopped: {description}"))
         # Release what can no longer be sent, even if the application keeps
         # its Connection object.
-        self._queue.clear()
+        self._queue = None
         self._queue_len = 0
         if self._state in (NEW, REQUESTING, REFUSED):
             return  # never accepted: no disconnected event
@@ -344,6 +435,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._cork:
             self._uncork()
         self._holding = True
+        self._fast = False
         self._tls_boundary = self._accepted_total
         self._tls = TLSSession(self)
         self._raw_hook = self._tls.data
@@ -360,6 +452,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._holding = False
         if self._queue or self._parked:
             self._drain()
+        self._update_fast()
 
     def _tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
@@ -432,6 +525,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         return waiting
 
     @property
+    def connection(self) -> Connection:
+        """The public view of this connection (made on demand)."""
+        return Connection(self)
+
+    @property
     def tls_active(self) -> bool:
         """Whether TLS is up on this connection."""
         return self._tls is not None and self._tls.up
@@ -451,6 +549,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _fire(self, name: str, event: Any) -> None:
         """Fire a connection event now, or after the async listener in flight."""
         if self._busy is not None or self._steps:
+            if self._steps is None:
+                self._steps = deque()
             self._steps.append((name, event))
             return
         waiting = self.factory._dispatch(name, event)
@@ -479,18 +579,23 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _advance_loop(self) -> None:
         factory = self.factory
-        next_frame = self.framer.next_frame
+        framer = self.framer
         while self._busy is None:
-            if self._steps:
-                name, event = self._steps.popleft()
+            steps = self._steps
+            if steps:
+                name, event = steps.popleft()
                 waiting = factory._dispatch(name, event)
                 if waiting is not None:
                     self._wait(waiting)
                 continue
             if self._data_ok:
-                frame = next_frame()
+                lines = framer.split_lines()
+                if lines:
+                    self._deliver_lines(lines)
+                    continue
+                frame = framer.next_frame()
                 if frame is not None:
-                    self._deliver(frame)
+                    self._deliver(frame[0], frame[1])
                     continue
             if self._state != OPEN or (self._lost is None and not self._eof):
                 return
@@ -500,37 +605,79 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # Nothing received is lost: what never completed a line comes
                 # out as a last data_in with eol=False.
                 self._flushed = True
-                rest = self.framer.flush()
+                rest = framer.flush()
                 if rest:
-                    self._deliver((rest, False))
+                    self._deliver(rest, False)
                 continue
             if self._lost is None:
                 # Input is over and every listener has finished: close once
                 # the queued answers are written.
                 if not self._closing:
                     self._closing = True
+                    self._fast = False
                     self._close_when_sent()
                 return
             if not self._disconnect_fired:
                 self._disconnect_fired = True
-                code, description = self._close_status or (0, "OK")
-                waiting = factory._dispatch(
-                    "disconnected", Disconnected(self.connection_id, code, description)
-                )
-                if waiting is not None:
-                    self._wait(waiting)
+                if factory._listeners["disconnected"]:
+                    code, description = self._close_status or (0, "OK")
+                    waiting = factory._dispatch(
+                        "disconnected", Disconnected(self.connection_id, code, description)
+                    )
+                    if waiting is not None:
+                        self._wait(waiting)
                 continue
             self._state = CLOSED
             self.ready_to_send = False
             factory._unregister(self)
             return
 
-    def _deliver(self, frame: Frame) -> None:
-        listeners = self.factory._data_in_listeners
+    def _deliver_lines(self, lines: list[bytes]) -> None:
+        """
+        The hot path: complete lines split in one go.  After each listener
+        the batch stops if the framing changed, reading paused or a listener
+        went async; the undelivered lines go back to the framer.
+        """
+        factory = self.factory
+        framer = self.framer
+        generation = framer.generation
+        connection_id = self.connection_id
+        for index, line in enumerate(lines):
+            framer.batch_index = index
+            listeners = factory._data_in_listeners
+            if listeners:
+                event = DataIn(connection_id, line, True)
+                if len(listeners) == 1:
+                    listener = listeners[0]
+                    try:
+                        result = listener(event)
+                    except Exception:  # noqa: BLE001 - isolate the listener
+                        factory._listener_failed(Failure(), "data_in", listener, event)
+                        result = None
+                    if result is not None:
+                        waiting = factory._result_deferred(result, "data_in", listener, event)
+                        if waiting is not None:
+                            self._wait(waiting)
+                else:
+                    waiting = factory._call_listeners("data_in", listeners, event)
+                    if waiting is not None:
+                        self._wait(waiting)
+            if (
+                self._busy is not None
+                or framer.generation != generation
+                or not self._data_ok
+                or self._steps
+            ):
+                break
+        framer.settle()
+
+    def _deliver(self, text: bytes, eol: bool) -> None:
+        factory = self.factory
+        listeners = factory._data_in_listeners
         if not listeners:
             return
-        waiting = self.factory._call_listeners(
-            "data_in", listeners, DataIn(self.connection_id, frame[0], frame[1])
+        waiting = factory._call_listeners(
+            "data_in", listeners, DataIn(self.connection_id, text, eol)
         )
         if waiting is not None:
             self._wait(waiting)
@@ -633,7 +780,25 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             bytes of ``data`` were queued), or - with ``timeout > 0`` - if
             another ``SendQueueLimit`` bytes already wait for room.
         """
-        data = _as_bytes(data, what)
+        if self._fast and type(data) is bytes:
+            # the hot path: nothing queued, nothing in the way
+            size = len(data)
+            self.bytes_sent = size
+            self._accepted_total += size
+            if self._corked:
+                self._cork.append(data)
+                self._cork_len += size
+                if self._cork_len >= CORK_LIMIT:
+                    self._uncork()
+            else:
+                self._sink.write(data)
+                self._handed(size)
+            if self.send_timeout:
+                return self._timed_result()
+            return None
+        return self._send_slow(_as_bytes(data, what), what)
+
+    def _send_slow(self, data: bytes, what: str) -> Deferred[None] | None:
         if self._state not in _SENDABLE or self._lost is not None or self._closing:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
@@ -668,9 +833,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self.bytes_sent = size
         if not timeout:
             return None
+        return self._timed_result()
+
+    def _timed_result(self) -> Deferred[None]:
+        """The Deferred of a timed send that was just accepted."""
         if self._flushed_mark >= self._accepted_total:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
+        if self._waiters is None:
+            self._waiters = deque()
         self._waiters.append((self._accepted_total, waiter))
         self._start_send_timer()
         return waiter
@@ -694,8 +865,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 f"{self.connection_id!r}; await them before sending more",
             )
         waiter: Deferred[None] = Deferred()
+        if self._parked is None:
+            self._parked = deque()
         self._parked.append((data, waiter))
         self._parked_len += len(data)
+        self._fast = False
         self.bytes_sent = 0
         self._not_ready()
         self._start_send_timer()
@@ -708,12 +882,16 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             data, waiter = parked.popleft()
             self._parked_len -= len(data)
             self._enqueue(data)
+            if self._waiters is None:
+                self._waiters = deque()
             self._waiters.append((self._accepted_total, waiter))
 
     def _output_pending(self) -> bool:
         """Whether anything still waits to be handed to the transport."""
         # (corked bytes are not pending: _close() flushes them first)
-        return bool(self._queue_len or self._parked or self._files.busy)
+        return bool(
+            self._queue_len or self._parked or (self._files is not None and self._files.busy)
+        )
 
     def _emit(self, data: bytes) -> None:
         """Hand bytes to the transport (gathered per read batch when corked)."""
@@ -745,9 +923,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._progress()
 
     def _enqueue(self, data: bytes) -> None:
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(data)
         self._queue_len += len(data)
         self._accepted_total += len(data)
+        self._fast = False
         if self._queue_len + self._cork_len >= self._high_water:
             self._not_ready()
 
@@ -768,6 +949,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 if not self._parked:
                     break
                 self._admit_parked()
+                queue = self._queue
                 continue
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
@@ -777,6 +959,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._admit_parked()
         if moved:
             self._handed(moved)
+        self._update_fast()
         if self._holding:
             self._maybe_start_engine()
             return
@@ -789,7 +972,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             return
         if not self.ready_to_send and self._state == OPEN:
             self.ready_to_send = True
-            self._fire("ready_to_send", ReadyToSend(self.connection_id))
+            if self.factory._listeners["ready_to_send"]:
+                self._fire("ready_to_send", ReadyToSend(self.connection_id))
 
     def _progress(self) -> None:
         """Bytes moved: fire finished timed sends, restart the timers."""
@@ -815,7 +999,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _send_timed_out(self) -> None:
         self._send_timer = None
         seconds = self._send_timer_period
-        parked, self._parked = self._parked, deque()
+        parked, self._parked = self._parked, None
         self._parked_len = 0
         # in stream order: queued sends first, then the parked ones
         self._fail_waiters(
@@ -826,7 +1010,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 "queued and go out if the client reads again",
             )
         )
-        for data, waiter in parked:
+        for data, waiter in parked or ():
             waiter.errback(
                 TCPServerError(
                     errors.TIMED_OUT,
@@ -835,6 +1019,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     f"{len(data)} bytes were not sent",
                 )
             )
+        self._update_fast()
         if self._closing and not self._output_pending():
             self._close_when_sent()
 
@@ -845,18 +1030,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._send_timer = None
 
     def _fail_waiters(self, error: TCPServerError) -> None:
-        waiters, self._waiters = self._waiters, deque()
-        parked, self._parked = self._parked, deque()
+        waiters, self._waiters = self._waiters, None
+        parked, self._parked = self._parked, None
         self._parked_len = 0
         self._cancel_send_timer()
-        for _, waiter in waiters:
+        for _, waiter in waiters or ():
             waiter.errback(Failure(error))
-        for _, waiter in parked:
+        for _, waiter in parked or ():
             waiter.errback(Failure(error))
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: queue further sends here."""
         self._tx_paused = True
+        self._fast = False
 
     def resumeProducing(self) -> None:
         """The transport's buffer drained: pass it more of the queue."""
@@ -865,7 +1051,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._flushed_mark = self._handed_total
             self._progress()
         self._drain()
-        if self._files.busy and not self._tx_paused:
+        if self._files is not None and self._files.busy and not self._tx_paused:
             self._files.pull()
 
     def stopProducing(self) -> None:
@@ -892,6 +1078,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.INVALID_CONNECTION_ID,
                 f"send_file: connection {self.connection_id!r} is closing",
             )
+        if self._files is None:
+            self._files = FileStreamer(self)
         return self._files.send(path)
 
     def _can_take_file_bytes(self) -> bool:
@@ -917,9 +1105,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def interrupt(self) -> None:
         """Stop the file being sent (and drop queued ones); the connection stays."""
         self._check_open("interrupt")
-        self._files.stop(
-            TCPServerError(10004, f"send_file interrupted after {self._files.sent} bytes")
-        )
+        files = self._files
+        if files is not None:
+            files.stop(TCPServerError(10004, f"send_file interrupted after {files.sent} bytes"))
         if self._closing:
             self._close_when_sent()
 
@@ -937,6 +1125,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 f"disconnect: connection {self.connection_id!r} is closed",
             )
         self._closing = True
+        self._fast = False
         if not self._linger:
             self._close(abort=True)
         else:
@@ -952,6 +1141,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if transport is None or self._lost is not None:
             return
         self._closing = True
+        self._fast = False
         if self._close_called and not abort:
             return
         self._close_called = True

@@ -340,3 +340,91 @@ def test_pending_crlf_lf_is_not_confused_with_held_bytes():
     framer.receive(b"\nYYY")
     frames = drain(framer)
     assert b"".join(f for f, _ in frames) + framer.flush() == b"x" * HOLD_THRESHOLD + b"\nYYY"
+
+
+SPLIT_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("receive"), STREAMS.filter(bool)),
+        st.tuples(st.just("split"), st.integers(0, 8)),
+        st.tuples(st.just("pull"), st.integers(1, 3)),
+        st.tuples(st.just("mode"), MODES),
+        st.tuples(st.just("limit"), LIMITS),
+    ),
+    max_size=50,
+)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=SPLIT_OPS)
+def test_split_lines_fast_path_matches_model(ops):
+    """split_lines + unread: consuming k lines then giving the rest back is
+    exactly k frames of the model, even with mode changes in between."""
+    real, model = Framer(eol=b"\n"), ModelFramer(eol=b"\n")
+    for op, arg in ops:
+        if op == "receive":
+            real.receive(arg)
+            model.receive(arg)
+        elif op == "split":
+            generation = real.generation
+            lines = real.split_lines()
+            taken = lines[:arg]
+            real.batch_index = len(taken) - 1
+            real.settle()
+            for line in taken:
+                assert model.next_frame() == (line, True)
+            assert real.generation == generation
+        elif op == "pull":
+            for _ in range(arg):
+                assert real.next_frame() == model.next_frame()
+        elif op == "mode":
+            for target in (real, model):
+                target.eol = arg.get("eol", b"")
+                target.single_line_mode = arg.get("single_line_mode", False)
+                target.record_length = arg.get("record_length", 0)
+        else:
+            real.max_line_length = model.max_line_length = arg
+        assert real.buffered == len(model.pending)
+    assert drain(real) == drain(model)
+    assert real.flush() == model.flush()
+
+
+def test_split_lines_declines_long_lines_and_other_modes():
+    framer = Framer(eol=b"\n", max_line_length=256)
+    framer.receive(b"short\n" + b"y" * 300 + b"\n")
+    assert framer.split_lines() == []
+    assert framer.next_frame() == (b"short", True)
+    framer.single_line_mode = True
+    assert framer.split_lines() == []
+    generation = framer.generation
+    framer.max_line_length = 300
+    assert framer.generation == generation + 1
+
+
+def test_a_change_during_a_batch_applies_after_the_current_line():
+    framer = Framer(eol=b"\n")
+    framer.receive(b"a\nb\nc||d||")
+    lines = framer.split_lines()
+    assert lines == [b"a", b"b"]
+    framer.batch_index = 0  # delivering "a"; its listener switches
+    framer.eol = b"||"
+    framer.settle()  # the consumer stops (a no-op now)
+    assert drain(framer) == [(b"b\nc", True), (b"d", True)]
+
+
+def test_flush_during_a_batch_returns_the_undelivered_lines():
+    framer = Framer(eol=b"\n")
+    framer.receive(b"STARTTLS\nINJECTED\npartial")
+    assert framer.split_lines() == [b"STARTTLS", b"INJECTED"]
+    framer.batch_index = 0
+    assert framer.flush() == b"INJECTED\npartial"
+    framer.settle()
+    assert framer.next_frame() is None
+
+
+def test_split_lines_with_overlapping_terminators():
+    framer = Framer(eol=b"||")
+    framer.receive(b"|||")
+    assert framer.split_lines() == [b""]
+    framer.batch_index = 0
+    framer.settle()
+    assert framer.flush() == b"|"
