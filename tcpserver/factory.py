@@ -26,6 +26,7 @@ import inspect
 import itertools
 from collections import Counter
 from collections.abc import Awaitable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -87,6 +88,30 @@ class SettingProperty(Generic[T]):
 
     def __set__(self, obj: object, value: T | str | int) -> None:
         obj._change_setting(self.setting.name, value)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionProfile:
+    """
+    What a new connection takes from the settings, read once per settings
+    change and shared: a connection holds one reference instead of a copy of
+    each value (and accepting one costs no settings lookups).
+    """
+
+    eol: bytes
+    max_line_length: int
+    single_line_mode: bool
+    idle_timeout: float
+    send_timeout: float
+    high_water: int
+    low_water: int
+    queue_limit: int
+    linger: bool
+    ssl_start_mode: int
+    tcp_nodelay: bool
+    keep_alive: bool
+    #: any socket option beyond TCP_NODELAY / SO_KEEPALIVE to set
+    extra_socket_options: bool
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -183,7 +208,8 @@ class TCPServerFactory(ServerFactory):
         self._listeners: dict[str, tuple[Listener, ...]] = {n: () for n in EVENT_NAMES}
         self._data_in_listeners: tuple[Listener, ...] = ()
         self._protocols: dict[str, TCPServerProtocol] = {}
-        self._live: set[TCPServerProtocol] = set()
+        self._pending: set[TCPServerProtocol] = set()  # built, not yet registered
+        self._profile: ConnectionProfile | None = None
         self._open = 0  # sockets built and not yet lost (for MaxConnections)
         self._server_ports = 0  # ports a TCPServer opened for this factory
         self._ids = itertools.count(1)
@@ -224,6 +250,7 @@ class TCPServerFactory(ServerFactory):
 
     def _setting_changed(self, setting: Setting, value: Any) -> None:
         name = setting.name
+        self._profile = None
         if name == "AllowedClients":
             self._allowed = AddressMatcher.parse(value)
         elif name == "BlockedClients":
@@ -232,6 +259,7 @@ class TCPServerFactory(ServerFactory):
             self._codec = codec_for_code_page(value)
         elif name == "MaxConnections":
             self._max_connections = value
+
         elif name == "SSLStartMode":
             self._settings._values["SSLEnabled"] = value != SSLStartMode.NONE
         elif name == "SSLEnabled":
@@ -459,7 +487,7 @@ class TCPServerFactory(ServerFactory):
             return None
         protocol = TCPServerProtocol(self, addr)
         self._open += 1
-        self._live.add(protocol)
+        self._pending.add(protocol)
         return protocol
 
     def _log_refusal(self, addr: IAddress | None) -> None:
@@ -476,6 +504,37 @@ class TCPServerFactory(ServerFactory):
         )
         self._last_refusal_log = now
         self._refusals_unlogged = 0
+
+    def _connection_profile(self) -> ConnectionProfile:
+        """What new connections take from the settings (one shared object)."""
+        profile = self._profile
+        if profile is None:
+            values = self._settings._values
+            high = values["SendQueueHighWater"]
+            profile = self._profile = ConnectionProfile(
+                eol=values["DefaultEOL"],
+                max_line_length=values["DefaultMaxLineLength"],
+                single_line_mode=values["DefaultSingleLineMode"],
+                idle_timeout=values["DefaultIdleTimeout"],
+                send_timeout=values["DefaultTimeout"],
+                high_water=high,
+                low_water=min(values["SendQueueLowWater"], high),
+                queue_limit=max(values["SendQueueLimit"], high),
+                linger=values["Linger"],
+                ssl_start_mode=values["SSLStartMode"],
+                tcp_nodelay=values["TcpNoDelay"],
+                keep_alive=values["KeepAlive"],
+                extra_socket_options=bool(
+                    values["InBufferSize"]
+                    or values["OutBufferSize"]
+                    or not values["Linger"]
+                    or (
+                        values["KeepAlive"]
+                        and (values["KeepAliveTime"] or values["KeepAliveInterval"])
+                    )
+                ),
+            )
+        return profile
 
     def _access_allows(self, host: str) -> bool:
         if not self._allowed.matches(host):
@@ -507,21 +566,26 @@ class TCPServerFactory(ServerFactory):
     def _register(self, protocol: TCPServerProtocol) -> None:
         connection_id = f"{self.id_prefix}{next(self._ids)}"
         protocol.connection_id = connection_id
+        self._pending.discard(protocol)
         self._protocols[connection_id] = protocol
         self.stats["accepted"] += 1
 
     def _connection_lost(self, protocol: TCPServerProtocol) -> None:
         self._open -= 1
         if not protocol.connection_id:
-            self._forget(protocol)
+            self._pending.discard(protocol)
+            self._check_all_gone()
 
     def _unregister(self, protocol: TCPServerProtocol) -> None:
         self._protocols.pop(protocol.connection_id, None)
-        self._forget(protocol)
+        self._check_all_gone()
 
-    def _forget(self, protocol: TCPServerProtocol) -> None:
-        self._live.discard(protocol)
-        if not self._live and self._all_gone:
+    def _live(self) -> list[TCPServerProtocol]:
+        """Every connection not yet gone, registered or not."""
+        return [*self._pending, *self._protocols.values()]
+
+    def _check_all_gone(self) -> None:
+        if not self._pending and not self._protocols and self._all_gone:
             waiting, self._all_gone = self._all_gone, []
             for d in waiting:
                 d.callback(None)
@@ -543,13 +607,13 @@ class TCPServerFactory(ServerFactory):
         :returns: a Deferred that fires once every connection is gone and its
             ``disconnected`` event has fired.
         """
-        for protocol in list(self._live):
+        for protocol in self._live():
             if protocol._state == OPEN and protocol._lost is None:
                 if not protocol._closing:
                     protocol.disconnect()
             else:
                 protocol._close(abort=True)
-        if not self._live:
+        if not self._pending and not self._protocols:
             return succeed(None)
         done: Deferred[None] = Deferred()
         self._all_gone.append(done)
@@ -559,7 +623,7 @@ class TCPServerFactory(ServerFactory):
         return done
 
     def _abort_all(self) -> None:
-        for protocol in list(self._live):
+        for protocol in self._live():
             protocol._close(abort=True)
 
     # -- per-connection methods -------------------------------------------------------

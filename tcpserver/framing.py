@@ -86,7 +86,7 @@ class Framer:
         self._buf = b""
         self._pos = 0  # start of unconsumed bytes in _buf
         self._scan = 0  # no terminator starts in _buf[_pos:_scan]
-        self._held: list[bytes] = []  # start of a long partial frame
+        self._held: list[bytes] | None = None  # start of a long partial frame
         self._held_len = 0
         self._skip_lf = False  # a CR ended the last line; swallow one LF
         self._split_eol_len = 0  # terminator length of the current batch
@@ -158,7 +158,7 @@ class Framer:
         if self._held:
             self._buf = b"".join([*self._held, self._buf[self._pos :]])
             self._pos = 0
-            self._held = []
+            self._held = None
             self._held_len = 0
         self._scan = self._pos
         self._cr = self._lf = -1
@@ -202,7 +202,10 @@ class Framer:
                 cut = min(self._scan, len(buf) - tail)
             if cut > pos:
                 piece = buf[pos:cut]
-                self._held.append(piece)
+                if self._held is None:
+                    self._held = [piece]
+                else:
+                    self._held.append(piece)
                 self._held_len += len(piece)
                 pos = cut
         self._scan = max(self._scan - pos, 0)
@@ -312,7 +315,7 @@ class Framer:
                 self._scan = self._pos
             return buf[pos : pos + count]
         head = b"".join(self._held)
-        self._held = []
+        self._held = None
         self._held_len = 0
         if count <= len(head):
             # Rare: an over-long line cut inside the held part.  Put the rest
@@ -383,10 +386,10 @@ class Framer:
         """
         if self._batch is not None:
             self.settle()
-        rest = b"".join([*self._held, self._buf[self._pos :]])
+        rest = b"".join([*(self._held or ()), self._buf[self._pos :]])
         self._buf = b""
         self._pos = self._scan = self._held_len = 0
-        self._held = []
+        self._held = None
         self._cr = self._lf = -1
         self._skip_lf = False
         return rest

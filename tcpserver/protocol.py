@@ -30,7 +30,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred, succeed
@@ -39,6 +39,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
     IPushProducer,
+    IReactorTime,
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -107,7 +108,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_accepted_total",
         "_advancing",
         "_busy",
-        "_clock",
         "_close_called",
         "_close_status",
         "_closing",
@@ -122,16 +122,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_flushed",
         "_flushed_mark",
         "_handed_total",
-        "_high_water",
         "_holding",
-        "_linger",
         "_lost",
-        "_low_water",
         "_parked",
         "_parked_len",
+        "_profile",
         "_queue",
         "_queue_len",
-        "_queue_limit",
         "_raw_hook",
         "_read_pauses",
         "_send_timer",
@@ -145,14 +142,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_tx_paused",
         "_waiters",
         "_was_open",
-        "addr",
         "bytes_sent",
         "connected",
         "connection_id",
         "factory",
         "framer",
         "idle_timeout",
-        "local_address",
         "ready_to_send",
         "remote_host",
         "remote_port",
@@ -162,33 +157,24 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "user_data",
     )
 
+    factory: TCPServerFactory
+
     def __init__(self, factory: TCPServerFactory, addr: IAddress | None) -> None:
         self.factory = factory
         self.transport = None
         self.connected = 0
         self.timeOut = None
         self._TimeoutMixin__timeoutCall = None
-        self.addr = addr
         self.connection_id = ""
-        settings = factory._settings
-        self.framer = Framer(
-            eol=settings["DefaultEOL"],
-            max_line_length=settings["DefaultMaxLineLength"],
-            single_line_mode=settings["DefaultSingleLineMode"],
-        )
+        self._profile = profile = factory._connection_profile()
+        self.framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
         self.remote_host = ""
         self.remote_port = 0
-        self.local_address = ""
-        self.idle_timeout: float = settings["DefaultIdleTimeout"]
-        self.send_timeout: float = settings["DefaultTimeout"]
+        self.idle_timeout: float = profile.idle_timeout
+        self.send_timeout: float = profile.send_timeout
         self.user_data: Any = None
         self.bytes_sent = 0
         self.ready_to_send = False
-        self._high_water: int = settings["SendQueueHighWater"]
-        self._low_water: int = min(settings["SendQueueLowWater"], self._high_water)
-        self._queue_limit: int = max(settings["SendQueueLimit"], self._high_water)
-        self._linger: bool = settings["Linger"]
-        self._clock = factory.reactor
 
         self._state = NEW
         self._read_pauses = 0
@@ -209,7 +195,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
         # sending
         self._corked = False
-        self._cork: list[bytes] = []
+        self._cork: list[bytes] | None = None  # writes gathered during a read batch
         self._cork_len = 0
         self._tx_paused = False  # the transport's buffer is full
         self._fast = False  # send() may hand bytes on directly (see _update_fast)
@@ -238,16 +224,20 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     @override
     def connectionMade(self) -> None:
-        transport = self.transport
-        assert transport is not None
+        transport: Any = self.transport
         peer = transport.getPeer()
-        host = transport.getHost()
         self.remote_host = _plain_address(str(getattr(peer, "host", "") or ""))
         self.remote_port = int(getattr(peer, "port", 0) or 0)
-        self.local_address = _plain_address(str(getattr(host, "host", "") or ""))
-        interfaces.IConsumer(transport).registerProducer(self, True)
+        # every stream transport is a consumer (duck-typed: no adapter lookup)
+        transport.registerProducer(self, True)
         self._sink = transport
         self._peer_known(self.remote_host, self.remote_port)
+
+    @property
+    def local_address(self) -> str:
+        """The local IP address the connection came in on."""
+        host = self.transport.getHost() if self.transport is not None else None
+        return _plain_address(str(getattr(host, "host", "") or ""))
 
     def _peer_known(self, host: str, port: int) -> None:
         """The real peer is known: ask ``connection_request`` listeners."""
@@ -261,7 +251,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._decided(decision)
 
     def _decided(self, accept: bool) -> None:
-        self._resume_reading(PAUSE_PENDING)
+        if self._read_pauses:
+            self._resume_reading(PAUSE_PENDING)
         if self._lost is not None:
             self._state = REFUSED
             return
@@ -271,17 +262,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self.transport.loseConnection()
             return
         self.factory._register(self)
-        self._apply_socket_options()
+        profile = self._profile
+        if profile.tcp_nodelay or profile.keep_alive or profile.extra_socket_options:
+            self._apply_socket_options()
         if self.idle_timeout:
             self.setTimeout(self.idle_timeout)
-        mode = self.factory._settings["SSLStartMode"]
+        mode = profile.ssl_start_mode
         if mode == SSLStartMode.IMPLICIT:
             self._state = HANDSHAKING
             self._begin_tls()
         elif mode == SSLStartMode.AUTOMATIC:
             self._state = HANDSHAKING
             self._raw_hook = self._sniff
-        else:
+        else:  # NONE, or EXPLICIT (plaintext until start_ssl)
             self._established()
 
     def _established(self) -> None:
@@ -289,21 +282,25 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._state = OPEN
         self._was_open = True
         self.ready_to_send = True
-        self._refresh()
+        self._data_ok = not (self._read_pauses & PAUSE_USER) or self._lost is not None
         self._update_fast()
         listeners = self.factory._listeners
-        # No data_in before connected and ready_to_send have been dispatched,
-        # even if a connected listener calls process_data().
-        self._advancing = True
-        try:
-            if listeners["connected"]:
-                self._fire("connected", Connected(self.connection_id))
-            # a send in connected may already have hit 135
-            if self.ready_to_send and listeners["ready_to_send"]:
-                self._fire("ready_to_send", ReadyToSend(self.connection_id))
-        finally:
-            self._advancing = False
-        self._advance()
+        connected = listeners["connected"]
+        ready = listeners["ready_to_send"]
+        if connected or ready:
+            # No data_in before connected and ready_to_send have been
+            # dispatched, even if a connected listener calls process_data().
+            self._advancing = True
+            try:
+                if connected:
+                    self._fire("connected", Connected(self.connection_id))
+                # a send in connected may already have hit 135
+                if self.ready_to_send and ready:
+                    self._fire("ready_to_send", ReadyToSend(self.connection_id))
+            finally:
+                self._advancing = False
+        if self.framer._buf or self._steps or self._eof or self._lost is not None:
+            self._advance()
 
     def _update_fast(self) -> None:
         """
@@ -358,7 +355,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
-        self._cork.clear()
+        self._cork = None
         self._cork_len = 0
         self.factory._connection_lost(self)
         if self._close_status is None:
@@ -366,13 +363,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         code, description = self._close_status
         if self._tls is not None:
             self._tls.fail_waiters(TCPServerError(code, description))
-        if code == 0:
-            # A clean close means Twisted flushed everything it was handed.
-            self._flushed_mark = self._handed_total
-            self._progress()
-            code = errors.CANNOT_SEND_AFTER_SHUTDOWN
-            description = errors.description_for(code)
-        self._fail_waiters(TCPServerError(code, description))
+        if self._waiters or self._parked or self._send_timer is not None:
+            if code == 0:
+                # A clean close means Twisted flushed everything it was handed.
+                self._flushed_mark = self._handed_total
+                self._progress()
+                code = errors.CANNOT_SEND_AFTER_SHUTDOWN
+                description = errors.description_for(code)
+            self._fail_waiters(TCPServerError(code, description))
         if self._files is not None:
             self._files.stop(TCPServerError(code, f"send_file stopped: {description}"))
         # Release what can no longer be sent, even if the application keeps
@@ -523,6 +521,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 "error", Error(self.connection_id, errors.DISCARDED_PLAINTEXT, text)
             )
         return waiting
+
+    @property
+    def _clock(self) -> IReactorTime:
+        """The reactor's clock (the factory's; a ``task.Clock`` in tests)."""
+        return self.factory.reactor
 
     @property
     def connection(self) -> Connection:
@@ -786,7 +789,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self.bytes_sent = size
             self._accepted_total += size
             if self._corked:
-                self._cork.append(data)
+                cork = self._cork
+                if cork is None:
+                    self._cork = [data]
+                else:
+                    cork.append(data)
                 self._cork_len += size
                 if self._cork_len >= CORK_LIMIT:
                     self._uncork()
@@ -811,7 +818,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._accepted_total += size
             self._emit(data)
         elif not timeout:
-            room = 0 if self._parked else self._queue_limit - self._queue_len - self._cork_len
+            room = (
+                0 if self._parked else self._profile.queue_limit - self._queue_len - self._cork_len
+            )
             if room < size:
                 accepted = max(room, 0)
                 if accepted:
@@ -848,7 +857,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _has_room(self, size: int) -> bool:
         """Whether ``size`` more bytes fit the queue (an empty queue takes anything)."""
-        return not self._queue_len or self._queue_len + size <= self._queue_limit
+        return not self._queue_len or self._queue_len + size <= self._profile.queue_limit
 
     def _park(self, data: bytes) -> Deferred[None]:
         """
@@ -856,7 +865,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         bytes are not sent at all if their timeout expires, so a caller that
         retries never sends them twice.
         """
-        if self._parked_len + len(data) > self._queue_limit and self._parked:
+        if self._parked_len + len(data) > self._profile.queue_limit and self._parked:
             self.bytes_sent = 0
             raise TCPServerError(
                 errors.WOULD_BLOCK,
@@ -896,7 +905,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _emit(self, data: bytes) -> None:
         """Hand bytes to the transport (gathered per read batch when corked)."""
         if self._corked:
-            self._cork.append(data)
+            if self._cork is None:
+                self._cork = [data]
+            else:
+                self._cork.append(data)
             self._cork_len += len(data)
             if self._cork_len >= CORK_LIMIT:
                 self._uncork()
@@ -907,9 +919,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _uncork(self) -> None:
         cork = self._cork
         size = self._cork_len
-        self._cork = []
+        self._cork = None
         self._cork_len = 0
-        if self._lost is None:
+        if cork and self._lost is None:
             if len(cork) == 1:
                 self._sink.write(cork[0])
             else:
@@ -929,13 +941,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._queue_len += len(data)
         self._accepted_total += len(data)
         self._fast = False
-        if self._queue_len + self._cork_len >= self._high_water:
+        if self._queue_len + self._cork_len >= self._profile.high_water:
             self._not_ready()
 
     def _not_ready(self) -> None:
         if self.ready_to_send:
             self.ready_to_send = False
-        if self._queue_len + self._cork_len >= self._high_water:
+        if self._queue_len + self._cork_len >= self._profile.high_water:
             self._pause_reading(PAUSE_FLOW)
 
     def _drain(self) -> None:
@@ -963,7 +975,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._holding:
             self._maybe_start_engine()
             return
-        if self._queue_len > self._low_water or self._parked or self._lost is not None:
+        if self._queue_len > self._profile.low_water or self._parked or self._lost is not None:
             return
         if self._read_pauses & PAUSE_FLOW:
             self._resume_reading(PAUSE_FLOW)
@@ -1126,7 +1138,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             )
         self._closing = True
         self._fast = False
-        if not self._linger:
+        if not self._profile.linger:
             self._close(abort=True)
         else:
             self._close_when_sent()
@@ -1153,7 +1165,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         else:
             # Twisted keeps a connection with a paused streaming producer open
             # until the producer unregisters; nothing more is sent now anyway.
-            interfaces.IConsumer(transport).unregisterProducer()
+            cast(Any, transport).unregisterProducer()
             sink.loseConnection()
             if sink is not transport:
                 # TLS: our close_notify is on its way; a server need not wait
@@ -1176,21 +1188,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     # -- socket options ----------------------------------------------------------------
 
     def _apply_socket_options(self) -> None:
-        transport = self.transport
-        if not interfaces.ITCPTransport.providedBy(transport):
-            return
-        assert transport is not None
-        settings = self.factory._settings
+        transport: Any = self.transport
+        profile = self._profile
         try:
-            if settings["TcpNoDelay"]:
+            if profile.tcp_nodelay and hasattr(transport, "setTcpNoDelay"):
                 transport.setTcpNoDelay(True)
-            if settings["KeepAlive"]:
+            if profile.keep_alive and hasattr(transport, "setTcpKeepAlive"):
                 transport.setTcpKeepAlive(True)
+            if not profile.extra_socket_options:
+                return
             system = interfaces.ISystemHandle(transport, None)
             handle = system.getHandle() if system is not None else None
-            if not isinstance(handle, socket.socket):
-                return
-            _apply_sockopts(handle, settings, self._linger)
+            if isinstance(handle, socket.socket):
+                _apply_sockopts(handle, self.factory._settings, profile.linger)
         except OSError as exc:
             self._log.warn(
                 "could not set socket options on {cid}: {error}",

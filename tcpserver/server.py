@@ -32,6 +32,9 @@ from tcpserver.tls import Certificate
 
 __all__ = ["TCPServer"]
 
+#: Methods bound straight to the factory's on every instance (per-line calls).
+_HOT_METHODS = ("send", "send_bytes", "send_text", "send_line")
+
 #: How long ``shutdown()`` lets queued data drain before resetting the rest.
 SHUTDOWN_TIMEOUT = 10.0
 
@@ -193,6 +196,10 @@ class TCPServer:
         for name in properties:
             if name not in TCPServerFactory.PROPERTIES:
                 setattr(self, name, properties[name])
+        # The per-line methods skip this facade: the factory's bound methods
+        # stand in for the delegating ones below (same signatures and docs).
+        for name in _HOT_METHODS:
+            self.__dict__[name] = getattr(self.factory, name)
 
     def __repr__(self) -> str:
         state = f"listening on {self.local_port}" if self.listening else "not listening"

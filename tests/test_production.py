@@ -560,7 +560,7 @@ async def test_ten_thousand_connect_close_cycles_leak_nothing(server, recorder):
     assert len(server.connections) == 0
     assert open_fds() == baseline
     assert server.factory._open == 0
-    assert not server.factory._live
+    assert not server.factory._live()
 
 
 EMFILE_SERVER = textwrap.dedent(

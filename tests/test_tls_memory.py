@@ -94,6 +94,40 @@ class TLSInMemoryTests(SynchronousTestCase):
         self.assertTrue(server.tls_active)
         self.assertEqual(self.events.log[1][1].server_name, "localhost")
 
+    def _accept_quietly(self):
+        """A connection that has sent nothing yet."""
+        from tcpserver.testing import MemoryTransport
+
+        address = IPv4Address("TCP", "10.0.0.9", 4000)
+        protocol = self.factory.buildProtocol(address)
+        assert protocol is not None
+        transport = MemoryTransport(self.clock, address, address)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_explicit_and_none_modes_open_in_plaintext_at_once(self) -> None:
+        # EXPLICIT is plaintext until start_ssl: a greeting must be possible
+        # before the client says anything (SMTP/IMAP STARTTLS servers).
+        for mode in (SSLStartMode.EXPLICIT, SSLStartMode.NONE):
+            self.events.log.clear()
+            self.factory.ssl_start_mode = mode
+            protocol, _transport = self._accept_quietly()
+            self.assertEqual(
+                self.events.names(), ["connection_request", "connected", "ready_to_send"], mode
+            )
+            self.assertFalse(protocol.tls_active)
+
+    def test_automatic_mode_waits_for_the_first_byte(self) -> None:
+        self.factory.ssl_start_mode = SSLStartMode.AUTOMATIC
+        protocol, _transport = self._accept_quietly()
+        self.assertEqual(self.events.names(), ["connection_request"])
+        protocol.dataReceived(b"hello\n")
+        self.assertEqual(
+            self.events.names(),
+            ["connection_request", "connected", "ready_to_send", "data_in"],
+        )
+
     def test_sni_choice(self) -> None:
         self.factory.ssl_start_mode = SSLStartMode.IMPLICIT
         other = self.tls.certificate(self.tls.other_pem)
