@@ -200,7 +200,7 @@ class TLSSession:
     def _choose(self, event: SSLConnectionRequest) -> None:
         owner = self.owner
         owner._hold_reading_for_tls(False)
-        if owner._lost is not None:
+        if owner._lost is not None or owner._close_called:
             return
         certificate = event.certificate or owner.factory._settings["SSLCert"]
         if certificate is None:
@@ -234,6 +234,11 @@ class TLSSession:
         self._chosen = True
         owner._ssl_status(f"certificate: {certificate.subject}")
         owner._maybe_start_engine()
+
+    @property
+    def hello_seen(self) -> bool:
+        """The client's ClientHello arrived (``ssl_connection_request`` has fired)."""
+        return self._parser is None
 
     @property
     def ready(self) -> bool:
@@ -364,15 +369,11 @@ class TLSSession:
         """
         Twisted reports a TCP close without a TLS close_notify as a lost
         connection.  Many clients close that way; when the TCP close itself
-        was clean, report it as clean (status 0).
+        was clean, report it as clean (status 0; a clean close in the middle
+        of the handshake becomes a 276 in the protocol).
         """
         raw = self._raw_reason
-        if (
-            raw is not None
-            and raw.check(ConnectionDone)
-            and reason.check(ConnectionLost)
-            and self.up
-        ):
+        if raw is not None and raw.check(ConnectionDone) and reason.check(ConnectionLost):
             return raw
         return reason
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime
 import enum
+import functools
 import hashlib
 import os
 import re
@@ -142,28 +143,66 @@ def _load_pem(
 ) -> tuple[list[x509.Certificate], list[PrivateKey]]:
     certificates: list[x509.Certificate] = []
     keys: list[PrivateKey] = []
-    for match in _PEM_BLOCK.finditer(data):
+    for number, match in enumerate(_PEM_BLOCK.finditer(data), 1):
         label = match.group(1)
         block = match.group(0)
-        if label in (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"):
-            certificates.append(x509.load_pem_x509_certificate(block))
-        elif label.endswith(b"PRIVATE KEY"):
+        if label == b"TRUSTED CERTIFICATE":
+            # OpenSSL's certificate + trust settings: dropping the settings
+            # silently would change what the certificate means.
+            raise TCPServerError(
+                errors.CANNOT_OPEN_CERT_STORE,
+                f"cannot read {where}: PEM block {number} is a TRUSTED CERTIFICATE "
+                "(OpenSSL's certificate with trust settings), not a plain certificate; "
+                "convert it with 'openssl x509 -in FILE -out plain.pem'",
+            )
+        if label in (b"CERTIFICATE", b"X509 CERTIFICATE"):
             try:
-                keys.append(serialization.load_pem_private_key(block, password or None))
-            except TypeError:
+                certificates.append(x509.load_pem_x509_certificate(block))
+            except ValueError as exc:
+                raise _bad_block(where, number, label, block, exc) from None
+        elif label.endswith(b"PRIVATE KEY"):
+            keys.append(_load_pem_key(block, password, where))
+        elif label == b"PKCS7":
+            try:
+                certificates.extend(pkcs7.load_pem_pkcs7_certificates(block))
+            except ValueError as exc:
+                raise _bad_block(where, number, label, block, exc) from None
+    return certificates, keys
+
+
+def _bad_block(
+    where: str, number: int, label: bytes, block: bytes, exc: Exception
+) -> TCPServerError:
+    """271 for a PEM block that does not decode: which block, how it starts, and why."""
+    body = block.split(b"-----")[2].strip()[:24]  # after "-----BEGIN <label>-----"
+    reason = str(exc)
+    reason = reason if len(reason) <= 80 else reason[:77] + "..."
+    return TCPServerError(
+        errors.CANNOT_OPEN_CERT_STORE,
+        f"cannot read {where}: PEM block {number} ({label.decode('ascii')}, "
+        f"starting {body.decode('ascii', 'replace')!r}) is corrupt: {reason}",
+    )
+
+
+def _load_pem_key(block: bytes, password: bytes | None, where: str) -> PrivateKey:
+    encrypted = block.startswith(b"-----BEGIN ENCRYPTED") or b"Proc-Type: 4,ENCRYPTED" in block
+    try:
+        try:
+            return serialization.load_pem_private_key(block, password)
+        except TypeError:
+            if password is None:
                 raise TCPServerError(
                     errors.CANNOT_OPEN_CERT_STORE,
                     f"the private key in {where} is encrypted: give its password as store_password",
                 ) from None
-            except ValueError as exc:
-                reason = "wrong password" if password else f"unreadable ({exc})"
-                raise TCPServerError(
-                    errors.CANNOT_OPEN_CERT_STORE,
-                    f"cannot load the private key in {where}: {reason}",
-                ) from None
-        elif label == b"PKCS7":
-            certificates.extend(pkcs7.load_pem_pkcs7_certificates(block))
-    return certificates, keys
+            # the key is not encrypted: the password is simply not needed
+            return serialization.load_pem_private_key(block, None)
+    except ValueError as exc:
+        reason = "wrong password" if password and encrypted else f"unreadable ({exc})"
+        raise TCPServerError(
+            errors.CANNOT_OPEN_CERT_STORE,
+            f"cannot load the private key in {where}: {reason}",
+        ) from None
 
 
 def _load_der(
@@ -205,9 +244,11 @@ class Certificate:
 
     :param store_type: a :class:`CertStoreType` (or its number); ``AUTO``
         detects PEM, PFX/PKCS#12, PKCS#7 and DER.
-    :param store: a file name for the ``*_FILE`` types, the data (bytes, or
-        Base64 text) for the ``*_BLOB`` types; with ``AUTO`` an existing
-        file name is read, anything else is taken as data.
+    :param store: a file name (``str`` or path object) for the ``*_FILE``
+        types, the data (bytes, or Base64 text) for the ``*_BLOB`` types;
+        with ``AUTO`` a path object or an existing file name is read, bytes,
+        PEM and Base64 text are taken as data, and any other one-line text
+        is a file name that does not exist (271).
     :param store_password: the store's password (PFX) or the private key's
         (PEM); never logged or shown.
     :param subject: ``"*"`` for the first certificate that has its private
@@ -224,7 +265,7 @@ class Certificate:
     def __init__(
         self,
         store_type: CertStoreType | int,
-        store: str | bytes,
+        store: str | bytes | os.PathLike[str],
         store_password: str = "",
         subject: str = "*",
         key_password: str | None = None,
@@ -267,12 +308,8 @@ class Certificate:
 
     def _read_store(self) -> tuple[bytes, str]:
         store = self.store
-        if self.store_type in _FILE_TYPES or (
-            self.store_type is CertStoreType.AUTO
-            and isinstance(store, str)
-            and os.path.isfile(store)
-        ):
-            path = os.fsdecode(store)
+        path = self._store_path()
+        if path is not None:
             try:
                 with open(path, "rb") as handle:
                     return handle.read(), repr(path)
@@ -288,6 +325,21 @@ class Certificate:
         raise TCPServerError(
             errors.INVALID_ARGUMENT, f"store must be a file name or bytes, not {store!r:.40}"
         )
+
+    def _store_path(self) -> str | None:
+        """The file to read, or None when ``store`` is the data itself."""
+        store = self.store
+        if self.store_type in _FILE_TYPES:
+            if isinstance(store, str | bytes | os.PathLike):
+                return os.fsdecode(store)
+            return None  # refused by _read_store
+        if self.store_type is not CertStoreType.AUTO:
+            return None
+        if isinstance(store, os.PathLike):
+            return os.fsdecode(store)
+        if isinstance(store, str) and (os.path.exists(store) or _looks_like_a_path(store)):
+            return store
+        return None
 
     def _parse(self, data: bytes, where: str) -> tuple[list[x509.Certificate], list[PrivateKey]]:
         password = self.key_password.encode() if self.key_password else None
@@ -367,6 +419,28 @@ class Certificate:
 
     def __repr__(self) -> str:
         return f"<Certificate {self.store_type.name} subject={self.subject!r}>"
+
+    @functools.cached_property
+    def _content_key(self) -> bytes:
+        """
+        What an OpenSSL context built for this certificate depends on - the
+        certificate, its chain and its private key - as a SHA-256 digest:
+        equal for two Certificates loaded from the same store.
+        """
+        digest = hashlib.sha256()
+        if self._key is None:
+            digest.update(b"\0")
+        else:
+            key = self._key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            digest.update(b"\1" + hashlib.sha256(key).digest())
+        for certificate in (self._x509, *self._chain):
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            digest.update(len(der).to_bytes(4, "big") + der)
+        return digest.digest()
 
     # -- the manual's read-only fields -------------------------------------------------
 
@@ -553,6 +627,23 @@ def _wrap(certificate: x509.Certificate) -> Certificate:
     """A Certificate around an already-loaded cryptography certificate."""
     return Certificate(
         CertStoreType.PUBLIC_KEY_BLOB, certificate.public_bytes(serialization.Encoding.PEM)
+    )
+
+
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]*")
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """
+    Whether AUTO's text store is a file name (one that does not exist) rather
+    than data: one line, neither PEM nor Base64 nor binary.
+    """
+    return (
+        bool(text.strip())
+        and "\n" not in text
+        and "\0" not in text
+        and "-----BEGIN" not in text
+        and not _BASE64_TEXT.fullmatch(text)
     )
 
 

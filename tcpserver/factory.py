@@ -42,7 +42,7 @@ from tcpserver.access import AddressMatcher
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
-from tcpserver.protocol import OPEN, TCPServerProtocol
+from tcpserver.protocol import TCPServerProtocol
 from tcpserver.settings import (
     Setting,
     Settings,
@@ -608,7 +608,8 @@ class TCPServerFactory(ServerFactory):
             ``disconnected`` event has fired.
         """
         for protocol in self._live():
-            if protocol._state == OPEN and protocol._lost is None:
+            if protocol._was_open and protocol._lost is None:
+                # (a STARTTLS handshake in progress too: it had been open)
                 if not protocol._closing:
                     protocol.disconnect()
             else:

@@ -139,6 +139,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_tls",
         "_tls_boundary",
         "_tls_error_reported",
+        "_tls_reading",
         "_tx_paused",
         "_waiters",
         "_was_open",
@@ -215,8 +216,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._sink: Any = None  # where outgoing bytes go: the transport or the TLS engine
         self._raw_hook: Callable[[bytes], None] | None = None  # raw bytes go here instead
         self._tls: TLSSession | None = None
-        self._holding = False  # output waits for the TLS engine
-        self._tls_boundary = 0  # bytes accepted before TLS started: sent in plaintext
+        # Output accepted while TLS is being set up is held here until the
+        # handshake (and the client-certificate check) is done: only bytes
+        # accepted before TLS started (the first _tls_boundary) go out, in
+        # plaintext.  Nothing reaches an unauthenticated peer.
+        self._holding = False
+        self._tls_boundary = 0
+        # The TLS handshake must read whatever else holds reading back
+        # (flow control, pause_data, an async listener): see _reading_blocked.
+        self._tls_reading = False
         self._was_open = False  # connected has fired
         self._tls_error_reported = False
 
@@ -270,9 +278,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         mode = profile.ssl_start_mode
         if mode == SSLStartMode.IMPLICIT:
             self._state = HANDSHAKING
-            self._begin_tls()
+            self._begin_tls(self._accepted_total)
         elif mode == SSLStartMode.AUTOMATIC:
+            # Plaintext or TLS is not known until the first byte: hold output
+            # meanwhile (a TLS client must not get plaintext).
             self._state = HANDSHAKING
+            self._hold_output(self._accepted_total)
             self._raw_hook = self._sniff
         else:  # NONE, or EXPLICIT (plaintext until start_ssl)
             self._established()
@@ -281,7 +292,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         """Plaintext accepted (or TLS handshake done): the connection is open."""
         self._state = OPEN
         self._was_open = True
-        self.ready_to_send = True
+        # (output held during a TLS handshake may already fill the queue)
+        self.ready_to_send = not self._parked and (
+            self._queue_len + self._cork_len < self._profile.high_water
+        )
         self._data_ok = not (self._read_pauses & PAUSE_USER) or self._lost is not None
         self._update_fast()
         listeners = self.factory._listeners
@@ -352,7 +366,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             return
         self._lost = reason
         self._fast = False
-        self.setTimeout(None)
+        if self._TimeoutMixin__timeoutCall is not None:
+            self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._cork = None
@@ -360,9 +375,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self.factory._connection_lost(self)
         if self._close_status is None:
             self._close_status = code_for_failure(reason)
+            if self._state == HANDSHAKING and self._tls is not None:
+                self._close_status = self._tls_loss_status(*self._close_status)
         code, description = self._close_status
         if self._tls is not None:
-            self._tls.fail_waiters(TCPServerError(code, description))
+            self._tls.fail_waiters(
+                TCPServerError(code, description)
+                if code
+                else TCPServerError(
+                    errors.HANDSHAKE_ERROR,
+                    f"{errors.description_for(errors.HANDSHAKE_ERROR)} The connection "
+                    "closed before the TLS handshake finished",
+                )
+            )
         if self._waiters or self._parked or self._send_timer is not None:
             if code == 0:
                 # A clean close means Twisted flushed everything it was handed.
@@ -380,8 +405,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._state in (NEW, REQUESTING, REFUSED):
             return  # never accepted: no disconnected event
         if self._state == HANDSHAKING:
-            if self._tls is not None and not self._tls_error_reported and code not in (0, 10058):
-                # the handshake failed (or the peer left mid-handshake)
+            if code and code != errors.CANNOT_SEND_AFTER_SHUTDOWN and not self._tls_error_reported:
+                # the handshake failed, or the peer left in the middle of it
                 self._tls_error_reported = True
                 self._log.info(
                     "TLS failed on connection {cid} from {peer}: {description}",
@@ -399,6 +424,24 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._state = OPEN  # STARTTLS failed: the connection had been open
         self._refresh()
         self._advance()
+
+    def _tls_loss_status(self, code: int, description: str) -> tuple[int, str]:
+        """
+        The close status of a connection lost before TLS came up.  A peer
+        that leaves (even cleanly) once it has started a handshake, or in
+        the middle of a STARTTLS, failed the handshake: the application is
+        told with a 276.  Our own close, or a clean close before the
+        ClientHello (a health check), stays as it is.
+        """
+        tls = self._tls
+        assert tls is not None
+        if code or self._close_called or not (tls.hello_seen or self._was_open):
+            return code, description
+        return (
+            errors.HANDSHAKE_ERROR,
+            f"{errors.description_for(errors.HANDSHAKE_ERROR)} The peer closed the "
+            "connection during the TLS handshake",
+        )
 
     def readConnectionLost(self) -> None:
         """
@@ -420,21 +463,44 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _sniff(self, data: bytes) -> None:
         """SSLStartMode.AUTOMATIC: a TLS record (0x16) starts TLS, anything else is plaintext."""
         if data[:1] == b"\x16":
-            self._begin_tls()
+            # what was sent before this byte goes out encrypted, after the handshake
+            self._begin_tls(self._tls_boundary)
             assert self._tls is not None
             self._tls.data(data)
         else:
             self._raw_hook = None
             self._established()
-            self._plaintext_received(data)
+            self._release_output()
+            if self._lost is None:
+                self._plaintext_received(data)
 
-    def _begin_tls(self) -> None:
-        """Start TLS: what was accepted so far still goes out in plaintext."""
+    def _hold_output(self, boundary: int) -> None:
+        """From now on only the first ``boundary`` accepted bytes go out (see __init__)."""
         if self._cork:
             self._uncork()
         self._holding = True
         self._fast = False
-        self._tls_boundary = self._accepted_total
+        self._tls_boundary = boundary
+        self._set_tls_reading(True)
+
+    def _release_output(self) -> None:
+        """TLS is up (or AUTOMATIC found plaintext): held output may go."""
+        self._holding = False
+        self._set_tls_reading(False)
+        if self._lost is not None:
+            return
+        if self._queue or self._parked:
+            self._drain()
+        else:
+            self._update_fast()
+        if self._files is not None and self._files.busy and not self._tx_paused:
+            self._files.pull()
+        if self._closing and not self._close_called:
+            self._close_when_sent()
+
+    def _begin_tls(self, boundary: int) -> None:
+        """Start TLS: the first ``boundary`` accepted bytes still go out in plaintext."""
+        self._hold_output(boundary)
         self._tls = TLSSession(self)
         self._raw_hook = self._tls.data
         self._tls.start()
@@ -442,19 +508,17 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _maybe_start_engine(self) -> None:
         """Start the TLS engine once its certificate is chosen and the plaintext is out."""
         tls = self._tls
-        if tls is None or not tls.ready or self._lost is not None:
+        if tls is None or not tls.ready or self._lost is not None or self._close_called:
             return
         if self._handed_total < self._tls_boundary:
             return  # _drain() calls again when the plaintext has been handed over
+        # Output stays held until the handshake is done (_tls_up).
         self._sink = tls.start_engine()
-        self._holding = False
-        if self._queue or self._parked:
-            self._drain()
-        self._update_fast()
 
     def _tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
         self._established()
+        self._release_output()
 
     def _tls_failed(self, code: int, description: str) -> None:
         self._tls_error_reported = True
@@ -504,10 +568,24 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.NOT_SUPPORTED,
                 "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
             )
+        if self._closing:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"start_ssl: connection {self.connection_id!r} is closing",
+            )
+        if self._files is not None and self._files.busy:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"start_ssl: a send_file is still in progress on connection "
+                f"{self.connection_id!r}; start TLS once its Deferred has fired",
+            )
         discarded = self.framer.flush()
         self._state = HANDSHAKING
         self._refresh()
-        self._begin_tls()
+        # Timed sends waiting for room were made before start_ssl(): they
+        # belong to the plaintext part, whatever the queue limit says.
+        self._admit_parked(force=True)
+        self._begin_tls(self._accepted_total)
         assert self._tls is not None
         waiting: Deferred[None] = Deferred()
         self._tls.waiters.append(waiting)
@@ -687,17 +765,48 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     # -- reading ---------------------------------------------------------------
 
+    def _reading_blocked(self) -> bool:
+        """
+        Whether the transport should be paused.  During a TLS handshake only
+        the handshake's own pause (an async ``ssl_*`` listener) counts: the
+        handshake needs the peer's bytes whatever holds the application
+        data back, and decrypted data waits in the framer meanwhile.
+        """
+        pauses = self._read_pauses
+        if self._tls_reading:
+            pauses &= PAUSE_PENDING
+        return pauses != 0
+
     def _pause_reading(self, reason: int) -> None:
-        if not self._read_pauses and self._lost is None and self.transport is not None:
-            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        was_blocked = self._reading_blocked()
         self._read_pauses |= reason
+        if not was_blocked and self._reading_blocked():
+            self._transport_reading(False)
+
+    def _transport_reading(self, on: bool) -> None:
+        transport: Any = self.transport
+        if self._lost is None and transport is not None:
+            if on:
+                transport.resumeProducing()
+            else:
+                transport.pauseProducing()
 
     def _resume_reading(self, reason: int) -> None:
         if not self._read_pauses & reason:
             return
+        was_blocked = self._reading_blocked()
         self._read_pauses &= ~reason
-        if not self._read_pauses and self._lost is None and self.transport is not None:
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        if was_blocked and not self._reading_blocked():
+            self._transport_reading(True)
+
+    def _set_tls_reading(self, on: bool) -> None:
+        if on == self._tls_reading:
+            return
+        was_blocked = self._reading_blocked()
+        self._tls_reading = on
+        blocked = self._reading_blocked()
+        if blocked != was_blocked:
+            self._transport_reading(not blocked)
 
     def pause_data(self) -> None:
         """Stop ``data_in`` (and reading from the socket) until :meth:`process_data`."""
@@ -884,10 +993,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._start_send_timer()
         return waiter
 
-    def _admit_parked(self) -> None:
-        """Move parked sends into the queue while they fit, in order."""
+    def _admit_parked(self, force: bool = False) -> None:
+        """Move parked sends into the queue while they fit (all if ``force``), in order."""
         parked = self._parked
-        while parked and self._has_room(len(parked[0][0])):
+        while parked and (force or self._has_room(len(parked[0][0]))):
             data, waiter = parked.popleft()
             self._parked_len -= len(data)
             self._enqueue(data)

@@ -328,3 +328,83 @@ def tls_client(
             "session": sock.session,
         }
         return got, info
+
+
+class MemoryTLSClient:
+    """
+    A Python ``ssl`` client (MemoryBIO) on a :class:`tcpserver.testing.MemoryConnection`:
+    real OpenSSL on both sides, no sockets, the server's clock under test control.
+    """
+
+    def __init__(self, connection: Any, context: Any, server_name: str = "localhost") -> None:
+        import ssl
+
+        self.connection = connection
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.ssl = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
+        self.received = b""
+        self.handshake_done = False
+        self.error: Exception | None = None
+        self._unread = b""  # sent, not yet read by the server
+
+    def _step(self) -> bool:
+        import ssl
+
+        moved = False
+        if not self.handshake_done and self.error is None:
+            try:
+                self.ssl.do_handshake()
+                self.handshake_done = True
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                self.error = exc
+        # like a socket: the server gets bytes only while it reads
+        self._unread += self.outgoing.read()
+        if self._unread and self.connection.reading and not self.connection.closed:
+            data, self._unread = self._unread, b""
+            self.connection.feed(data)
+            moved = True
+        written = self.connection.written()
+        if written:
+            self.incoming.write(written)
+            moved = True
+        if self.handshake_done:
+            while True:
+                try:
+                    got = self.ssl.read(1 << 20)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLError as exc:
+                    self.error = exc
+                    break
+                if not got:
+                    break
+                self.received += got
+                moved = True
+        return moved
+
+    def pump(self, rounds: int = 50) -> None:
+        """Move bytes both ways until nothing moves (the clock ticks in between)."""
+        clock = self.connection.protocol.factory.reactor
+        for _ in range(rounds):
+            if not self._step():
+                clock.advance(0)
+                if not self._step():
+                    return
+
+    def hello_only(self) -> bytes:
+        """Start the handshake and hand the server only the ClientHello."""
+        import contextlib
+        import ssl
+
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self.ssl.do_handshake()
+        hello: bytes = self.outgoing.read()
+        self.connection.feed(hello)
+        return hello
+
+    def send(self, data: bytes) -> None:
+        self.ssl.write(data)
+        self.connection.feed(self.outgoing.read())

@@ -154,6 +154,57 @@ async def test_starttls_discards_injected_plaintext(server, recorder, tls):
     assert "17 bytes" in errors[0].description
 
 
+@pytest_twisted.ensureDeferred
+async def test_starttls_awaited_in_an_async_listener(server, recorder, tls):
+    """The listener's await pauses data_in, not the handshake's reading."""
+
+    async def on_data(event):
+        if event.text == b"STARTTLS":
+            server.send_line(event.connection_id, "220 go ahead")
+            await server.start_ssl(event.connection_id)
+            server.send_line(event.connection_id, "secure now")
+
+    server.on("data_in", on_data)
+    port = tls_server(server, tls, SSLStartMode.EXPLICIT)
+
+    def talk():
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"STARTTLS\n")
+            assert read_until(raw, 14) == b"220 go ahead\r\n"
+            with tls.client_context().wrap_socket(raw, server_hostname="localhost") as sock:
+                return read_until(sock, 12)
+
+    assert await in_thread(talk) == b"secure now\r\n"
+    await recorder.wait("disconnected")
+    assert recorder.of("error") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_starttls_after_more_plaintext_than_the_high_water_mark(server, recorder, tls):
+    size = 3 * server.factory._settings["SendQueueHighWater"]  # a multiple of 64 KiB
+
+    def on_data(event):
+        if event.text == b"STARTTLS":
+            for _ in range(size // 65536):  # the first fills Twisted, the rest queue here
+                server.send(event.connection_id, b"p" * 65536)
+            server.send(event.connection_id, b"\n")
+            server.start_ssl(event.connection_id)
+
+    server.on("data_in", on_data)
+    port = tls_server(server, tls, SSLStartMode.EXPLICIT)
+
+    def talk():
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"STARTTLS\n")
+            plain = read_until(raw, size + 1)
+            with tls.client_context().wrap_socket(raw, server_hostname="localhost") as sock:
+                return plain, sock.version()
+
+    plain, version = await in_thread(talk)
+    assert plain == b"p" * size + b"\n"
+    assert version == "TLSv1.3"
+
+
 # -- automatic detection -----------------------------------------------------------------
 
 
