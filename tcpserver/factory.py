@@ -42,7 +42,7 @@ from tcpserver.access import AddressMatcher
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
-from tcpserver.protocol import TCPServerProtocol
+from tcpserver.protocol import CORK_LIMIT, TCPServerProtocol
 from tcpserver.settings import (
     Setting,
     Settings,
@@ -218,6 +218,7 @@ class TCPServerFactory(ServerFactory):
         self._all_gone: list[Deferred[None]] = []
         self._allowed = AddressMatcher.parse("*")
         self._blocked = AddressMatcher.parse("")
+        self._open_access = True  # every address allowed: no per-connection check
         self._codec = "utf-8"
         self._max_connections = 1000
         self._last_refusal_log = float("-inf")
@@ -253,8 +254,10 @@ class TCPServerFactory(ServerFactory):
         self._profile = None
         if name == "AllowedClients":
             self._allowed = AddressMatcher.parse(value)
+            self._open_access = self._allowed.match_all and self._blocked.empty
         elif name == "BlockedClients":
             self._blocked = AddressMatcher.parse(value)
+            self._open_access = self._allowed.match_all and self._blocked.empty
         elif name == "CodePage":
             self._codec = codec_for_code_page(value)
         elif name == "MaxConnections":
@@ -645,6 +648,26 @@ class TCPServerFactory(ServerFactory):
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
             ) from None
+        if (
+            protocol._corked
+            and protocol._fast
+            and type(data) is bytes
+            and not protocol.send_timeout
+        ):
+            # TCPServerProtocol.send's own fast path, inlined for the most
+            # common call there is: an answer from a data_in listener.
+            size = len(data)
+            protocol.bytes_sent = size
+            protocol._accepted_total += size
+            cork = protocol._cork
+            if cork is None:
+                protocol._cork = [data]
+            else:
+                cork.append(data)
+            protocol._cork_len += size
+            if protocol._cork_len >= CORK_LIMIT:
+                protocol._uncork()
+            return None
         return protocol.send(data)
 
     def send_bytes(self, connection_id: str, data: bytes) -> Deferred[None] | None:

@@ -213,6 +213,40 @@ class Framer:
         self._pos = 0
         self._cr = self._lf = -1
 
+    def receive_lines(self, data: bytes) -> list[bytes] | None:
+        """
+        :meth:`receive` and :meth:`split_lines` in one call, for the hot
+        path: when nothing is buffered and ``data`` holds complete lines in
+        EOL mode, buffer it and return those lines as a batch (the
+        :meth:`split_lines` contract: set :attr:`batch_index`, then
+        :meth:`settle`).  Otherwise just buffer it and return ``None``.
+        """
+        eol = self._eol
+        if (
+            not eol
+            or self._pos < len(self._buf)
+            or self._batch is not None
+            or self._held
+            or self._record_length > 0
+            or self._single
+        ):
+            self.receive(data)
+            return None
+        lines = data.split(eol)
+        rest = lines.pop()
+        end = len(data) - len(rest)
+        if not lines or (end - len(eol) > self._limit and len(max(lines, key=len)) > self._limit):
+            self.receive(data)
+            return None
+        self._buf = data
+        self._cr = self._lf = -1
+        self._batch = lines
+        self._batch_start = 0
+        self._split_eol_len = len(eol)
+        self.batch_index = -1
+        self._pos = self._scan = end
+        return lines
+
     # -- output ----------------------------------------------------------------
 
     def next_frame(self) -> Frame | None:
@@ -330,28 +364,35 @@ class Framer:
             self._scan = end
         return head + buf[pos:end]
 
-    def split_lines(self) -> list[bytes]:
+    def split_lines(self) -> list[bytes] | None:
         """
         Fast path: every complete line in the buffer at once, in EOL mode.
 
-        Returns ``[]`` when the fast path does not apply (another mode, a long
-        held partial line, a line longer than ``max_line_length``): use
-        :meth:`next_frame` then.  Otherwise the consumer delivers the lines
-        in order, setting :attr:`batch_index` to the index of the line it is
-        delivering, and calls :meth:`settle` when it finishes or stops (after
-        a listener changed the framing, paused, went async...).  Any framer
-        call made meanwhile - a framing change, :meth:`flush` - first settles
-        the position just after the line being delivered, so changes still
-        apply to the very next byte.
+        Returns ``None`` when the fast path does not apply (another mode, a
+        long held partial line, a line longer than ``max_line_length``): use
+        :meth:`next_frame` then.  Returns ``[]`` when there is no complete
+        frame to deliver now (at most the start of a line is buffered).
+        Otherwise the consumer delivers the lines in order, setting
+        :attr:`batch_index` to the index of the line it is delivering, and
+        calls :meth:`settle` when it finishes or stops (after a listener
+        changed the framing, paused, went async...).  Any framer call made
+        meanwhile - a framing change, :meth:`flush` - first settles the
+        position just after the line being delivered, so changes still apply
+        to the very next byte.
         """
         eol = self._eol
         if not eol or self._record_length > 0 or self._single or self._held:
-            return []
+            return None
         if self._batch is not None:
             self.settle()
         buf = self._buf
         pos = self._pos
         if buf.find(eol, self._scan) < 0:
+            size = len(buf)
+            if size - pos >= self._limit + len(eol):
+                return None  # an over-long line: next_frame() cuts it
+            # remember how far we looked (a terminator may straddle the end)
+            self._scan = max(pos, size - len(eol) + 1)
             return []
         # split() matches left to right like next_frame() (overlapping
         # terminators such as "||" in "|||" included); the last piece is the
@@ -359,7 +400,7 @@ class Framer:
         lines = (buf[pos:] if pos else buf).split(eol)
         rest = lines.pop()
         if len(max(lines, key=len)) > self._limit:
-            return []
+            return None
         self._batch = lines
         self._batch_start = pos
         self._split_eol_len = len(eol)

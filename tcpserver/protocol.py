@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import interfaces
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
@@ -42,6 +43,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.tcp import Server as _TCPServer
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -234,12 +236,21 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         transport: Any = self.transport
         peer = transport.getPeer()
-        self.remote_host = _plain_address(str(getattr(peer, "host", "") or ""))
-        self.remote_port = int(getattr(peer, "port", 0) or 0)
+        if type(peer) is IPv4Address:
+            host, port = peer.host, peer.port
+        else:
+            host = _plain_address(str(getattr(peer, "host", "") or ""))
+            port = int(getattr(peer, "port", 0) or 0)
+        self.remote_host = host
+        self.remote_port = port
         # every stream transport is a consumer (duck-typed: no adapter lookup)
         transport.registerProducer(self, True)
         self._sink = transport
-        self._peer_known(self.remote_host, self.remote_port)
+        factory = self.factory
+        if factory._open_access and not factory._listeners["connection_request"]:
+            self._decided(True)  # nobody to ask
+        else:
+            self._peer_known(host, port)
 
     @property
     def local_address(self) -> str:
@@ -333,26 +344,54 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         )
 
     @override
-    def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
-        hook = self._raw_hook
-        if hook is not None:
-            hook(data)  # TLS (or its detection) sees the raw bytes first
-        else:
-            self._plaintext_received(data)
-
-    def _plaintext_received(self, data: bytes) -> None:
-        """Bytes of the connection's stream (decrypted when TLS is on)."""
-        self.framer.receive(data)
+    def dataReceived(self, data: bytes, decrypted: bool = False) -> None:
+        """
+        Bytes from the transport, or (``decrypted``) the connection's stream
+        from the TLS engine.  The plaintext path is written out here, not in
+        a helper: it runs once per read.
+        """
+        if not decrypted:
+            if self._TimeoutMixin__timeoutCall is not None:
+                self.resetTimeout()
+            hook = self._raw_hook
+            if hook is not None:
+                hook(data)  # TLS (or its detection) sees the raw bytes first
+                return
+        framer = self.framer
         if self._busy is not None or not self._data_ok:
+            framer.receive(data)
             return
         self._corked = True
         try:
-            self._advance()
+            if self._advancing or self._steps:
+                framer.receive(data)
+                self._advance()
+                return
+            # The hot path: whole lines on an idle buffer, delivered at once.
+            lines = framer.receive_lines(data)
+            self._advancing = True
+            try:
+                if lines is not None:
+                    self._deliver_lines(lines)
+                    if not (
+                        framer._pos < len(framer._buf)
+                        or self._steps
+                        or self._busy is not None
+                        or self._eof
+                        or self._lost is not None
+                    ):
+                        return  # nothing else to do (the common case)
+                self._advance_loop()
+            finally:
+                self._advancing = False
         finally:
             self._corked = False
             if self._cork:
                 self._uncork()
+
+    def _plaintext_received(self, data: bytes) -> None:
+        """The connection's stream (decrypted when TLS is on)."""
+        self.dataReceived(data, True)
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -453,6 +492,27 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._eof:
             return  # Twisted repeats this when reading resumes
         self._eof = True
+        transport: Any = self.transport
+        if (
+            type(transport) is _TCPServer
+            and self._state == OPEN
+            and self._busy is None
+            and not self._steps
+            and not self._advancing
+            and not self._output_pending()
+            and self._tls is None
+            and self.framer._pos >= len(self.framer._buf)
+            and not self.framer._held
+            and not transport.disconnecting
+            and not transport.dataBuffer
+            and not transport._tempDataLen
+        ):
+            # Nothing to deliver, nothing to answer: close now, as Twisted
+            # does for a protocol that does not take half-closes, instead of
+            # a loseConnection() that takes another round of the reactor.
+            transport.stopWriting()
+            transport.connectionLost(connectionDone)
+            return
         self._advance()
 
     def writeConnectionLost(self) -> None:
@@ -669,15 +729,17 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 if waiting is not None:
                     self._wait(waiting)
                 continue
-            if self._data_ok:
+            # (an empty buffer is the common case: skip asking the framer)
+            if self._data_ok and (framer._pos < len(framer._buf) or framer._held):
                 lines = framer.split_lines()
                 if lines:
                     self._deliver_lines(lines)
                     continue
-                frame = framer.next_frame()
-                if frame is not None:
-                    self._deliver(frame[0], frame[1])
-                    continue
+                if lines is None:
+                    frame = framer.next_frame()
+                    if frame is not None:
+                        self._deliver(frame[0], frame[1])
+                        continue
             if self._state != OPEN or (self._lost is None and not self._eof):
                 return
             if self._lost is None and self._read_pauses & PAUSE_USER:
@@ -686,9 +748,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # Nothing received is lost: what never completed a line comes
                 # out as a last data_in with eol=False.
                 self._flushed = True
-                rest = framer.flush()
-                if rest:
-                    self._deliver(rest, False)
+                if framer._pos < len(framer._buf) or framer._held:
+                    rest = framer.flush()
+                    if rest:
+                        self._deliver(rest, False)
                 continue
             if self._lost is None:
                 # Input is over and every listener has finished: close once
@@ -750,6 +813,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 or self._steps
             ):
                 break
+        else:
+            framer._batch = None  # all delivered: the position is already right
+            return
         framer.settle()
 
     def _deliver(self, text: bytes, eol: bool) -> None:
@@ -1031,11 +1097,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._cork = None
         self._cork_len = 0
         if cork and self._lost is None:
-            if len(cork) == 1:
-                self._sink.write(cork[0])
-            else:
-                self._sink.writeSequence(cork)
-            self._handed(size)
+            # One write of the joined batch: Twisted's writeSequence checks
+            # and appends every piece, and joins them again before sending.
+            self._sink.write(cork[0] if len(cork) == 1 else b"".join(cork))
+            # (_handed, inlined: once per read batch)
+            self._handed_total += size
+            if not self._tx_paused:
+                self._flushed_mark = self._handed_total
+            if self.idle_timeout or self._waiters or self._parked:
+                self._progress()
 
     def _handed(self, size: int) -> None:
         self._handed_total += size

@@ -8,6 +8,8 @@ pending buffer.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from helpers import ModelFramer
 from hypothesis import HealthCheck, given, settings
@@ -367,6 +369,10 @@ def test_split_lines_fast_path_matches_model(ops):
         elif op == "split":
             generation = real.generation
             lines = real.split_lines()
+            if lines == []:
+                # "no complete frame now" must be true
+                assert copy.deepcopy(model).next_frame() is None
+            lines = lines or []
             taken = lines[:arg]
             real.batch_index = len(taken) - 1
             real.settle()
@@ -391,13 +397,25 @@ def test_split_lines_fast_path_matches_model(ops):
 def test_split_lines_declines_long_lines_and_other_modes():
     framer = Framer(eol=b"\n", max_line_length=256)
     framer.receive(b"short\n" + b"y" * 300 + b"\n")
-    assert framer.split_lines() == []
+    assert framer.split_lines() is None
     assert framer.next_frame() == (b"short", True)
     framer.single_line_mode = True
-    assert framer.split_lines() == []
+    assert framer.split_lines() is None
     generation = framer.generation
     framer.max_line_length = 300
     assert framer.generation == generation + 1
+
+
+def test_split_lines_tells_when_nothing_is_complete():
+    framer = Framer(eol=b"\r\n", max_line_length=8)
+    framer.receive(b"abc\r")
+    assert framer.split_lines() == []  # a partial line (and terminator)
+    framer.receive(b"\n" + b"z" * 10)
+    assert framer.split_lines() == [b"abc"]
+    framer.batch_index = 0
+    framer.settle()
+    assert framer.split_lines() is None  # over-long: next_frame() cuts it
+    assert framer.next_frame() == (b"z" * 8, False)
 
 
 def test_a_change_during_a_batch_applies_after_the_current_line():
