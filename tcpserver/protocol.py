@@ -123,6 +123,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_files",
         "_flushed",
         "_flushed_mark",
+        "_framer",
         "_handed_total",
         "_holding",
         "_lost",
@@ -149,7 +150,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "connected",
         "connection_id",
         "factory",
-        "framer",
         "idle_timeout",
         "ready_to_send",
         "remote_host",
@@ -170,7 +170,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._TimeoutMixin__timeoutCall = None
         self.connection_id = ""
         self._profile = profile = factory._connection_profile()
-        self.framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
+        self._framer: Framer | None = None  # made when the first byte arrives (see framer)
         self.remote_host = ""
         self.remote_port = 0
         self.idle_timeout: float = profile.idle_timeout
@@ -253,6 +253,26 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._peer_known(host, port)
 
     @property
+    def framer(self) -> Framer:
+        """
+        This connection's framer.  An idle connection has none: it is made,
+        from the settings in force at accept, when the first byte arrives or
+        a framing property is read or set.
+        """
+        framer = self._framer
+        if framer is None:
+            profile = self._profile
+            framer = self._framer = Framer(
+                profile.eol, profile.max_line_length, profile.single_line_mode
+            )
+        return framer
+
+    def _input_buffered(self) -> bool:
+        """Whether received bytes wait in the framer."""
+        framer = self._framer
+        return framer is not None and (framer._pos < len(framer._buf) or bool(framer._held))
+
+    @property
     def local_address(self) -> str:
         """The local IP address the connection came in on."""
         host = self.transport.getHost() if self.transport is not None else None
@@ -324,7 +344,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     self._fire("ready_to_send", ReadyToSend(self.connection_id))
             finally:
                 self._advancing = False
-        if self.framer._buf or self._steps or self._eof or self._lost is not None:
+        if self._framer is not None or self._steps or self._eof or self._lost is not None:
             self._advance()
 
     def _update_fast(self) -> None:
@@ -357,7 +377,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if hook is not None:
                 hook(data)  # TLS (or its detection) sees the raw bytes first
                 return
-        framer = self.framer
+        framer = self._framer
+        if framer is None:
+            framer = self.framer
         if self._busy is not None or not self._data_ok:
             framer.receive(data)
             return
@@ -501,8 +523,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             and not self._advancing
             and not self._output_pending()
             and self._tls is None
-            and self.framer._pos >= len(self.framer._buf)
-            and not self.framer._held
+            and not self._input_buffered()
             and not transport.disconnecting
             and not transport.dataBuffer
             and not transport._tempDataLen
@@ -720,7 +741,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _advance_loop(self) -> None:
         factory = self.factory
-        framer = self.framer
+        framer = self._framer  # None: nothing was ever received
         while self._busy is None:
             steps = self._steps
             if steps:
@@ -730,7 +751,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     self._wait(waiting)
                 continue
             # (an empty buffer is the common case: skip asking the framer)
-            if self._data_ok and (framer._pos < len(framer._buf) or framer._held):
+            if (
+                self._data_ok
+                and framer is not None
+                and (framer._pos < len(framer._buf) or framer._held)
+            ):
                 lines = framer.split_lines()
                 if lines:
                     self._deliver_lines(lines)
@@ -748,7 +773,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # Nothing received is lost: what never completed a line comes
                 # out as a last data_in with eol=False.
                 self._flushed = True
-                if framer._pos < len(framer._buf) or framer._held:
+                if framer is not None and (framer._pos < len(framer._buf) or framer._held):
                     rest = framer.flush()
                     if rest:
                         self._deliver(rest, False)
@@ -783,7 +808,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         went async; the undelivered lines go back to the framer.
         """
         factory = self.factory
-        framer = self.framer
+        framer = self._framer
+        assert framer is not None  # lines came from it
         generation = framer.generation
         connection_id = self.connection_id
         for index, line in enumerate(lines):
