@@ -1,20 +1,40 @@
-"""``python -m tcpserver.bench serve ...``."""
+"""``python -m tcpserver.bench serve|baseline|run|load ...``."""
 
 from __future__ import annotations
 
 import sys
 
-from tcpserver.bench.serve import main as serve
+USAGE = """usage: python -m tcpserver.bench COMMAND ...
+
+  serve --port PORT [--tls CERT KEY]   the tcpserver echo server (the bench contract)
+  baseline --port PORT [--tls CERT KEY]
+                                       a plain Twisted LineReceiver echo, for comparison
+  run [--quick] [--reps N] [--json]    tcpserver vs plain Twisted, same load, with ratios
+  load echo|churn --port PORT ...      one load-generator process (used by run)
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] != "serve":
-        print(
-            "usage: python -m tcpserver.bench serve --port PORT [--tls CERT KEY]", file=sys.stderr
-        )
-        return 2
-    return serve(args[1:])
+    command = args[0] if args else ""
+    if command == "serve":
+        from tcpserver.bench.serve import main as serve
+
+        return serve(args[1:])
+    if command == "baseline":
+        from tcpserver.bench.baseline import main as baseline
+
+        return baseline(args[1:])
+    if command == "run":
+        from tcpserver.bench.run import main as run
+
+        return run(args[1:])
+    if command == "load":
+        from tcpserver.bench.load import main as load
+
+        return load(args[1:])
+    print(USAGE, file=sys.stderr, end="")
+    return 2
 
 
 if __name__ == "__main__":

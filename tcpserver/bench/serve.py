@@ -6,6 +6,16 @@ import argparse
 import sys
 
 
+def raise_fd_limit() -> None:
+    """Let the process open as many sockets as the hard limit allows (idle runs)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def build_server(port: int, tls: tuple[str, str] | None, backlog: int) -> object:
     """A TCPServer that echoes every line, as the benchmark contract says."""
     from tcpserver import Certificate, CertStoreType, SSLStartMode, TCPServer
@@ -40,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--backlog", type=int, default=4096)
     args = parser.parse_args(argv)
+    raise_fd_limit()
     from twisted.internet import epollreactor
 
     epollreactor.install()

@@ -1,0 +1,63 @@
+"""The benchmark: a short smoke run of ``python -m tcpserver.bench run``.
+
+Benchmarks are not timed tests: this checks that the comparison runs end to
+end against both servers and that every echoed byte came back, not how fast.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tcpserver.bench.load import make_line, percentile
+
+
+def test_lines_carry_their_sequence_and_size():
+    line = make_line(255, 64)
+    assert len(line) == 64
+    assert line.startswith(b"00000000000000ff")
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert make_line(1, 4096)[:16] != line[:16]
+
+
+def test_percentile():
+    assert percentile([], 0.5) == 0.0
+    assert percentile([5.0, 1.0, 3.0], 0.5) == 3.0
+    assert percentile(list(map(float, range(100))), 0.99) == 99.0
+
+
+@pytest.mark.timeout(180)
+def test_bench_run_smoke(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "tcpserver.bench", "run", "--quick", "--json",
+            "--duration", "0.5", "--idle", "100",
+        ],
+        cwd=tmp_path,  # the installed package, not the source tree
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is True
+    workloads = summary["workloads"]
+    assert set(workloads) == {"echo64", "churn", "idle", "tls_echo64", "tls_churn"}
+    for entry in workloads.values():
+        assert entry["twisted"]["ok"]
+        assert entry["tcpserver"]["ok"]
+        assert all(value > 0 for value in entry["ratio"].values())
+    assert workloads["echo64"]["tcpserver"]["lines_per_s"] > 0
+    assert "[rep 1/1] echo64" in result.stderr  # progress goes to stderr
+
+
+def test_bench_usage():
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpserver.bench"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "run [--quick]" in result.stderr
