@@ -13,6 +13,7 @@ boundary: address in use 10048, permission denied 10013, bad address 10049.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -353,6 +354,48 @@ class TCPServer:
         finally:
             sock.close()  # the reactor holds its own duplicate
         return listening, bound
+
+    def adopt_listening_socket(self, fd: int) -> None:
+        """
+        Serve connections from a socket that is already listening - one a
+        supervisor bound and passed down (``--workers``), or one from
+        systemd socket activation.  The descriptor stays the caller's.
+
+        :raises TCPServerError: 104 already listening; 10022 if ``fd`` is
+            not a listening stream socket.
+        """
+        if self._port is not None:
+            raise TCPServerError(
+                errors.ALREADY_LISTENING,
+                f"{errors.description_for(errors.ALREADY_LISTENING)} (on port {self.local_port})",
+            )
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError as exc:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"cannot adopt descriptor {fd}: {exc.strerror}"
+            ) from None
+        try:
+            if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+            ):
+                raise TCPServerError(
+                    errors.INVALID_ARGUMENT,
+                    f"cannot adopt descriptor {fd}: not a listening stream socket",
+                )
+            sock.setblocking(False)
+            reactor: IReactorSocket = self.reactor  # type: ignore[assignment]
+            listening = reactor.adoptStreamPort(
+                sock.fileno(), socket.AddressFamily(sock.family), self.factory
+            )
+            limit_accept_error_logs(listening, self.factory)
+            bound = int(sock.getsockname()[1]) if sock.family != socket.AF_UNIX else 0
+        finally:
+            sock.close()  # the reactor holds its own duplicate
+        self._port = listening
+        self.factory._server_ports += 1
+        self._settings._values["LocalPort"] = bound
+        self._log.info("tcpserver serving descriptor {fd} (port {port})", fd=fd, port=bound)
 
     def stop_listening(self) -> Deferred[None]:
         """

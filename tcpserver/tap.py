@@ -61,6 +61,19 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             None,
             f"TCP port to listen on (0 picks a free one). [LocalPort, default: {DEFAULT_PORT}]",
         ],
+        [
+            "workers",
+            None,
+            0,
+            "Serve with N worker processes sharing one listening socket; a "
+            "supervisor restarts a worker that dies and drains them all on "
+            "SIGTERM. 0: serve in this process.",
+            int,
+        ],
+        ["worker-fd", None, None, "(internal) adopt this inherited listening socket", int],
+        ["worker-index", None, 0, "(internal) this worker's number", int],
+        ["worker-generation", None, 0, "(internal) how often this worker was started", int],
+        ["worker-count", None, 1, "(internal) how many workers there are", int],
     ]
     flags: list[list[Any]] = []
     for flag, setting in _flag_settings():
@@ -94,6 +107,14 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["config"] = []
+        self.raw_args: list[str] = []
+
+    @override
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        import sys
+
+        self.raw_args = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
 
     def opt_config(self, value: str) -> None:
         """Set any config setting: --config Name=Value (repeatable)."""
@@ -131,6 +152,14 @@ class Options(usage.Options):
                 wire_handler(TCPServer(), handler)  # fails early if nothing to wire
             except HandlerError as exc:
                 raise usage.UsageError(f"--handler {spec!r}: {exc}") from None
+        if self["workers"] < 0:
+            raise usage.UsageError(f"--workers must be 0 or more, got {self['workers']}")
+        if self["worker-fd"] is not None:
+            # one of the supervisor's workers: unique ids, a share of MaxConnections
+            count = max(self["worker-count"], 1)
+            server.factory.id_prefix = f"w{self['worker-index']}.{self['worker-generation']}-"
+            limit = server._settings["MaxConnections"]
+            server._settings.set("MaxConnections", -(-limit // count), listening=False)
         self["server"] = server
         self["handler_object"] = handler
 
@@ -157,9 +186,10 @@ class TCPServerService(service.Service):
 
     name = "tcpserver"
 
-    def __init__(self, server: TCPServer, handler: Any = None) -> None:
+    def __init__(self, server: TCPServer, handler: Any = None, adopt_fd: int | None = None) -> None:
         self.server = server
         self.handler = handler
+        self.adopt_fd = adopt_fd
         self.events: list[str] = []
         if handler is not None:
             self.events = wire_handler(server, handler)
@@ -178,7 +208,10 @@ class TCPServerService(service.Service):
                 handler=getattr(self.handler, "__name__", self.handler),
                 events=", ".join(self.events),
             )
-        self.server.start_listening()
+        if self.adopt_fd is not None:
+            self.server.adopt_listening_socket(self.adopt_fd)
+        else:
+            self.server.start_listening()
 
     @override
     def privilegedStartService(self) -> None:
@@ -196,6 +229,19 @@ class TCPServerService(service.Service):
         return self.server.shutdown()
 
 
-def makeService(options: Options) -> TCPServerService:
+def makeService(options: Options) -> service.Service:
     """The twistd entry point: a service for the parsed options."""
-    return TCPServerService(options["server"], options["handler_object"])
+    server: TCPServer = options["server"]
+    if options["workers"] and options["worker-fd"] is None:
+        from tcpserver.workers import WorkerPool, worker_args
+
+        settings = server._settings
+        return WorkerPool(
+            settings["LocalHost"],
+            settings["LocalPort"],
+            options["workers"],
+            worker_args(options.raw_args),
+            backlog=settings["ConnectionBacklog"],
+            use_ipv6=settings["UseIPv6"],
+        )
+    return TCPServerService(server, options["handler_object"], adopt_fd=options["worker-fd"])

@@ -1,0 +1,204 @@
+"""``--workers N``: a supervisor, worker processes sharing one socket, restarts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import read_until
+from test_twistd import Twistd
+
+from tcpserver.tap import Options
+from tcpserver.workers import worker_args
+
+WHO = textwrap.dedent(
+    """
+    import os
+
+    def on_data_in(server, event):
+        server.send(event.connection_id, b"%d %s\\n" % (os.getpid(), event.connection_id.encode()))
+    """
+)
+
+
+@pytest.fixture
+def pool(tmp_path):
+    (tmp_path / "who.py").write_text(WHO)
+    started: list[Twistd] = []
+
+    def start(*args: str) -> Twistd:
+        proc = Twistd(["--handler", "who", "--port", "0", *args], tmp_path)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
+def ask(port: int, sock: socket.socket | None = None) -> tuple[int, str, socket.socket]:
+    """Send a line; returns (worker pid, connection id, the open socket)."""
+    if sock is None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"who\r\n")
+    reply = b""
+    while not reply.endswith(b"\n"):
+        chunk = sock.recv(100)
+        assert chunk, "connection closed"
+        reply += chunk
+    pid, cid = reply.decode().split()
+    return int(pid), cid, sock
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def worker_pids(proc: Twistd, count: int) -> list[int]:
+    pids = []
+    for index in range(count):
+        match = proc.wait_for(rf"worker {index} started \(pid (\d+)\)")
+        pids.append(int(match.group(1)))
+    return pids
+
+
+def test_two_workers_serve_share_the_socket_and_restart(pool):
+    proc = pool("--workers", "2")
+    pids = worker_pids(proc, 2)
+    proc.wait_for("serving descriptor 3")
+    # many connections, all served, by both workers, with ids unique server-wide
+    served: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
+    ids = set()
+    socks: list[socket.socket] = []
+    deadline = time.monotonic() + 30
+    while (len(socks) < 40 or not all(served.values())) and time.monotonic() < deadline:
+        pid, cid, sock = ask(proc.port)
+        assert pid in served
+        assert cid.startswith(("w0.0-", "w1.0-"))
+        assert cid not in ids
+        ids.add(cid)
+        served[pid].append(sock)
+        socks.append(sock)
+    assert all(served.values()), f"one worker served nothing: {[len(v) for v in served.values()]}"
+    # killing one worker costs only its own connections ...
+    victim, survivor = pids
+    os.kill(victim, signal.SIGKILL)
+    for sock in served[victim]:
+        sock.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(10) == b""
+    for sock in served[survivor]:
+        assert ask(proc.port, sock)[0] == survivor
+    # ... and it comes back, with a new generation of ids
+    match = proc.wait_for(rf"worker (\d) started \(pid (?!(?:{pids[0]}|{pids[1]})\))(\d+)\)")
+    assert "exited unexpectedly" in proc.log()
+    seen = set()
+    deadline = time.monotonic() + 30
+    while int(match.group(2)) not in seen and time.monotonic() < deadline:
+        pid, cid, sock = ask(proc.port)
+        seen.add(pid)
+        sock.close()
+        if pid == int(match.group(2)):
+            assert cid.startswith(f"w{match.group(1)}.1-")
+    assert int(match.group(2)) in seen
+    for sock in socks:
+        sock.close()
+    assert proc.stop() == 0
+
+
+def test_sigterm_drains_every_worker(pool, tmp_path):
+    proc = pool("--workers", "2")
+    pids = worker_pids(proc, 2)
+    proc.wait_for("serving descriptor 3")
+    _pid, _cid, sock = ask(proc.port)
+    assert proc.stop() == 0
+    # the open connection was closed gracefully by its worker, not reset
+    sock.settimeout(10)
+    assert read_until(sock, 1, 10) == b""
+    for worker in pids:
+        deadline = time.monotonic() + 10
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(worker)
+    assert "restarting" not in proc.log()
+
+
+def test_worker_arguments_and_shares(tmp_path: Path):
+    assert worker_args(["--workers", "4", "--port", "9", "--workers=2", "-c", "A=1"]) == [
+        "--port",
+        "9",
+        "-c",
+        "A=1",
+    ]
+    options = Options()
+    options.parseOptions(
+        [
+            *("--worker-fd", "3", "--worker-index", "1", "--worker-generation", "2"),
+            *("--worker-count", "3", "--config", "MaxConnections=10"),
+        ]
+    )
+    server = options["server"]
+    assert server.factory.id_prefix == "w1.2-"
+    assert server._settings["MaxConnections"] == 4  # a third of 10, rounded up
+    assert options.raw_args[:2] == ["--worker-fd", "3"]
+
+
+def test_negative_workers_is_a_usage_error(tmp_path: Path):
+    from test_twistd import run_usage_error
+
+    result = run_usage_error(tmp_path, "--workers", "-1")
+    assert result.returncode != 0
+    assert "--workers must be 0 or more" in result.stdout + result.stderr
+
+
+def test_run_workers_from_python(tmp_path):
+    (tmp_path / "who.py").write_text(WHO)
+    code = (
+        "from tcpserver.workers import run_workers; "
+        "run_workers(2, port=0, host='127.0.0.1', args=['--handler', 'who'])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = None
+        started = 0
+        deadline = time.monotonic() + 30
+        while (port is None or started < 2) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            match = re.search(r"listening on .* \(port (\d+)\) with 2 workers", line)
+            if match:
+                port = int(match.group(1))
+            started += "serving descriptor 3" in line
+        assert port is not None
+        pid, cid, sock = ask(port)
+        assert alive(pid)
+        assert cid.startswith(("w0.0-", "w1.0-"))
+        sock.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert not alive(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
