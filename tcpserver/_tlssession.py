@@ -114,7 +114,7 @@ class _Plaintext(Protocol):
 
     @override
     def dataReceived(self, data: bytes) -> None:
-        self._session.owner._plaintext_received(data)
+        self._session.owner.dataReceived(data, True)  # decrypted
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -180,29 +180,35 @@ class TLSSession:
             return
         self._parser = None
         owner = self.owner
-        owner._ssl_status(
-            f"ClientHello: {', '.join(hello.versions)} offered, server name "
-            f"{hello.server_name or '(none)'}, {len(hello.cipher_suites)} cipher suites"
-        )
+        factory = owner.factory
+        if factory._listeners["ssl_status"]:
+            owner._ssl_status(
+                f"ClientHello: {', '.join(hello.versions)} offered, server name "
+                f"{hello.server_name or '(none)'}, {len(hello.cipher_suites)} cipher suites"
+            )
+        if not factory._listeners["ssl_connection_request"]:
+            self._choose(None)  # (no event to build: nobody would see it)
+            return
         event = SSLConnectionRequest(
             owner.connection_id,
             hello.server_name,
             hello.cipher_suite_names,
             hello.signature_algorithm_names,
         )
-        waiting = owner.factory._dispatch("ssl_connection_request", event)
+        waiting = factory._dispatch("ssl_connection_request", event)
         if waiting is None:
-            self._choose(event)
+            self._choose(event.certificate)
         else:
             owner._hold_reading_for_tls(True)
-            waiting.addCallback(lambda _: self._choose(event))
+            waiting.addCallback(lambda _: self._choose(event.certificate, resumed=True))
 
-    def _choose(self, event: SSLConnectionRequest) -> None:
+    def _choose(self, chosen: Certificate | None, resumed: bool = False) -> None:
         owner = self.owner
-        owner._hold_reading_for_tls(False)
+        if resumed:
+            owner._hold_reading_for_tls(False)
         if owner._lost is not None or owner._close_called:
             return
-        certificate = event.certificate or owner.factory._settings["SSLCert"]
+        certificate = chosen or owner.factory._settings["SSLCert"]
         if certificate is None:
             self.fail(
                 errors.NO_SERVER_CERTIFICATE,
@@ -232,7 +238,8 @@ class TLSSession:
             return
         self.certificate = certificate
         self._chosen = True
-        owner._ssl_status(f"certificate: {certificate.subject}")
+        if owner.factory._listeners["ssl_status"]:
+            owner._ssl_status(f"certificate: {certificate.subject}")
         owner._maybe_start_engine()
 
     @property
@@ -270,11 +277,12 @@ class TLSSession:
         self._cancel_timer()
         owner = self.owner
         connection = self.handle
-        owner._ssl_status(
-            f"handshake complete: {negotiated(connection, 'SSLNegotiatedVersion')} "
-            f"{negotiated(connection, 'SSLNegotiatedCipher')} "
-            f"({negotiated(connection, 'SSLNegotiatedCipherStrength')} bits)"
-        )
+        if owner.factory._listeners["ssl_status"]:
+            owner._ssl_status(
+                f"handshake complete: {negotiated(connection, 'SSLNegotiatedVersion')} "
+                f"{negotiated(connection, 'SSLNegotiatedCipher')} "
+                f"({negotiated(connection, 'SSLNegotiatedCipherStrength')} bits)"
+            )
         settings = owner.factory._settings
         if not settings["SSLAuthenticateClients"]:
             self._finish()

@@ -227,7 +227,12 @@ class TCPServerFactory(ServerFactory):
         #: refused_listener, listener_errors
         self.stats: Counter[str] = Counter()
         self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
-        self._tls_contexts = TLSContexts(self._settings, self, self._tls_alert)
+        self._tls_contexts = TLSContexts(
+            self._settings,
+            self,
+            self._tls_alert,
+            wants_alerts=lambda: bool(self._listeners["ssl_status"]),
+        )
         self._apply_properties(properties, self.PROPERTIES)
 
     def _apply_properties(self, properties: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -333,6 +338,8 @@ class TCPServerFactory(ServerFactory):
         self._check_event(name)
         if not callable(listener):
             raise TypeError(f"listener for {name!r} must be callable, not {listener!r}")
+        if name == "ssl_status" and not self._listeners[name]:
+            self._tls_contexts.invalidate()  # new contexts report alerts
         self._listeners[name] = (*self._listeners[name], listener)
         self._data_in_listeners = self._listeners["data_in"]
 
@@ -349,6 +356,8 @@ class TCPServerFactory(ServerFactory):
             current.remove(listener)
             self._listeners[name] = tuple(current)
             self._data_in_listeners = self._listeners["data_in"]
+            if name == "ssl_status" and not current:
+                self._tls_contexts.invalidate()
 
     @staticmethod
     def _check_event(name: str) -> None:

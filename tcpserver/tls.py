@@ -532,7 +532,9 @@ class TLSContexts:
 
     :param settings: the factory's settings.
     :param on_alert: called as ``on_alert(connection, direction, level, name)``
-        for every TLS alert sent or received.
+        for every TLS alert sent or received - when ``wants_alerts()`` said
+        yes as the context was built (OpenSSL's info callback runs many
+        times per handshake: it is only installed when someone listens).
     :param on_keylog: called as ``on_keylog(line)`` for every NSS key-log line.
     """
 
@@ -545,10 +547,12 @@ class TLSContexts:
         settings: Settings,
         wrapped_factory: Factory,
         on_alert: Callable[[SSL.Connection, str, str, str], None],
+        wants_alerts: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
         self._wrapped_factory = wrapped_factory
         self._on_alert = on_alert
+        self._wants_alerts = wants_alerts
         # content key -> factory, least recently used first
         self._cache: OrderedDict[bytes, TLSMemoryBIOFactory] = OrderedDict()
         self._trusted: list[x509.Certificate] | None = None
@@ -673,7 +677,8 @@ class TLSContexts:
         key_log = settings["SSLKeyLogFile"]
         if key_log:
             context.set_keylog_callback(_key_logger(key_log))
-        context.set_info_callback(self._info)
+        if self._wants_alerts():
+            context.set_info_callback(self._info)
         return context
 
     def _info(self, connection: SSL.Connection, where: int, ret: int) -> None:

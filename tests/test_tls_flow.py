@@ -357,3 +357,34 @@ def test_close_all_closes_a_starttls_handshake_gracefully(files: TLSFiles) -> No
     assert done.called
     assert [e.status_code for e in log.of("disconnected")] == [0]
     assert not connection.transport.aborted
+
+
+def test_alerts_are_reported_once_someone_listens(files: TLSFiles) -> None:
+    """OpenSSL's info callback is only installed while ssl_status has listeners."""
+    import contextlib
+    import ssl
+
+    factory = make_factory(files, SSLStartMode.IMPLICIT)
+    messages: list[str] = []
+
+    def handshake_and_close() -> None:
+        connection = MemoryConnection(factory)
+        client = MemoryTLSClient(connection, files.client_context())
+        client.pump()
+        assert client.handshake_done, client.error
+        with contextlib.suppress(ssl.SSLWantReadError):
+            client.ssl.unwrap()  # sends close_notify
+        client.pump()
+
+    handshake_and_close()  # builds (and caches) a context without the callback
+    listener = lambda e: messages.append(e.message)  # noqa: E731
+    factory.on("ssl_status", listener)
+    handshake_and_close()
+    assert "alert received: warning close_notify" in messages
+    factory.off("ssl_status", listener)
+    assert factory._tls_contexts._cache == {}  # rebuilt without the callback
+    messages.clear()
+    factory.on("ssl_status", lambda e: None)  # (someone else listens again)
+    factory.off("ssl_status", listener)
+    handshake_and_close()
+    assert messages == []
