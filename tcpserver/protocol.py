@@ -124,6 +124,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_flushed",
         "_flushed_mark",
         "_framer",
+        "_halt",
         "_handed_total",
         "_holding",
         "_lost",
@@ -182,6 +183,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._state = NEW
         self._read_pauses = 0
         self._data_ok = False  # frames may be delivered now
+        self._halt = False  # a listener did something that ends the current batch
         self._busy: Deferred[Any] | None = None  # an async listener in flight
         # events waiting for _busy (deques are made when first needed: an
         # empty deque costs more than an idle connection's whole budget)
@@ -704,9 +706,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     # -- event order -----------------------------------------------------------
 
     def _refresh(self) -> None:
-        self._data_ok = self._state == OPEN and (
+        self._data_ok = ok = self._state == OPEN and (
             not (self._read_pauses & PAUSE_USER) or self._lost is not None
         )
+        if not ok:
+            self._halt = True
 
     def _fire(self, name: str, event: Any) -> None:
         """Fire a connection event now, or after the async listener in flight."""
@@ -714,6 +718,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._steps is None:
                 self._steps = deque()
             self._steps.append((name, event))
+            self._halt = True
             return
         waiting = self.factory._dispatch(name, event)
         if waiting is not None:
@@ -721,6 +726,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _wait(self, waiting: Deferred[Any]) -> None:
         self._busy = waiting
+        self._halt = True
         self._pause_reading(PAUSE_ASYNC)
         waiting.addBoth(self._unblock)
 
@@ -804,40 +810,41 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _deliver_lines(self, lines: list[bytes]) -> None:
         """
         The hot path: complete lines split in one go.  After each listener
-        the batch stops if the framing changed, reading paused or a listener
-        went async; the undelivered lines go back to the framer.
+        the batch stops if the framing changed (the framer's generation) or
+        a listener paused, went async or queued an event (``_halt``); the
+        undelivered lines go back to the framer.
         """
         factory = self.factory
         framer = self._framer
         assert framer is not None  # lines came from it
         generation = framer.generation
         connection_id = self.connection_id
+        self._halt = False
+        listeners = factory._data_in_listeners
+        single = listeners[0] if len(listeners) == 1 else None
         for index, line in enumerate(lines):
             framer.batch_index = index
-            listeners = factory._data_in_listeners
-            if listeners:
+            if factory._data_in_listeners is not listeners:  # (on/off made a new tuple)
+                listeners = factory._data_in_listeners
+                single = listeners[0] if len(listeners) == 1 else None
+            if single is not None:
                 event = DataIn(connection_id, line, True)
-                if len(listeners) == 1:
-                    listener = listeners[0]
-                    try:
-                        result = listener(event)
-                    except Exception:  # noqa: BLE001 - isolate the listener
-                        factory._listener_failed(Failure(), "data_in", listener, event)
-                        result = None
-                    if result is not None:
-                        waiting = factory._result_deferred(result, "data_in", listener, event)
-                        if waiting is not None:
-                            self._wait(waiting)
-                else:
-                    waiting = factory._call_listeners("data_in", listeners, event)
+                try:
+                    result = single(event)
+                except Exception:  # noqa: BLE001 - isolate the listener
+                    factory._listener_failed(Failure(), "data_in", single, event)
+                    result = None
+                if result is not None:
+                    waiting = factory._result_deferred(result, "data_in", single, event)
                     if waiting is not None:
                         self._wait(waiting)
-            if (
-                self._busy is not None
-                or framer.generation != generation
-                or not self._data_ok
-                or self._steps
-            ):
+            elif listeners:
+                waiting = factory._call_listeners(
+                    "data_in", listeners, DataIn(connection_id, line, True)
+                )
+                if waiting is not None:
+                    self._wait(waiting)
+            if self._halt or framer.generation != generation:
                 break
         else:
             framer._batch = None  # all delivered: the position is already right
