@@ -19,7 +19,10 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
     "tcpserver_docs",
+    "myst_parser",  # performance.md
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_heading_anchors = 3
 html_theme = "furo"
 html_title = f"tcpserver {release}"
 templates_path: list[str] = []

@@ -145,6 +145,11 @@ class Connection:
         return self._protocol.queued
 
     @property
+    def tls_active(self) -> bool:
+        """Whether TLS is up on this connection (after its handshake)."""
+        return self._protocol.tls_active
+
+    @property
     def protocol(self) -> TCPServerProtocol:
         """The Twisted protocol behind this connection (for advanced use)."""
         return self._protocol

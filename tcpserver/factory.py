@@ -112,6 +112,8 @@ class ConnectionProfile:
     keep_alive: bool
     #: any socket option beyond TCP_NODELAY / SO_KEEPALIVE to set
     extra_socket_options: bool
+    #: a PROXY protocol header comes first (ProxyProtocol)
+    proxy_protocol: bool
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -219,13 +221,20 @@ class TCPServerFactory(ServerFactory):
         self._allowed = AddressMatcher.parse("*")
         self._blocked = AddressMatcher.parse("")
         self._open_access = True  # every address allowed: no per-connection check
+        self._trusted_proxies = AddressMatcher.parse(self._settings["TrustedProxies"])
         self._codec = "utf-8"
         self._max_connections = 1000
         self._last_refusal_log = float("-inf")
         self._refusals_unlogged = 0
         #: counters: accepted, refused_max_connections, refused_access,
-        #: refused_listener, listener_errors
+        #: refused_listener, refused_emfile, refused_proxy, listener_errors,
+        #: tls_handshakes, tls_failures, flow_pauses (see tcpserver.metrics)
         self.stats: Counter[str] = Counter()
+        #: bytes read from sockets (raw: encrypted under TLS)
+        self.bytes_received = 0
+        self._bytes_handed_closed = 0  # by connections that have gone
+        self._event_counts: Counter[str] = Counter()  # events through _call_listeners
+        self._data_in_batched = 0  # data_in events of the single-listener fast path
         self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
         self._tls_contexts = TLSContexts(
             self._settings,
@@ -263,6 +272,8 @@ class TCPServerFactory(ServerFactory):
         elif name == "BlockedClients":
             self._blocked = AddressMatcher.parse(value)
             self._open_access = self._allowed.match_all and self._blocked.empty
+        elif name == "TrustedProxies":
+            self._trusted_proxies = AddressMatcher.parse(value)
         elif name == "CodePage":
             self._codec = codec_for_code_page(value)
         elif name == "MaxConnections":
@@ -380,6 +391,7 @@ class TCPServerFactory(ServerFactory):
             ``None`` when all listeners finished synchronously.
         """
         pending: list[Deferred[None]] | None = None
+        self._event_counts[name] += 1
         for listener in listeners:
             try:
                 result = listener(event)
@@ -536,6 +548,7 @@ class TCPServerFactory(ServerFactory):
                 ssl_start_mode=values["SSLStartMode"],
                 tcp_nodelay=values["TcpNoDelay"],
                 keep_alive=values["KeepAlive"],
+                proxy_protocol=values["ProxyProtocol"],
                 extra_socket_options=bool(
                     values["InBufferSize"]
                     or values["OutBufferSize"]
@@ -584,6 +597,7 @@ class TCPServerFactory(ServerFactory):
 
     def _connection_lost(self, protocol: TCPServerProtocol) -> None:
         self._open -= 1
+        self._bytes_handed_closed += protocol._handed_total
         if not protocol.connection_id:
             self._pending.discard(protocol)
             self._check_all_gone()
@@ -591,6 +605,19 @@ class TCPServerFactory(ServerFactory):
     def _unregister(self, protocol: TCPServerProtocol) -> None:
         self._protocols.pop(protocol.connection_id, None)
         self._check_all_gone()
+
+    def bytes_handed(self) -> int:
+        """Bytes handed to sockets (or to TLS) so far, by every connection."""
+        return self._bytes_handed_closed + sum(
+            p._handed_total for p in self._protocols.values() if p._lost is None
+        )
+
+    def events_fired(self) -> dict[str, int]:
+        """How many events of each name reached listeners so far."""
+        counts = dict(self._event_counts)
+        if self._data_in_batched:
+            counts["data_in"] = counts.get("data_in", 0) + self._data_in_batched
+        return counts
 
     def _live(self) -> list[TCPServerProtocol]:
         """Every connection not yet gone, registered or not."""

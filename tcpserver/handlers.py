@@ -73,10 +73,10 @@ def _load_module(name: str) -> ModuleType:
             return importlib.import_module(name)
         except Exception as inner:
             raise HandlerError(
-                f"cannot import handler {name!r}: {type(inner).__name__}: {inner}"
+                f"cannot import handler {name!r}:\n{_own_traceback(inner)}"
             ) from inner
     except Exception as exc:
-        raise HandlerError(f"cannot import handler {name!r}: {type(exc).__name__}: {exc}") from exc
+        raise HandlerError(f"cannot import handler {name!r}:\n{_own_traceback(exc)}") from exc
 
 
 def _load_path(path: str) -> ModuleType:
@@ -96,8 +96,31 @@ def _load_path(path: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise HandlerError(f"cannot import handler {path!r}: {type(exc).__name__}: {exc}") from exc
+        raise HandlerError(f"cannot import handler {path!r}:\n{_own_traceback(exc)}") from exc
     return module
+
+
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__))
+
+
+def _own_traceback(exc: BaseException) -> str:
+    """
+    The traceback of an import failure, the handler's own frames only
+    (importlib's and ours say nothing about the bug).
+    """
+    import traceback
+
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<frozen")
+        and os.path.abspath(frame.filename) != os.path.abspath(__file__)
+        and not os.path.abspath(frame.filename).startswith(_IMPORTLIB)
+    ]
+    lines = ["Traceback (the handler's own frames):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).rstrip()
 
 
 def handler_functions(handler: Any) -> dict[str, Callable[..., Any]]:

@@ -17,7 +17,9 @@ completes; other connections are not affected.
 
 Flow control (API.md "Sending and flow control"): this protocol is the
 transport's streaming producer, so Twisted tells it when the kernel stops
-taking bytes.  From then on sends wait in this protocol's own queue.  At
+taking bytes (on a plain TCP socket, where a read batch's answer is sent
+at once when nothing is buffered, it registers when the transport first
+has to buffer).  From then on sends wait in this protocol's own queue.  At
 ``SendQueueHighWater`` queued bytes it stops reading from the socket and
 ``ready_to_send`` turns False; below ``SendQueueLowWater`` reading resumes
 and ``ready_to_send`` fires.  Past ``SendQueueLimit`` a send with
@@ -44,6 +46,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.tcp import Server as _TCPServer
+from twisted.internet.unix import Server as _UNIXServer
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -52,6 +55,7 @@ from zope.interface import implementer
 
 from tcpserver import errors
 from tcpserver._files import FileStreamer
+from tcpserver._proxy import ProxyHeaderReader
 from tcpserver._tlssession import TLSSession
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError, code_for_failure
@@ -78,6 +82,10 @@ _SENDABLE = (HANDSHAKING, OPEN)
 #: Corked writes are passed to the transport once they reach this size,
 #: even in the middle of a read batch.
 CORK_LIMIT = 64 * 1024
+
+# Transports whose socket _write() may send on directly (exact types: a
+# wrapper such as TLS or HAProxy must see every byte).
+_DIRECT_TRANSPORTS = (_TCPServer, _UNIXServer)
 
 
 def _as_bytes(data: object, what: str) -> bytes:
@@ -117,6 +125,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_cork_len",
         "_corked",
         "_data_ok",
+        "_direct",
         "_disconnect_fired",
         "_eof",
         "_fast",
@@ -218,6 +227,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
         # TLS
         self._sink: Any = None  # where outgoing bytes go: the transport or the TLS engine
+        # a plain TCP transport: a batch goes straight to its socket when the
+        # transport's buffer is empty (see _write); a flag, not the bound
+        # send method, which would cost an idle connection ~60 bytes
+        self._direct = False
         self._raw_hook: Callable[[bytes], None] | None = None  # raw bytes go here instead
         self._tls: TLSSession | None = None
         # Output accepted while TLS is being set up is held here until the
@@ -237,19 +250,32 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     @override
     def connectionMade(self) -> None:
         transport: Any = self.transport
-        peer = transport.getPeer()
-        if type(peer) is IPv4Address:
-            host, port = peer.host, peer.port
+        direct = type(transport) in _DIRECT_TRANSPORTS
+        client: Any = transport.client if type(transport) is _TCPServer else None
+        host: str
+        port: int
+        if type(client) is tuple and len(client) == 2:
+            host, port = client  # IPv4 accept() address: no IPv4Address to build
         else:
-            host = _plain_address(str(getattr(peer, "host", "") or ""))
-            port = int(getattr(peer, "port", 0) or 0)
+            peer = transport.getPeer()
+            if type(peer) is IPv4Address:
+                host, port = peer.host, peer.port
+            else:
+                host = _plain_address(str(getattr(peer, "host", "") or ""))
+                port = int(getattr(peer, "port", 0) or 0)
         self.remote_host = host
         self.remote_port = port
-        # every stream transport is a consumer (duck-typed: no adapter lookup)
-        transport.registerProducer(self, True)
         self._sink = transport
+        if direct:
+            # We become its producer when it first buffers something (_write).
+            self._direct = True
+        else:
+            # every stream transport is a consumer (duck-typed: no adapter lookup)
+            transport.registerProducer(self, True)
         factory = self.factory
-        if factory._open_access and not factory._listeners["connection_request"]:
+        if self._profile.proxy_protocol:
+            ProxyHeaderReader(self).start()  # the real peer comes in the header
+        elif factory._open_access and not factory._listeners["connection_request"]:
             self._decided(True)  # nobody to ask
         else:
             self._peer_known(host, port)
@@ -280,16 +306,27 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         host = self.transport.getHost() if self.transport is not None else None
         return _plain_address(str(getattr(host, "host", "") or ""))
 
-    def _peer_known(self, host: str, port: int) -> None:
-        """The real peer is known: ask ``connection_request`` listeners."""
+    def _peer_known(self, host: str, port: int) -> Deferred[None] | None:
+        """
+        The real peer is known: ask ``connection_request`` listeners.
+
+        :returns: a Deferred if they decide asynchronously (it fires after
+            the decision took effect), else ``None`` (decided already).
+        """
         self.remote_host, self.remote_port = host, port
         self._state = REQUESTING
         decision = self.factory._request_connection(self, host, port)
         if isinstance(decision, Deferred):
             self._pause_reading(PAUSE_PENDING)
-            decision.addCallback(self._decided)
-        else:
-            self._decided(decision)
+            return decision.addCallback(self._decided)
+        self._decided(decision)
+        return None
+
+    def _refuse_now(self) -> None:
+        """Close a connection that is not accepted (no events)."""
+        self._state = REFUSED
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def _decided(self, accept: bool) -> None:
         if self._read_pauses:
@@ -373,6 +410,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         a helper: it runs once per read.
         """
         if not decrypted:
+            self.factory.bytes_received += len(data)
             if self._TimeoutMixin__timeoutCall is not None:
                 self.resetTimeout()
             hook = self._raw_hook
@@ -471,6 +509,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if code and code != errors.CANNOT_SEND_AFTER_SHUTDOWN and not self._tls_error_reported:
                 # the handshake failed, or the peer left in the middle of it
                 self._tls_error_reported = True
+                self.factory.stats["tls_failures"] += 1
                 self._log.info(
                     "TLS failed on connection {cid} from {peer}: {description}",
                     cid=self.connection_id,
@@ -533,7 +572,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             # Nothing to deliver, nothing to answer: close now, as Twisted
             # does for a protocol that does not take half-closes, instead of
             # a loseConnection() that takes another round of the reactor.
-            transport.stopWriting()
+            # (Its connectionLost stops reading and writing.)
             transport.connectionLost(connectionDone)
             return
         self._advance()
@@ -596,15 +635,22 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._handed_total < self._tls_boundary:
             return  # _drain() calls again when the plaintext has been handed over
         # Output stays held until the handshake is done (_tls_up).
+        if self._direct:
+            self._direct = False
+            transport: Any = self.transport
+            if transport.producer is None:
+                transport.registerProducer(self, True)
         self._sink = tls.start_engine()
 
     def _tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
+        self.factory.stats["tls_handshakes"] += 1
         self._established()
         self._release_output()
 
     def _tls_failed(self, code: int, description: str) -> None:
         self._tls_error_reported = True
+        self.factory.stats["tls_failures"] += 1
         self._log.info(
             "TLS failed on connection {cid} from {peer}: {description}",
             cid=self.connection_id,
@@ -848,7 +894,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 break
         else:
             framer._batch = None  # all delivered: the position is already right
+            if single is not None:
+                factory._data_in_batched += len(lines)
             return
+        if single is not None:
+            factory._data_in_batched += framer.batch_index + 1
         framer.settle()
 
     def _deliver(self, text: bytes, eol: bool) -> None:
@@ -1006,7 +1056,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 if self._cork_len >= CORK_LIMIT:
                     self._uncork()
             else:
-                self._sink.write(data)
+                self._write(data)
                 self._handed(size)
             if self.send_timeout:
                 return self._timed_result()
@@ -1121,8 +1171,39 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._cork_len >= CORK_LIMIT:
                 self._uncork()
         else:
-            self._sink.write(data)
+            self._write(data)
             self._handed(len(data))
+
+    def _write(self, data: bytes) -> None:
+        """
+        Hand *data* to the sink.  On a plain TCP transport with nothing
+        buffered it is sent at once: Twisted's ``write`` would buffer it,
+        register the socket for writing and send it on the next reactor turn
+        (two ``epoll_ctl`` calls and a dispatch per read batch).  What the
+        kernel does not take, and every error, goes through ``write`` as
+        usual, so ordering, flow control and connection loss are Twisted's.
+        """
+        if self._direct:
+            sink = self._sink
+            if (
+                sink.connected
+                and not sink._tempDataLen
+                and not sink.dataBuffer
+                and not sink.disconnecting
+                and not sink._writeDisconnecting
+            ):
+                try:
+                    sent = sink.socket.send(data)
+                except OSError:  # EAGAIN, or an error write() will report
+                    sent = 0
+                if sent == len(data):
+                    return
+                if sent:
+                    data = data[sent:]
+            if sink.producer is None:
+                # From now on the transport's buffer may fill: have it pause us.
+                sink.registerProducer(self, True)
+        self._sink.write(data)
 
     def _uncork(self) -> None:
         cork = self._cork
@@ -1132,7 +1213,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if cork and self._lost is None:
             # One write of the joined batch: Twisted's writeSequence checks
             # and appends every piece, and joins them again before sending.
-            self._sink.write(cork[0] if len(cork) == 1 else b"".join(cork))
+            self._write(cork[0] if len(cork) == 1 else b"".join(cork))
             # (_handed, inlined: once per read batch)
             self._handed_total += size
             if not self._tx_paused:
@@ -1159,7 +1240,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _not_ready(self) -> None:
         if self.ready_to_send:
             self.ready_to_send = False
-        if self._queue_len + self._cork_len >= self._profile.high_water:
+        if (
+            self._queue_len + self._cork_len >= self._profile.high_water
+            and not self._read_pauses & PAUSE_FLOW
+        ):
+            self.factory.stats["flow_pauses"] += 1
             self._pause_reading(PAUSE_FLOW)
 
     def _drain(self) -> None:
@@ -1178,7 +1263,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
             moved += len(chunk)
-            self._sink.write(chunk)
+            self._write(chunk)
         if self._parked and not self._holding:
             self._admit_parked()
         if moved:

@@ -18,9 +18,10 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorTCP, IReactorTime
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tcpserver import errors
@@ -191,6 +192,7 @@ class TCPServer:
         self.reactor = self.factory.reactor
         self._settings = self.factory._settings
         self._port: IListeningPort | None = None
+        self._endpoint_ports: list[tuple[str, IListeningPort]] = []
         self._in_run = False
         self._stopping: Deferred[None] | None = None
         self.factory._apply_properties(properties, self.PROPERTIES)
@@ -213,8 +215,8 @@ class TCPServer:
 
     @property
     def listening(self) -> bool:
-        """Whether the server is listening (``start_listening`` succeeded)."""
-        return self._port is not None
+        """Whether the server is listening (on its port or any endpoint)."""
+        return self._port is not None or bool(self._endpoint_ports)
 
     @property
     def connections(self) -> Mapping[str, Connection]:
@@ -397,19 +399,80 @@ class TCPServer:
         self._settings._values["LocalPort"] = bound
         self._log.info("tcpserver serving descriptor {fd} (port {port})", fd=fd, port=bound)
 
+    def listen_endpoint(self, description: str) -> Deferred[IListeningPort]:
+        """
+        Also accept connections on a Twisted server endpoint -
+        ``tcp:9000``, ``tcp6:9000:interface=\\:\\:``, ``unix:/run/app.sock``,
+        ``systemd:domain=INET:index=0`` (socket activation), ``ssl:...`` - all
+        served by this server's one factory: the same listeners, limits and
+        connection ids as :meth:`start_listening`.
+
+        :returns: a Deferred firing with the listening port.
+        :raises TCPServerError: 10022 for a description Twisted cannot parse;
+            the Deferred fails with the OS error's code if listening fails.
+        """
+        from twisted.internet.endpoints import serverFromString
+
+        try:
+            endpoint = serverFromString(self.reactor, description)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"bad endpoint {description!r}: {exc}"
+            ) from None
+
+        def listening(port: IListeningPort) -> IListeningPort:
+            self._endpoint_ports.append((description, port))
+            self.factory._server_ports += 1
+            host = port.getHost()
+            shown = getattr(host, "port", None) or getattr(host, "name", host)
+            if isinstance(shown, bytes):
+                shown = shown.decode(errors="replace")
+            self._log.info(
+                "tcpserver listening on {endpoint} (port {port})",
+                endpoint=description,
+                port=shown,
+            )
+            return port
+
+        def failed(failure: Failure) -> Failure:
+            value = failure.value
+            if isinstance(value, TCPServerError):
+                return failure
+            os_error = getattr(value, "socketError", None) or value
+            if isinstance(os_error, OSError):
+                raise TCPServerError.from_os_error(os_error, f"cannot listen on {description}")
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"cannot listen on {description}: {value}"
+            )
+
+        listened: Deferred[IListeningPort] = endpoint.listen(self.factory)
+        return listened.addCallbacks(listening, failed)
+
     def stop_listening(self) -> Deferred[None]:
         """
-        Stop accepting connections; existing ones stay open.
+        Stop accepting connections (on the port and every endpoint); existing
+        ones stay open.
 
-        :returns: a Deferred that fires when the port is closed.
+        :returns: a Deferred that fires when every listening port is closed.
         """
         port, self._port = self._port, None
-        if port is None:
+        endpoints, self._endpoint_ports = self._endpoint_ports, []
+        closing: list[Deferred[Any]] = []
+        if port is not None:
+            self.factory._server_ports -= 1
+            self._log.info("tcpserver stopped listening on port {port}", port=self.local_port)
+            result = port.stopListening()
+            if isinstance(result, Deferred):
+                closing.append(result)
+        for description, listening in endpoints:
+            self.factory._server_ports -= 1
+            self._log.info("tcpserver stopped listening on {endpoint}", endpoint=description)
+            result = listening.stopListening()
+            if isinstance(result, Deferred):
+                closing.append(result)
+        if not closing:
             return succeed(None)
-        self.factory._server_ports -= 1
-        self._log.info("tcpserver stopped listening on port {port}", port=self.local_port)
-        result = port.stopListening()
-        return result if isinstance(result, Deferred) else succeed(None)
+        return gatherResults(closing, consumeErrors=True).addCallback(lambda _: None)
 
     def shutdown(self, timeout: float | None = SHUTDOWN_TIMEOUT) -> Deferred[None]:
         """

@@ -637,6 +637,25 @@ REGISTRY: tuple[Setting, ...] = (
         flag="blocked-clients",
     ),
     _cfg(
+        "ProxyProtocol",
+        _Bool(),
+        False,
+        "Expect a PROXY protocol v1 or v2 header (HAProxy, load balancers) "
+        "first on every connection, from a TrustedProxies address: the real "
+        "client address is known before connection_request.",
+        applies=_NEW_CONNECTIONS,
+        flag="proxy-protocol",
+    ),
+    _cfg(
+        "TrustedProxies",
+        _Str(_check_address_list),
+        "127.0.0.1,::1",
+        "Comma-separated addresses (CIDR blocks allowed) PROXY headers are "
+        "accepted from; with ProxyProtocol on, connections from elsewhere are closed.",
+        applies=_NEW_CONNECTIONS,
+        flag="trusted-proxies",
+    ),
+    _cfg(
         "DefaultConnectionTimeout",
         _Seconds(),
         0,

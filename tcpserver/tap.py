@@ -1,38 +1,53 @@
 """The twistd plugin: ``twistd -n tcpserver [options]``.
 
-:class:`Options` turns the command line into a configured
-:class:`~tcpserver.TCPServer`; :func:`makeService` wraps it, with the user's
-handler wired in, in a :class:`TCPServerService`.  The first-class flags come
-from the settings registry (entries with a ``flag``); ``--config Name=Value``
-reaches every setting.  Bad values are usage errors naming the flag and the
-value - twistd prints them and exits non-zero, without a traceback.
+:class:`Options` turns the command line (and ``--config-file``) into a
+configured :class:`~tcpserver.TCPServer`; :func:`makeService` wraps it, with
+the user's handler wired in, in a :class:`~tcpserver.service.TCPServerService`
+(or, with ``--workers``, a :class:`~tcpserver.workers.WorkerPool`).
+
+* The first-class flags come from the settings registry (entries with a
+  ``flag``); ``--config Name=Value`` reaches every setting, and ``--help``
+  lists them all with their defaults.
+* ``--config-file server.toml``: top-level keys are option names (``port``,
+  ``handler``, ``listen = [...]``...), the ``[settings]`` table holds
+  settings by their manual names.  Command-line options win.
+* Bad values are usage errors naming the flag and the value - twistd prints
+  them and exits non-zero, without a traceback.
 
 Embedding in an existing application::
 
-    from tcpserver.tap import TCPServerService
-    TCPServerService(TCPServer(local_port=9000), handler).setServiceParent(application)
+    from tcpserver.tap import Options, makeService
+    options = Options()
+    options.parseOptions(["--port", "9000", "--handler", "myapp.handler"])
+    makeService(options).setServiceParent(application)
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from twisted.application import service
-from twisted.logger import Logger
 from twisted.python import usage
 from typing_extensions import override
 
+from tcpserver.certificates import Certificate, CertStoreType
 from tcpserver.errors import TCPServerError
 from tcpserver.handlers import HandlerError, echo, load_handler, wire_handler
-from tcpserver.server import TCPServer
-from tcpserver.settings import REGISTRY, Setting, _Bool
+from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
+from tcpserver.service import TCPServerService
+from tcpserver.settings import REGISTRY, Setting, SSLStartMode, _Bool
 
 __all__ = ["DEFAULT_PORT", "Options", "TCPServerService", "makeService"]
 
-#: The port twistd listens on when ``--port`` is not given.
+#: The port twistd listens on when neither ``--port`` nor ``--listen`` is given.
 DEFAULT_PORT = 9000
 
-_log = Logger()
+#: Options that may be given more than once (lists in the config file).
+_REPEATABLE = ("config", "listen", "sni-cert")
 
 
 def _flag_settings() -> list[tuple[str, Setting]]:
@@ -45,6 +60,19 @@ def _describe(setting: Setting) -> str:
     return f"{setting.doc} [{setting.name}, default: {default!r}]"
 
 
+def _settings_help() -> str:
+    """Every setting, its default and meaning (the tail of ``--help``)."""
+    lines = ["", "Every setting (--config Name=Value; its flag, if any, in brackets):", ""]
+    for setting in REGISTRY:
+        if setting.read_only:
+            continue
+        default = setting.format(setting.default) if setting.default is not None else ""
+        flag = f" [--{setting.flag}]" if setting.flag else ""
+        lines.append(f"  {setting.name}={default!s:.40}{flag}")
+        lines.append(f"      {setting.doc}")
+    return "\n".join(lines)
+
+
 def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
     parameters: list[list[Any]] = [
         [
@@ -53,7 +81,8 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             None,
             "Handler: a dotted module, a .py file, optionally ':Name' of an object "
             "or class in it. Its on_<event>(server, event) functions are wired; "
-            "setup(server) runs before listening. Default: the built-in echo handler.",
+            "setup(server) runs before listening (it may be async). "
+            "Default: the built-in echo handler.",
         ],
         [
             "port",
@@ -61,21 +90,54 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             None,
             f"TCP port to listen on (0 picks a free one). [LocalPort, default: {DEFAULT_PORT}]",
         ],
+        ["config-file", None, None, "A TOML file of options and [settings]; flags win."],
+        [
+            "drain-timeout",
+            None,
+            None,
+            "On SIGTERM/SIGINT: seconds queued data may take to go out before "
+            f"the remaining connections are reset. [default: {SHUTDOWN_TIMEOUT:g}]",
+            float,
+        ],
         [
             "workers",
             None,
-            0,
+            None,
             "Serve with N worker processes sharing one listening socket; a "
             "supervisor restarts a worker that dies and drains them all on "
-            "SIGTERM. 0: serve in this process.",
+            "SIGTERM. 0: serve in this process. [default: 0]",
             int,
+        ],
+        ["tls-cert", None, None, "TLS certificate: PEM (with its key, or see --tls-key) or PFX."],
+        ["tls-key", None, None, "PEM private key for --tls-cert, if not in the same file."],
+        ["tls-password-file", None, None, "Read the key/PFX password from this file."],
+        ["tls-password-env", None, None, "Read the key/PFX password from this variable."],
+        [
+            "tls-client-ca",
+            None,
+            None,
+            "PEM file of the CAs client certificates must chain to (asks clients "
+            "for one; see --tls-require-client-cert).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP on this endpoint (tcp:9100); "
+            "needs the 'metrics' extra (prometheus-client).",
         ],
         ["worker-fd", None, None, "(internal) adopt this inherited listening socket", int],
         ["worker-index", None, 0, "(internal) this worker's number", int],
         ["worker-generation", None, 0, "(internal) how often this worker was started", int],
         ["worker-count", None, 1, "(internal) how many workers there are", int],
     ]
-    flags: list[list[Any]] = []
+    flags: list[list[Any]] = [
+        [
+            "tls-require-client-cert",
+            None,
+            "Refuse clients without a certificate that verifies against --tls-client-ca.",
+        ],
+    ]
     for flag, setting in _flag_settings():
         if flag == "port":
             continue
@@ -90,6 +152,8 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
 
 
 _PARAMETERS, _FLAGS = _build_option_tables()
+_PARAMETER_NAMES = {p[0] for p in _PARAMETERS}
+_FLAG_NAMES = {f[0] for f in _FLAGS}
 
 
 class Options(usage.Options):
@@ -99,20 +163,28 @@ class Options(usage.Options):
     longdesc = (
         "Run a tcpserver: a TCP/TLS server that forwards connection events to a "
         "handler module (the built-in echo handler if none is given). Every "
-        "config setting of the manual is reachable with --config Name=Value."
+        "config setting of the manual is reachable with --config Name=Value.\n"
+        "Signals: SIGTERM/SIGINT drain (--drain-timeout) and exit 0, a second "
+        "one exits at once; SIGHUP reloads certificates, access lists and the "
+        "config file."
     )
     optParameters = _PARAMETERS
     optFlags = _FLAGS
 
     def __init__(self) -> None:
         super().__init__()
-        self["config"] = []
+        for name in _REPEATABLE:
+            self[name] = []
         self.raw_args: list[str] = []
+        self._file: dict[str, Any] = {}
+
+    @override
+    def getUsage(self, width: int | None = None) -> str:
+        # the settings table after the flags, as written (not re-wrapped)
+        return str(super().getUsage(width)) + _settings_help() + "\n"
 
     @override
     def parseOptions(self, options: list[str] | None = None) -> None:
-        import sys
-
         self.raw_args = list(sys.argv[1:] if options is None else options)
         super().parseOptions(options)
 
@@ -124,11 +196,27 @@ class Options(usage.Options):
 
     opt_c = opt_config
 
+    def opt_listen(self, value: str) -> None:
+        """Also listen on a Twisted endpoint (repeatable): tcp:9000,
+        tcp6:9000:interface=\\:\\:, unix:/run/x.sock, systemd:domain=INET:index=0."""
+        self["listen"].append(value)
+
+    def opt_sni_cert(self, value: str) -> None:
+        """Serve NAME (an SNI host name, or *.domain) with the certificate at
+        PATH: --sni-cert NAME=PATH (repeatable; the --tls-password-* apply)."""
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise usage.UsageError(f"--sni-cert takes NAME=PATH, got {value!r}")
+        self["sni-cert"].append(value)
+
+    # -- after parsing -----------------------------------------------------------------
+
     @override
     def postOptions(self) -> None:
+        self._read_config_file()
         server = TCPServer()
         port = self["port"]
-        self._set(server, "LocalPort", str(DEFAULT_PORT) if port is None else port, "--port")
+        self._set(server, "LocalPort", str(DEFAULT_PORT) if port is None else str(port), "--port")
         for flag, setting in _flag_settings():
             if flag == "port":
                 continue
@@ -137,23 +225,28 @@ class Options(usage.Options):
                 if self[key]:
                     self._set(server, setting.name, str(not setting.default), f"--{key}")
             elif self[flag] is not None:
-                self._set(server, setting.name, self[flag], f"--{flag}")
+                self._set(server, setting.name, str(self[flag]), f"--{flag}")
         for entry in self["config"]:
             try:
                 server.config(entry)
             except TCPServerError as exc:
                 raise usage.UsageError(f"--config {entry!r}: {exc.description}") from None
-        spec = self["handler"]
-        if spec is None:
-            handler: Any = echo
-        else:
-            try:
-                handler = load_handler(spec)
-                wire_handler(TCPServer(), handler)  # fails early if nothing to wire
-            except HandlerError as exc:
-                raise usage.UsageError(f"--handler {spec!r}: {exc}") from None
+        self["sni"] = self._configure_tls(server)
+        if self["drain-timeout"] is None:
+            self["drain-timeout"] = SHUTDOWN_TIMEOUT
+        if self["drain-timeout"] < 0:
+            raise usage.UsageError(f"--drain-timeout must be >= 0, got {self['drain-timeout']}")
+        if self["workers"] is None:
+            self["workers"] = 0
         if self["workers"] < 0:
             raise usage.UsageError(f"--workers must be 0 or more, got {self['workers']}")
+        if self["metrics"] is not None:
+            from tcpserver.metrics import check_available
+
+            try:
+                check_available()
+            except ImportError as exc:
+                raise usage.UsageError(f"--metrics {self['metrics']!r}: {exc}") from None
         if self["worker-fd"] is not None:
             # one of the supervisor's workers: unique ids, a share of MaxConnections
             count = max(self["worker-count"], 1)
@@ -161,7 +254,150 @@ class Options(usage.Options):
             limit = server._settings["MaxConnections"]
             server._settings.set("MaxConnections", -(-limit // count), listening=False)
         self["server"] = server
-        self["handler_object"] = handler
+        self["handler_object"] = self._load_handler()
+
+    def _load_handler(self) -> Any:
+        spec = self["handler"]
+        if spec is None:
+            return echo
+        try:
+            handler = load_handler(spec)
+            wire_handler(TCPServer(), handler)  # fails early if nothing to wire
+        except HandlerError as exc:
+            raise usage.UsageError(f"--handler {spec!r}: {exc}") from None
+        return handler
+
+    def _read_config_file(self) -> None:
+        path = self["config-file"]
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as file:
+                data = tomllib.load(file)
+        except OSError as exc:
+            raise usage.UsageError(f"--config-file {path!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise usage.UsageError(f"--config-file {path!r}: not valid TOML: {exc}") from None
+        settings = data.pop("settings", {})
+        if not isinstance(settings, dict):
+            raise usage.UsageError(f"--config-file {path!r}: [settings] must be a table")
+        given = set(self._given())
+        for key, value in data.items():
+            if key in _REPEATABLE:
+                values = value if isinstance(value, list) else [value]
+                if key == "config":
+                    self["config"][:0] = [str(v) for v in values]
+                else:
+                    self[key][:0] = [str(v) for v in values]
+            elif key in _FLAG_NAMES:
+                if not isinstance(value, bool):
+                    raise usage.UsageError(
+                        f"--config-file {path!r}: {key} takes true or false, got {value!r}"
+                    )
+                if key not in given:
+                    self[key] = int(value)
+            elif key in _PARAMETER_NAMES and not key.startswith("worker-"):
+                if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                    raise usage.UsageError(f"--config-file {path!r}: {key} = {value!r}: bad value")
+                if key not in given:
+                    self[key] = self._coerce_parameter(key, value, path)
+            else:
+                raise usage.UsageError(f"--config-file {path!r}: unknown option {key!r}")
+        # file settings first: --config on the command line comes after and wins
+        entries = []
+        for name, value in settings.items():
+            if isinstance(value, (bool, int, float, str)):
+                text = str(value)
+            else:
+                raise usage.UsageError(
+                    f"--config-file {path!r}: setting {name} has a bad value {value!r}"
+                )
+            entries.append(f"{name}={text}")
+        self["config"][:0] = entries
+        self._file = data
+
+    def _given(self) -> list[str]:
+        """Option names given on the command line."""
+        names = []
+        for arg in self.raw_args:
+            if arg.startswith("--"):
+                names.append(arg[2:].split("=", 1)[0])
+            elif arg == "-p":
+                names.append("port")
+        return names
+
+    @staticmethod
+    def _coerce_parameter(key: str, value: Any, path: str) -> Any:
+        coerce = next((p[4] for p in _PARAMETERS if p[0] == key and len(p) > 4), None)
+        if coerce is None:
+            return str(value)
+        try:
+            return coerce(value)
+        except (TypeError, ValueError):
+            raise usage.UsageError(
+                f"--config-file {path!r}: {key} = {value!r}: bad value"
+            ) from None
+
+    # -- TLS ---------------------------------------------------------------------------
+
+    def _password(self) -> str:
+        path, variable = self["tls-password-file"], self["tls-password-env"]
+        if path is not None:
+            try:
+                return Path(path).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise usage.UsageError(f"--tls-password-file {path!r}: {exc.strerror}") from None
+        if variable is not None:
+            if variable not in os.environ:
+                raise usage.UsageError(f"--tls-password-env {variable!r}: not set")
+            return os.environ[variable]
+        return ""
+
+    def _certificate(self, path: str, key: str | None, flag: str) -> Certificate:
+        password = self._password()
+        try:
+            if key is None:
+                return Certificate(CertStoreType.AUTO, Path(path), password)
+            try:
+                blob = Path(path).read_bytes() + b"\n" + Path(key).read_bytes()
+            except OSError as exc:
+                raise usage.UsageError(f"{flag} {exc.filename!r}: {exc.strerror}") from None
+            return Certificate(CertStoreType.PEM_KEY_BLOB, blob, password)
+        except TCPServerError as exc:
+            raise usage.UsageError(f"{flag} {path!r}: {exc.description}") from None
+
+    def _configure_tls(self, server: TCPServer) -> dict[str, Certificate]:
+        if self["tls-cert"] is None and not self["sni-cert"]:
+            for flag in ("tls-password-file", "tls-password-env"):
+                if self[flag] is not None:
+                    raise usage.UsageError(f"--{flag} needs --tls-cert (or --sni-cert)")
+        sni: dict[str, Certificate] = {}
+        for entry in self["sni-cert"]:
+            name, _, path = entry.partition("=")
+            sni[name.lower()] = self._certificate(path, None, f"--sni-cert {name}=")
+        cert = self["tls-cert"]
+        if cert is None:
+            if self["tls-key"] is not None:
+                raise usage.UsageError("--tls-key needs --tls-cert")
+            if sni:
+                raise usage.UsageError("--sni-cert needs a default --tls-cert")
+        else:
+            server.ssl_cert = self._certificate(cert, self["tls-key"], "--tls-cert")
+            if server.ssl_start_mode == SSLStartMode.NONE:
+                server.ssl_start_mode = SSLStartMode.IMPLICIT
+        ca = self["tls-client-ca"]
+        if ca is not None:
+            try:
+                pem = Path(ca).read_text()
+            except OSError as exc:
+                raise usage.UsageError(f"--tls-client-ca {ca!r}: {exc.strerror}") from None
+            self._set(server, "SSLClientCACerts", pem, "--tls-client-ca")
+            server.ssl_authenticate_clients = True
+        if self["tls-require-client-cert"]:
+            if ca is None:
+                raise usage.UsageError("--tls-require-client-cert needs --tls-client-ca")
+            server.ssl_authenticate_clients = True
+        return sni
 
     @staticmethod
     def _set(server: TCPServer, name: str, value: str, flag: str) -> None:
@@ -171,62 +407,54 @@ class Options(usage.Options):
             raise usage.UsageError(f"{flag} {value!r}: {exc.description}") from None
 
 
-class TCPServerService(service.Service):
-    """
-    A Twisted service running one :class:`~tcpserver.TCPServer`.
+def _choose_sni(server: TCPServer, certificates: dict[str, Certificate]) -> None:
+    """An ``ssl_connection_request`` listener serving --sni-cert names."""
 
-    It wires ``handler`` (if any), runs its ``setup(server)``, listens when
-    the service starts (in ``privilegedStartService``, so ports below 1024
-    work with twistd's ``--uid``) and shuts the server down gracefully when
-    it stops; twistd waits for the returned Deferred.
+    def choose(event: Any) -> None:
+        name = (event.server_name or "").lower()
+        chosen = certificates.get(name)
+        if chosen is None and "." in name:
+            chosen = certificates.get("*." + name.split(".", 1)[1])
+        if chosen is not None:
+            event.certificate = chosen
 
-    :param server: the configured server (not yet listening).
-    :param handler: a handler module/object, or ``None``.
-    """
+    server.on("ssl_connection_request", choose)
 
-    name = "tcpserver"
 
-    def __init__(self, server: TCPServer, handler: Any = None, adopt_fd: int | None = None) -> None:
-        self.server = server
-        self.handler = handler
-        self.adopt_fd = adopt_fd
-        self.events: list[str] = []
-        if handler is not None:
-            self.events = wire_handler(server, handler)
+def _reloader(raw_args: list[str]) -> Any:
+    """SIGHUP: parse the same arguments again and apply what may change live."""
 
-    def _listen(self) -> None:
-        if self.server.listening:
-            return
-        setup = getattr(self.handler, "setup", None)
-        if callable(setup):
-            setup(self.server)
-        if self.handler is echo:
-            _log.info("tcpserver: no --handler given, serving the built-in echo handler")
-        elif self.handler is not None:
-            _log.info(
-                "tcpserver: handler {handler} wired for {events}",
-                handler=getattr(self.handler, "__name__", self.handler),
-                events=", ".join(self.events),
-            )
-        if self.adopt_fd is not None:
-            self.server.adopt_listening_socket(self.adopt_fd)
-        else:
-            self.server.start_listening()
+    def reload(svc: TCPServerService) -> None:
+        fresh = Options()
+        try:
+            fresh.parseOptions(raw_args)
+        except usage.UsageError as exc:
+            raise ValueError(str(exc)) from None
+        new: TCPServer = fresh["server"]
+        live = svc.server
+        changed = []
+        for setting in REGISTRY:
+            if setting.read_only or setting.listening_error is not None:
+                continue
+            if setting.name in ("LocalPort", "LocalHost", "SSLEnabled"):
+                continue
+            value = new._settings[setting.name]
+            if value != live._settings[setting.name]:
+                live._settings.set(setting.name, value, listening=True)
+                changed.append(setting.name)
+        certificates = getattr(svc, "sni_certificates", None)
+        if certificates is not None:
+            certificates.clear()
+            certificates.update(fresh["sni"])
+        live.factory._tls_contexts.invalidate()  # certificates are re-read for new handshakes
+        from twisted.logger import Logger
 
-    @override
-    def privilegedStartService(self) -> None:
-        self._listen()
-        super().privilegedStartService()
+        Logger().info(
+            "tcpserver: reloaded (changed: {changed})",
+            changed=", ".join(changed) or "nothing but certificates",
+        )
 
-    @override
-    def startService(self) -> None:
-        self._listen()
-        super().startService()
-
-    @override
-    def stopService(self) -> Any:
-        super().stopService()
-        return self.server.shutdown()
+    return reload
 
 
 def makeService(options: Options) -> service.Service:
@@ -243,5 +471,29 @@ def makeService(options: Options) -> service.Service:
             worker_args(options.raw_args),
             backlog=settings["ConnectionBacklog"],
             use_ipv6=settings["UseIPv6"],
+            drain_timeout=options["drain-timeout"],
         )
-    return TCPServerService(server, options["handler_object"], adopt_fd=options["worker-fd"])
+    certificates: dict[str, Certificate] = dict(options["sni"])
+    if certificates:
+        _choose_sni(server, certificates)
+    endpoints = list(options["listen"])
+    listen_port = options["port"] is not None or not endpoints
+    svc = TCPServerService(
+        server,
+        options["handler_object"],
+        adopt_fd=options["worker-fd"],
+        endpoints=[] if options["worker-fd"] is not None else endpoints,
+        listen_port=listen_port,
+        drain_timeout=options["drain-timeout"],
+        handle_signals=True,
+        reload=_reloader(options.raw_args),
+    )
+    svc.sni_certificates = certificates  # type: ignore[attr-defined]
+    if options["metrics"] is not None:
+        from tcpserver.metrics import MetricsService
+
+        parent = service.MultiService()
+        svc.setServiceParent(parent)
+        MetricsService(server, options["metrics"]).setServiceParent(parent)
+        return parent
+    return svc

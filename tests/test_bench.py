@@ -46,7 +46,7 @@ def test_bench_run_smoke(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
     workloads = summary["workloads"]
-    assert set(workloads) == {"echo64", "churn", "idle", "tls_echo64", "tls_churn"}
+    assert set(workloads) == {"echo64", "churn", "idle", "tls_echo64", "tls_churn", "tls_idle"}
     for entry in workloads.values():
         assert entry["twisted"]["ok"]
         assert entry["tcpserver"]["ok"]

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import time
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -279,6 +280,75 @@ async def test_interrupt_stops_send_file_and_keeps_connection(server, recorder, 
     received = await in_thread(talk)
     assert outcome == [10004]
     assert 100_000 <= received < 64 * 1024 * 1024
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_leave_during_the_read_without_a_write_registration(
+    server, recorder, monkeypatch
+):
+    # On plain TCP with nothing buffered, a read batch's answer is sent at once:
+    # the socket is never registered for writing (Twisted's write() would).
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+    port = listen(server)
+    registered: list[object] = []
+    add_writer = reactor.addWriter
+
+    def spy(selectable):
+        registered.append(selectable)
+        return add_writer(selectable)
+
+    monkeypatch.setattr(reactor, "addWriter", spy)
+    lines = b"".join(b"%05d\n" % i for i in range(2000))
+
+    def talk():
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(lines)
+            return read_until(sock, len(lines))
+
+    assert await in_thread(talk) == lines
+    await recorder.wait("disconnected")
+    assert recorder.of("disconnected")[0].status_code == 0
+    assert registered == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_stops_reading_still_pauses_direct_sends(server, recorder):
+    # The protocol becomes the transport's producer only once the transport
+    # buffers: flow control must still see the buffer fill and drain.
+    server.default_eol = b"\n"
+    server.config("SendQueueHighWater=65536")
+    chunk = os.urandom(64 * 1024)
+    sent = bytearray()
+    state: dict[str, Any] = {}
+
+    def on_connected(event):
+        state["cid"] = event.connection_id
+
+    def fill(event):
+        cid = event.connection_id
+        while server.connections[cid].ready_to_send and len(sent) < 64 * len(chunk):
+            server.send(cid, chunk)
+            sent.extend(chunk)
+        state["paused_after"] = len(sent)
+
+    server.on("connected", on_connected)
+    server.on("data_in", fill)
+    ready: list[str] = []
+    server.on("ready_to_send", lambda e: ready.append(e.connection_id))
+    port = listen(server)
+
+    def talk():
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(b"go\n")
+            time.sleep(0.5)  # not reading: the kernel buffers fill, then ours
+            return read_until(sock, state["paused_after"], 20)
+
+    received = await in_thread(talk)
+    assert state["paused_after"] < 64 * len(chunk)  # ready_to_send went False
+    assert received == bytes(sent)  # everything, in order, once read
+    assert len(ready) >= 2  # once at connect, again when the buffer drained
 
 
 # -- lifecycle -----------------------------------------------------------------------

@@ -8,10 +8,11 @@ figures with the ratio tcpserver / Twisted.  Servers run pinned to one CPU
 and clients to the others when the machine has two or more.
 
 Workloads: pipelined 64-byte line echo; connect/echo/close churn; idle
-connections (server RSS per connection); the same echo and churn over TLS
-1.3.  Every echoed byte is checked: a run that loses or corrupts a line is
-marked failed (``ok`` false, exit status 1).  Figures on a shared machine
-are noisy: compare the ratios of one run, and repeat (``--reps``).
+connections (server RSS per connection); the same three over TLS 1.3 (a
+fifth as many idle TLS connections, each with its handshake done).  Every
+echoed byte is checked: a run that loses or corrupts a line is marked
+failed (``ok`` false, exit status 1).  Figures on a shared machine are
+noisy: compare the ratios of one run, and repeat (``--reps``).
 """
 
 from __future__ import annotations
@@ -191,15 +192,27 @@ def churn(port: int, pid: int, plan: Plan, tls: str | None, cpu_set: set[int]) -
     }
 
 
-def idle(port: int, pid: int, plan: Plan) -> dict[str, Any]:
-    """Open ``plan.idle`` connections, read the server's RSS, then echo once on each."""
+def idle(port: int, pid: int, count: int, tls: str | None = None) -> dict[str, Any]:
+    """
+    Open ``count`` connections (TLS handshake done, with ``tls``), read the
+    server's RSS, then echo once on each.
+    """
+    import ssl
+
+    context = None
+    if tls:
+        context = ssl.create_default_context(cafile=tls)
+        context.check_hostname = False
     base_fds, base_rss = open_fds(pid), rss_bytes(pid)
     socks: list[socket.socket] = []
     try:
-        for _ in range(plan.idle):
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname="localhost")
+            socks.append(sock)
         deadline = time.monotonic() + 30
-        while open_fds(pid) < base_fds + plan.idle and time.monotonic() < deadline:
+        while open_fds(pid) < base_fds + count and time.monotonic() < deadline:
             time.sleep(0.05)
         accepted = open_fds(pid) - base_fds
         time.sleep(0.5)
@@ -216,7 +229,10 @@ def idle(port: int, pid: int, plan: Plan) -> dict[str, Any]:
         while pending and time.monotonic() < deadline:
             for key, _mask in selector.select(timeout=1):
                 buffer = key.data
-                buffer += key.fileobj.recv(4096)  # type: ignore[union-attr]
+                try:
+                    buffer += key.fileobj.recv(4096)  # type: ignore[union-attr]
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    continue
                 if len(buffer) >= len(line):
                     echoed += bytes(buffer) == line
                     pending -= 1
@@ -226,8 +242,8 @@ def idle(port: int, pid: int, plan: Plan) -> dict[str, Any]:
         for sock in socks:
             sock.close()
     return {
-        "bytes_per_idle_conn": rss / plan.idle,
-        "ok": accepted >= plan.idle and echoed == plan.idle,
+        "bytes_per_idle_conn": rss / count,
+        "ok": accepted >= count and echoed == count,
     }
 
 
@@ -280,6 +296,7 @@ METRICS = (
     ("tls_echo64", "srv_us_per_line", False),
     ("tls_churn", "conns_per_s", True),
     ("tls_churn", "srv_us_per_conn", False),
+    ("tls_idle", "bytes_per_idle_conn", False),
 )
 
 
@@ -291,7 +308,7 @@ def measure(plan: Plan) -> dict[str, Any]:
         cert, key = make_certificate(Path(scratch))
         workloads: list[tuple[str, bool]] = [("echo64", False), ("churn", False), ("idle", False)]
         if plan.tls:
-            workloads += [("tls_echo64", True), ("tls_churn", True)]
+            workloads += [("tls_echo64", True), ("tls_churn", True), ("tls_idle", True)]
         for rep in range(plan.reps):
             for workload, tls in workloads:
                 for kind in SERVERS:
@@ -302,8 +319,10 @@ def measure(plan: Plan) -> dict[str, Any]:
                             figures = echo(port, pid, plan, cafile, client_cpus)
                         elif workload.endswith("churn"):
                             figures = churn(port, pid, plan, cafile, client_cpus)
+                        elif tls:  # (a TLS connection costs a handshake: fewer of them)
+                            figures = idle(port, pid, max(plan.idle // 5, 1), cafile)
                         else:
-                            figures = idle(port, pid, plan)
+                            figures = idle(port, pid, plan.idle)
                     results.setdefault(workload, {}).setdefault(kind, []).append(figures)
                     if not figures["ok"]:
                         log(f"  FAILED: {figures}")

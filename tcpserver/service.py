@@ -1,0 +1,246 @@
+"""The Twisted service that runs a :class:`~tcpserver.TCPServer`.
+
+:class:`TCPServerService` is what ``twistd tcpserver`` runs, and what an
+existing Twisted application adds to its ``Application``::
+
+    from twisted.application import service
+    from tcpserver import TCPServer
+    from tcpserver.service import TCPServerService
+
+    application = service.Application("myapp")
+    server = TCPServer(local_port=9000)
+    TCPServerService(server, myhandler).setServiceParent(application)
+
+It wires the handler, runs its ``setup(server)`` (which may be async: the
+server listens once it completes), listens on the server's port and any
+endpoints, and on stop drains: stops accepting, lets queued data go out for
+up to ``drain_timeout`` seconds, fires ``disconnected`` for every
+connection.  Under twistd (``handle_signals``) SIGTERM/SIGINT drain and then
+exit with status 0, a second SIGTERM exits at once, and SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import Deferred, FirstError, ensureDeferred, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from tcpserver.handlers import echo, wire_handler
+from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
+
+__all__ = ["TCPServerService"]
+
+_log = Logger()
+
+
+class TCPServerService(service.Service):
+    """
+    A Twisted service running one :class:`~tcpserver.TCPServer`.
+
+    :param server: the configured server (not yet listening).
+    :param handler: a handler module/object (its ``on_<event>`` functions are
+        wired), or ``None``.
+    :param adopt_fd: serve this inherited listening socket instead of
+        binding (a ``--workers`` worker).
+    :param endpoints: Twisted endpoint strings to listen on as well (or,
+        with ``listen_port=False``, instead of the server's own port).
+    :param listen_port: whether to bind the server's ``local_port``.
+    :param drain_timeout: seconds queued data may take to go out on stop.
+    :param handle_signals: install SIGTERM/SIGINT (drain, then exit 0; a
+        second one exits at once) and SIGHUP (``reload``) handlers once the
+        reactor runs - what twistd wants; leave off when embedding.
+    :param reload: called on SIGHUP (see :meth:`reload`).
+    """
+
+    name = "tcpserver"
+
+    def __init__(
+        self,
+        server: TCPServer,
+        handler: Any = None,
+        adopt_fd: int | None = None,
+        endpoints: list[str] | None = None,
+        listen_port: bool = True,
+        drain_timeout: float = SHUTDOWN_TIMEOUT,
+        handle_signals: bool = False,
+        reload: Callable[[TCPServerService], None] | None = None,
+    ) -> None:
+        self.server = server
+        self.handler = handler
+        self.adopt_fd = adopt_fd
+        self.endpoints = list(endpoints or [])
+        self.listen_port = listen_port
+        self.drain_timeout = drain_timeout
+        self.handle_signals = handle_signals
+        self._reload = reload
+        self.events: list[str] = []
+        self.ready: Deferred[None] = Deferred()  # fires once listening
+        self._started = False
+        self._draining = False
+        if handler is not None:
+            self.events = wire_handler(server, handler)
+
+    # -- starting ----------------------------------------------------------------------
+
+    def _setup(self) -> Any:
+        setup = getattr(self.handler, "setup", None)
+        if not callable(setup):
+            return None
+        result = setup(self.server)
+        if inspect.iscoroutine(result):
+            return ensureDeferred(result)
+        return result
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.handler is echo:
+            _log.info("tcpserver: no --handler given, serving the built-in echo handler")
+        elif self.handler is not None:
+            _log.info(
+                "tcpserver: handler {handler} wired for {events}",
+                handler=getattr(self.handler, "__name__", type(self.handler).__name__),
+                events=", ".join(self.events),
+            )
+        pending = self._setup()  # (raising here stops twistd with the error)
+        if isinstance(pending, Deferred):
+            # an async setup: listen once it has completed
+            pending.addCallbacks(
+                lambda _: self._listen_later(), lambda f: self._fatal(f, "setup() failed")
+            )
+        else:
+            self._listen()
+
+    def _listen(self) -> None:
+        if self.adopt_fd is not None:
+            self.server.adopt_listening_socket(self.adopt_fd)
+        elif self.listen_port:
+            self.server.start_listening()
+        waiting = [self.server.listen_endpoint(e) for e in self.endpoints]
+        if not waiting:
+            self.ready.callback(None)
+            return
+        from twisted.internet.defer import gatherResults
+
+        gatherResults(waiting, consumeErrors=True).addCallbacks(
+            lambda _: self.ready.callback(None),
+            lambda f: self._fatal(f, "cannot listen"),
+        )
+
+    def _listen_later(self) -> None:
+        try:
+            self._listen()
+        except Exception:  # noqa: BLE001 - reported, then the process stops
+            self._fatal(Failure(), "cannot listen")
+
+    def _fatal(self, failure: Failure, what: str) -> None:
+        """Starting failed after twistd took over: say why, once, and exit 1."""
+        value = failure.value
+        if isinstance(value, FirstError):
+            failure = value.subFailure
+            value = failure.value
+        _log.critical(
+            "tcpserver: {what}: {error}\n{traceback}",
+            what=what,
+            error=f"{type(value).__name__}: {value}",
+            traceback=""
+            if type(value).__module__.startswith("tcpserver")
+            else failure.getTraceback(),
+        )
+        if not self.ready.called:
+            self.ready.errback(failure)
+            self.ready.addErrback(lambda _: None)
+        reactor: Any = self.server.reactor
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        if getattr(reactor, "running", False):
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    @override
+    def privilegedStartService(self) -> None:
+        # Listening here lets twistd bind ports below 1024 before it drops
+        # privileges (--uid); an async setup() defers listening to its end.
+        self._start()
+        super().privilegedStartService()
+
+    @override
+    def startService(self) -> None:
+        self._start()
+        super().startService()
+        if self.handle_signals:
+            reactor: Any = self.server.reactor
+            reactor.callWhenRunning(self._install_signal_handlers)
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        # After the reactor's own (installed as it starts running): ours
+        # replace them, so twistd does not re-raise SIGTERM when it exits.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._on_stop_signal)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_stop_signal(self, number: int, frame: Any) -> None:
+        reactor: Any = self.server.reactor
+        reactor.callFromThread(self._stop_signal, number)
+
+    def _stop_signal(self, number: int) -> None:
+        name = signal.Signals(number).name
+        if self._draining:
+            _log.warn("tcpserver: {signal} again: exiting without draining", signal=name)
+            os._exit(1)
+        self._draining = True
+        _log.info(
+            "tcpserver: {signal}: draining {count} connection(s) for up to {timeout}s",
+            signal=name,
+            count=len(self.server.connections),
+            timeout=self.drain_timeout,
+        )
+        reactor: Any = self.server.reactor
+        reactor.stop()
+
+    def _on_hangup(self, number: int, frame: Any) -> None:
+        reactor: Any = self.server.reactor
+        reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """
+        Re-read what may change without dropping connections (SIGHUP):
+        certificates and keys, AllowedClients/BlockedClients, the config
+        file.  A bad new configuration keeps the current one and logs why.
+        """
+        if self._reload is None:
+            _log.info("tcpserver: SIGHUP: nothing to reload (not started from options)")
+            return
+        try:
+            self._reload(self)
+        except Exception as exc:  # noqa: BLE001 - a failed reload keeps serving
+            _log.error(
+                "tcpserver: reload failed, keeping the current configuration: {error}",
+                error=str(exc),
+            )
+
+    # -- stopping ------------------------------------------------------------------------
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if not self.server.listening and not self.server.connections:
+            return succeed(None)
+        done: Deferred[None] = maybeDeferred(self.server.shutdown, self.drain_timeout)
+
+        def drained(result: None) -> None:
+            _log.info("tcpserver: drained; stopped")
+
+        return done.addCallback(drained)
