@@ -79,6 +79,44 @@ class ReadoutsTable(Directive):
         return [_table(["Read-out", "How to read it"], rows, [30, 50])]
 
 
+class ConfigMapTable(Directive):
+    """
+    Every config setting (and read-out) by its manual name, how it is
+    reached here, and any deviation.  The directive's content holds the
+    deviations, one ``Name: note`` per line; a note for a name the registry
+    does not have is an error, so the table cannot drift from the code.
+    """
+
+    has_content = True
+
+    def run(self) -> list[Any]:
+        notes: dict[str, str] = {}
+        for line in self.content:
+            if line.strip():
+                name, _, note = line.partition(":")
+                notes[name.strip()] = note.strip()
+        rows = []
+        for setting in REGISTRY:
+            if setting.kind != "config":
+                continue
+            how = f'config("{setting.name}=...")'
+            if setting.read_only:
+                how = f'config("{setting.name}") (read-only)'
+            if setting.flag:
+                how += f", twistd --{setting.flag}"
+            note = notes.pop(setting.name, "")
+            if setting.unsupported:
+                note = (note + " " if note else "") + f"Only the default: {setting.unsupported}."
+            rows.append([setting.name, how, note or "as in the manual"])
+        for name in READOUTS:
+            rows.append(
+                [name, f'config("{name}[<connection_id>]")', notes.pop(name, "per connection")]
+            )
+        if notes:
+            raise self.error(f"notes for unknown settings: {', '.join(sorted(notes))}")
+        return [_table(["manual", "tcpserver", "notes"], rows, [26, 40, 50])]
+
+
 class ErrorsTable(Directive):
     def run(self) -> list[Any]:
         rows = [[str(code), text] for code, text in MESSAGES.items() if code]
@@ -89,4 +127,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("tcpserver-settings", SettingsTable)
     app.add_directive("tcpserver-readouts", ReadoutsTable)
     app.add_directive("tcpserver-errors", ErrorsTable)
+    app.add_directive("tcpserver-config-map", ConfigMapTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

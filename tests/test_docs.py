@@ -1,0 +1,154 @@
+"""The documentation names every name of the component manual.
+
+``docs/manual_names.json`` holds every property, method, event, event
+field, type field, config setting and error code of the manual (made by
+``tools/manual_names.py``).  Each must appear in the built name map (a
+table row holding the manual's name and its Python spelling), and each
+setting and error code in the generated reference too.
+
+The HTML comes from ``tox -e docs`` (``TCPSERVER_DOCS_HTML`` points at
+it); the tests environment has no Sphinx, so there the test is skipped
+unless ``TCPSERVER_REQUIRE_DOCS`` is set.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = json.loads((ROOT / "docs" / "manual_names.json").read_text(encoding="utf-8"))
+MANUAL = ROOT.parent / "shared" / "reference" / "tcpserver-component-manual.txt"
+
+#: Manual names whose Python spelling is not the mechanical snake_case one.
+DEVIATIONS = {
+    "EOLB": "eol",
+    "TextB": "text",
+    "textB": "text",
+    "UserDataB": "user_data",
+    "CertEncodedB": "cert_encoded",
+    "certEncodedB": "cert_encoded",
+    "StoreB": "store",
+    "certStoreType": "certificate",
+    "certStore": "certificate",
+    "certPassword": "certificate",
+    "certSubject@SSLConnectionRequest": "certificate",
+    "EOL": "eol",
+    "PrivateKeyContainer": "(none)",  # Windows key containers
+}
+
+
+def snake(name: str) -> str:
+    """The mechanical rule: ``DefaultEOL`` -> ``default_eol``, ``startSSL`` -> ``start_ssl``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return spaced.lower()
+
+
+class _Rows(HTMLParser):
+    """The text of every table row (and list-table row) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self._depth = 0
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self._depth += 1
+            self._text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self._depth:
+            self._depth -= 1
+            self.rows.append(" ".join("".join(self._text).split()))
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self._text.append(data + " ")
+
+
+def _html_dir() -> Path:
+    built = os.environ.get("TCPSERVER_DOCS_HTML")
+    if not built:
+        if os.environ.get("TCPSERVER_REQUIRE_DOCS"):
+            pytest.fail("TCPSERVER_DOCS_HTML is not set: build the docs first (tox -e docs)")
+        pytest.skip("the docs are built and checked by tox -e docs")
+    path = Path(built)
+    assert (path / "namemap.html").exists(), f"no built docs in {path}"
+    return path
+
+
+def _rows(page: str) -> list[str]:
+    parser = _Rows()
+    parser.feed((_html_dir() / page).read_text(encoding="utf-8"))
+    return parser.rows
+
+
+def _text(page: str) -> str:
+    raw = (_html_dir() / page).read_text(encoding="utf-8")
+    return html.unescape(re.sub(r"<[^>]+>", " ", raw))
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text) is not None
+
+
+def _missing(expected: list[tuple[str, str]], rows: list[str]) -> list[str]:
+    return [
+        f"{manual} -> {python}"
+        for manual, python in expected
+        if not any(_has_word(row, manual) and _has_word(row, python) for row in rows)
+    ]
+
+
+def test_every_member_and_field_is_in_the_name_map():
+    rows = _rows("namemap.html")
+    expected: list[tuple[str, str]] = []
+    for name in NAMES["properties"] + NAMES["methods"]:
+        expected.append((name, snake(name)))
+    for event, fields in NAMES["events"].items():
+        expected.append((event, snake(event)))
+        for field in fields:
+            python = DEVIATIONS.get(f"{field}@{event}") or DEVIATIONS.get(field) or snake(field)
+            manual = field[0].upper() + field[1:]
+            expected.append((manual, python))
+    for fields in NAMES["types"].values():
+        for field in fields:
+            expected.append((field, DEVIATIONS.get(field) or snake(field)))
+    missing = _missing(expected, rows)
+    assert not missing, "not in a name-map row: " + ", ".join(missing)
+
+
+def test_every_setting_is_mapped_and_in_the_reference():
+    rows = _rows("namemap.html")
+    missing = [name for name in NAMES["config"] if not any(_has_word(r, name) for r in rows)]
+    assert not missing, "settings missing from the name map: " + ", ".join(missing)
+    reference = _text("reference.html")
+    missing = [name for name in NAMES["config"] if not _has_word(reference, name)]
+    assert not missing, "settings missing from the reference: " + ", ".join(missing)
+
+
+def test_every_error_code_is_in_the_reference():
+    reference = _text("reference.html")
+    missing = [code for code in NAMES["errors"] if not _has_word(reference, str(code))]
+    assert not missing, f"error codes missing from the reference: {missing}"
+
+
+@pytest.mark.skipif(not MANUAL.exists(), reason="the manual is not next to this checkout")
+def test_the_name_list_is_current():
+    spec = importlib.util.spec_from_file_location(
+        "manual_names", ROOT / "tools" / "manual_names.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.extract(MANUAL.read_text(encoding="utf-8")) == NAMES
