@@ -152,3 +152,37 @@ def test_the_name_list_is_current():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.extract(MANUAL.read_text(encoding="utf-8")) == NAMES
+
+
+def _python_blocks() -> list[tuple[str, int, str]]:
+    """Every ``.. code-block:: python`` of docs/*.rst and python fence of docs/*.md."""
+    blocks = []
+    for page in sorted((ROOT / "docs").glob("*.rst")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for index, line in enumerate(lines):
+            if line.strip() not in (".. code-block:: python", ".. code-block:: python3"):
+                continue
+            indent = len(line) - len(line.lstrip()) + 3
+            body: list[str] = []
+            for following in lines[index + 1 :]:
+                if following.strip() and len(following) - len(following.lstrip()) < indent:
+                    break
+                if following.strip().startswith(":") and not body:
+                    continue  # a directive option
+                body.append(following[indent:])
+            blocks.append((page.name, index + 1, "\n".join(body)))
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"```python\n(.*?)```", text, re.S):
+            blocks.append((page.name, text[: match.start()].count("\n") + 1, match.group(1)))
+    return blocks
+
+
+def test_the_docs_have_python_examples():
+    assert len(_python_blocks()) >= 10
+
+
+@pytest.mark.parametrize(("page", "line", "code"), _python_blocks())
+def test_every_python_example_in_the_docs_compiles(page, line, code):
+    # (Whole programs are files in examples/, run by test_examples.py.)
+    compile(code, f"{page}:{line}", "exec")

@@ -246,6 +246,33 @@ def test_tls_flags_cert_key_and_sni(run, tmp_path, tls):
     assert proc.finish() == 0
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_tls_walkthrough_of_the_docs(run, tmp_path):
+    # docs/tls.rst "From an empty directory": openssl's self-signed
+    # certificate, examples/shout.py, one twistd command, a Python client.
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+         "-keyout", "server.key", "-out", "server.crt", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        cwd=tmp_path, check=True, capture_output=True,
+    )  # fmt: skip
+    key = (tmp_path / "server.key").read_bytes()
+    (tmp_path / "server.pem").write_bytes(key + (tmp_path / "server.crt").read_bytes())
+    shutil.copy(EXAMPLES / "shout.py", tmp_path / "shout.py")
+    proc = run("--port", "0", "--handler", "shout", "--tls-cert", "server.pem")
+    port = proc.port()
+    context = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert read_line(tls) == b"welcome - say something\r\n"
+        tls.sendall(b"hello tls\n")
+        assert read_line(tls) == b"HELLO TLS\r\n"
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+
+
 def test_tls_encrypted_key_with_the_password_in_a_file(run, tmp_path, tls):
     (tmp_path / "pw").write_text(tls.password + "\n")
     proc = run(
