@@ -42,7 +42,7 @@ from tcpserver.access import AddressMatcher
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
-from tcpserver.protocol import CORK_LIMIT, TCPServerProtocol
+from tcpserver.protocol import CORK_LIMIT, PAUSE_FLOW, PAUSE_USER, TCPServerProtocol
 from tcpserver.settings import (
     Setting,
     Settings,
@@ -59,6 +59,12 @@ T = TypeVar("T")
 
 #: How often (seconds) a refused-connection warning may be logged.
 REFUSAL_LOG_INTERVAL = 10.0
+
+#: Why connections are refused: each has a counter (``stats["refused_<reason>"]``),
+#: a key of ``snapshot()["refused"]`` and a label of the refusals metric.
+REFUSAL_REASONS = ("max_connections", "access", "listener", "emfile", "proxy")
+
+_USER_OR_FLOW = PAUSE_USER | PAUSE_FLOW
 
 
 class SettingProperty(Generic[T]):
@@ -618,6 +624,31 @@ class TCPServerFactory(ServerFactory):
         if self._data_in_batched:
             counts["data_in"] = counts.get("data_in", 0) + self._data_in_batched
         return counts
+
+    def snapshot(self) -> dict[str, Any]:
+        """
+        The server's counters now, as :meth:`TCPServer.stats
+        <tcpserver.TCPServer.stats>` returns them and the metrics endpoint
+        exports them (see there for the keys).
+        """
+        stats = self.stats
+        protocols = self._protocols.values()
+        return {
+            "connections_open": len(self._protocols),
+            "connections_pending": len(self._pending),
+            "connections_accepted": stats["accepted"],
+            "connections_paused": sum(
+                1 for p in protocols if p._read_pauses & _USER_OR_FLOW and p._lost is None
+            ),
+            "refused": {reason: stats[f"refused_{reason}"] for reason in REFUSAL_REASONS},
+            "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_handed(),
+            "events": self.events_fired(),
+            "handler_errors": stats["listener_errors"],
+            "tls_handshakes": stats["tls_handshakes"],
+            "tls_failures": stats["tls_failures"],
+            "flow_control_pauses": stats["flow_pauses"],
+        }
 
     def _live(self) -> list[TCPServerProtocol]:
         """Every connection not yet gone, registered or not."""

@@ -10,6 +10,7 @@ additions.
 metric                                  meaning
 ======================================  ========================================
 tcpserver_connections_open              connections accepted and not yet closed
+tcpserver_connections_paused            open connections whose reading is paused
 tcpserver_connections_accepted_total    connections accepted
 tcpserver_connections_refused_total     refused, by ``reason``: max_connections,
                                         access, listener, emfile, proxy
@@ -22,6 +23,8 @@ tcpserver_tls_failures_total            TLS handshakes that failed
 tcpserver_flow_control_pauses_total     times a send queue passed its high-water
                                         mark (reading paused)
 ======================================  ========================================
+
+The numbers are those of :meth:`tcpserver.TCPServer.stats`.
 """
 
 from __future__ import annotations
@@ -41,8 +44,6 @@ __all__ = ["MetricsService", "check_available", "collector"]
 
 _log = Logger()
 
-REFUSAL_REASONS = ("max_connections", "access", "listener", "emfile", "proxy")
-
 
 def check_available() -> None:
     """:raises ImportError: with how to install it, if prometheus-client is missing."""
@@ -60,40 +61,44 @@ def collector(server: TCPServer) -> Any:
 
     class Collector:
         def collect(self) -> Iterator[Any]:
-            factory = server.factory
-            stats = factory.stats
+            stats = server.stats()
             yield GaugeMetricFamily(
                 "tcpserver_connections_open",
                 "Connections accepted and not yet closed.",
-                value=len(factory._protocols),
+                value=stats["connections_open"],
+            )
+            yield GaugeMetricFamily(
+                "tcpserver_connections_paused",
+                "Open connections whose reading is paused (pause_data or flow control).",
+                value=stats["connections_paused"],
             )
             yield CounterMetricFamily(
                 "tcpserver_connections_accepted",
                 "Connections accepted.",
-                value=stats["accepted"],
+                value=stats["connections_accepted"],
             )
             refused = CounterMetricFamily(
                 "tcpserver_connections_refused", "Connections refused.", labels=["reason"]
             )
-            for reason in REFUSAL_REASONS:
-                refused.add_metric([reason], stats[f"refused_{reason}"])
+            for reason, count in stats["refused"].items():
+                refused.add_metric([reason], count)
             yield refused
             yield CounterMetricFamily(
                 "tcpserver_received_bytes",
                 "Bytes read from sockets.",
-                value=factory.bytes_received,
+                value=stats["bytes_received"],
             )
             yield CounterMetricFamily(
-                "tcpserver_sent_bytes", "Bytes handed to sockets.", value=factory.bytes_handed()
+                "tcpserver_sent_bytes", "Bytes handed to sockets.", value=stats["bytes_sent"]
             )
             events = CounterMetricFamily("tcpserver_events", "Events fired.", labels=["event"])
-            for name, count in sorted(factory.events_fired().items()):
+            for name, count in sorted(stats["events"].items()):
                 events.add_metric([name], count)
             yield events
             yield CounterMetricFamily(
                 "tcpserver_handler_errors",
                 "Listeners that raised or failed.",
-                value=stats["listener_errors"],
+                value=stats["handler_errors"],
             )
             yield CounterMetricFamily(
                 "tcpserver_tls_handshakes",
@@ -106,7 +111,7 @@ def collector(server: TCPServer) -> Any:
             yield CounterMetricFamily(
                 "tcpserver_flow_control_pauses",
                 "Times a send queue passed its high-water mark.",
-                value=stats["flow_pauses"],
+                value=stats["flow_control_pauses"],
             )
 
     return Collector()

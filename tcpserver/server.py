@@ -225,6 +225,36 @@ class TCPServer:
 
     # -- events and config (delegated) -------------------------------------------------
 
+    def stats(self) -> dict[str, Any]:
+        """
+        The server's counters now - the numbers the metrics endpoint exports.
+
+        ========================  ===============================================
+        key                       meaning
+        ========================  ===============================================
+        ``connections_open``      accepted and not yet closed (``connections``)
+        ``connections_pending``   accepted by the kernel, not yet decided
+                                  (``connection_request``, PROXY header)
+        ``connections_accepted``  accepted since the server was made
+        ``connections_paused``    open, with reading paused (``pause_data`` or
+                                  flow control)
+        ``refused``               refusals by reason: ``max_connections``,
+                                  ``access``, ``listener``, ``emfile``,
+                                  ``proxy``
+        ``bytes_received``        read from sockets (encrypted bytes under TLS)
+        ``bytes_sent``            handed to sockets (or to TLS)
+        ``events``                events fired, by name
+        ``handler_errors``        listeners that raised or failed
+        ``tls_handshakes``        TLS handshakes completed
+        ``tls_failures``          TLS handshakes that failed
+        ``flow_control_pauses``   times a send queue passed its high-water mark
+        ========================  ===============================================
+
+        A new dictionary each call (reading it costs a pass over the open
+        connections); counters only grow.
+        """
+        return self.factory.snapshot()
+
     def on(self, name: str, listener: Listener) -> None:
         """Add a listener; see :meth:`TCPServerFactory.on`."""
         self.factory.on(name, listener)

@@ -551,6 +551,7 @@ def test_metrics_are_served_over_http(run, tmp_path):
     assert "tcpserver_sent_bytes_total 5.0" in text
     assert 'tcpserver_connections_refused_total{reason="access"} 0.0' in text
     assert "tcpserver_connections_open 0.0" in text
+    assert "tcpserver_connections_paused 0.0" in text
     proc.signal(signal.SIGTERM)
     assert proc.finish() == 0
 

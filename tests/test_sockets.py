@@ -524,6 +524,56 @@ async def test_use_ipv6(use_ipv6, v4_ok, v6_ok):
         await srv.shutdown(timeout=1)
 
 
+@pytest_twisted.ensureDeferred
+async def test_stats_count_what_happens(server, recorder):
+    server.default_eol = b"\n"
+    server.config("BlockedClients=10.1.2.3")
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+    port = listen(server)
+    before = server.stats()
+    assert before["connections_open"] == 0
+    assert before["refused"]["access"] == 0
+
+    def talk():
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"one\ntwo\n")
+            return read_until(sock, 8)
+
+    assert await in_thread(talk) == b"one\ntwo\n"
+    await recorder.wait("disconnected")
+    # an open connection whose reading is paused
+    paused = socket.create_connection(("127.0.0.1", port))
+    try:
+        await recorder.wait_for(lambda: len(recorder.of("connected")) == 2)
+        cid = recorder.of("connected")[1].connection_id
+        server.pause_data(cid)
+        stats = server.stats()
+        assert stats["connections_open"] == 1
+        assert stats["connections_paused"] == 1
+        assert stats["connections_accepted"] == 2
+        assert stats["bytes_received"] == 8
+        assert stats["bytes_sent"] == 8
+        assert stats["events"]["data_in"] == 2
+        assert stats["events"]["connected"] == 2
+        assert stats["handler_errors"] == 0
+        server.process_data(cid)
+        assert server.stats()["connections_paused"] == 0
+    finally:
+        paused.close()
+    await recorder.wait_for(lambda: len(recorder.of("disconnected")) == 2)
+    # a refusal, by reason
+    server.config("BlockedClients=127.0.0.1")
+    assert await in_thread(client, port, b"", 1, timeout=2) == b""
+    for _ in range(100):
+        if server.stats()["refused"]["access"]:
+            break
+        await sleep(0.02)
+    assert server.stats()["refused"] == {
+        "max_connections": 0, "access": 1, "listener": 0, "emfile": 0, "proxy": 0,
+    }  # fmt: skip
+    assert server.stats()["connections_open"] == 0
+
+
 # -- the factory with any endpoint --------------------------------------------------------
 
 
