@@ -39,6 +39,7 @@ from typing_extensions import override
 from tcpserver import errors
 from tcpserver._codepages import codec_for_code_page
 from tcpserver.access import AddressMatcher
+from tcpserver.admission import Admission
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, ConnectionRequest, Error, Listener
@@ -62,9 +63,16 @@ REFUSAL_LOG_INTERVAL = 10.0
 
 #: Why connections are refused: each has a counter (``stats["refused_<reason>"]``),
 #: a key of ``snapshot()["refused"]`` and a label of the refusals metric.
-REFUSAL_REASONS = ("max_connections", "access", "listener", "emfile", "proxy")
+REFUSAL_REASONS = (
+    "max_connections", "per_address", "rate", "access", "listener", "emfile", "proxy",
+)  # fmt: skip
 
 _USER_OR_FLOW = PAUSE_USER | PAUSE_FLOW
+
+_ACCESS_SETTINGS = frozenset(
+    ("AllowedClients", "BlockedClients", "MaxConnectionsPerAddress", "MaxAcceptRate",
+     "MaxAcceptRatePerAddress")
+)  # fmt: skip
 
 
 class SettingProperty(Generic[T]):
@@ -226,7 +234,8 @@ class TCPServerFactory(ServerFactory):
         self._all_gone: list[Deferred[None]] = []
         self._allowed = AddressMatcher.parse("*")
         self._blocked = AddressMatcher.parse("")
-        self._open_access = True  # every address allowed: no per-connection check
+        self._open_access = True  # every address allowed, no limits: no per-connection check
+        self._admission = Admission()
         self._trusted_proxies = AddressMatcher.parse(self._settings["TrustedProxies"])
         self._codec = "utf-8"
         self._max_connections = 1000
@@ -274,11 +283,20 @@ class TCPServerFactory(ServerFactory):
         self._profile = None
         if name == "AllowedClients":
             self._allowed = AddressMatcher.parse(value)
-            self._open_access = self._allowed.match_all and self._blocked.empty
         elif name == "BlockedClients":
             self._blocked = AddressMatcher.parse(value)
-            self._open_access = self._allowed.match_all and self._blocked.empty
-        elif name == "TrustedProxies":
+        elif name in ("MaxConnectionsPerAddress", "MaxAcceptRate", "MaxAcceptRatePerAddress"):
+            settings = self._settings
+            self._admission.configure(
+                settings["MaxConnectionsPerAddress"],
+                settings["MaxAcceptRate"],
+                settings["MaxAcceptRatePerAddress"],
+            )
+        if name in _ACCESS_SETTINGS:
+            self._open_access = (
+                self._allowed.match_all and self._blocked.empty and not self._admission.active
+            )
+        if name == "TrustedProxies":
             self._trusted_proxies = AddressMatcher.parse(value)
         elif name == "CodePage":
             self._codec = codec_for_code_page(value)
@@ -572,6 +590,38 @@ class TCPServerFactory(ServerFactory):
             return False
         return self._blocked.empty or not self._blocked.matches(host)
 
+    def _admit(self, protocol: TCPServerProtocol, host: str) -> bool:
+        """
+        Admission control for a connection whose real client is ``host``:
+        ``False`` means refuse it now (counted, logged at most every
+        REFUSAL_LOG_INTERVAL seconds), before any event or TLS work.
+        """
+        admission = self._admission
+        reason = admission.admit(host, self.reactor.seconds())
+        if reason is None:
+            if admission.per_address:
+                protocol._admitted = host
+            return True
+        self.stats[f"refused_{reason}"] += 1
+        now = self.reactor.seconds()
+        self._refusals_unlogged += 1
+        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
+            limit = (
+                f"MaxConnectionsPerAddress={admission.per_address}"
+                if reason == "per_address"
+                else f"MaxAcceptRate={admission.rate}, "
+                f"MaxAcceptRatePerAddress={admission.rate_per_address}"
+            )
+            self._log.warn(
+                "{limit} reached: refused {count} connection(s), latest from {peer}",
+                limit=limit,
+                count=self._refusals_unlogged,
+                peer=host,
+            )
+            self._last_refusal_log = now
+            self._refusals_unlogged = 0
+        return False
+
     def _request_connection(
         self, protocol: TCPServerProtocol, host: str, port: int
     ) -> bool | Deferred[bool]:
@@ -603,6 +653,8 @@ class TCPServerFactory(ServerFactory):
 
     def _connection_lost(self, protocol: TCPServerProtocol) -> None:
         self._open -= 1
+        if protocol._admitted is not None:
+            self._admission.release(protocol._admitted)
         self._bytes_handed_closed += protocol._handed_total
         if not protocol.connection_id:
             self._pending.discard(protocol)

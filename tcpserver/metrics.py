@@ -13,7 +13,8 @@ tcpserver_connections_open              connections accepted and not yet closed
 tcpserver_connections_paused            open connections whose reading is paused
 tcpserver_connections_accepted_total    connections accepted
 tcpserver_connections_refused_total     refused, by ``reason``: max_connections,
-                                        access, listener, emfile, proxy
+                                        per_address, rate, access, listener,
+                                        emfile, proxy
 tcpserver_received_bytes_total          bytes read from sockets (TLS: encrypted)
 tcpserver_sent_bytes_total              bytes handed to sockets (or TLS)
 tcpserver_events_total                  events fired, by ``event``

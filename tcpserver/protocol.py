@@ -116,6 +116,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_TimeoutMixin__timeoutCall",
         "_abort_call",
         "_accepted_total",
+        "_admitted",
         "_advancing",
         "_busy",
         "_close_called",
@@ -190,6 +191,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self.ready_to_send = False
 
         self._state = NEW
+        self._admitted: str | None = None  # the address admission control counts it under
         self._read_pauses = 0
         self._data_ok = False  # frames may be delivered now
         self._halt = False  # a listener did something that ends the current batch
@@ -314,8 +316,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             the decision took effect), else ``None`` (decided already).
         """
         self.remote_host, self.remote_port = host, port
+        factory = self.factory
+        if factory._admission.active and not factory._admit(self, host):
+            self._refuse_now()
+            return None
         self._state = REQUESTING
-        decision = self.factory._request_connection(self, host, port)
+        decision = factory._request_connection(self, host, port)
         if isinstance(decision, Deferred):
             self._pause_reading(PAUSE_PENDING)
             return decision.addCallback(self._decided)

@@ -239,8 +239,9 @@ class TCPServer:
         ``connections_paused``    open, with reading paused (``pause_data`` or
                                   flow control)
         ``refused``               refusals by reason: ``max_connections``,
-                                  ``access``, ``listener``, ``emfile``,
-                                  ``proxy``
+                                  ``per_address`` and ``rate`` (admission
+                                  control), ``access``, ``listener``,
+                                  ``emfile``, ``proxy``
         ``bytes_received``        read from sockets (encrypted bytes under TLS)
         ``bytes_sent``            handed to sockets (or to TLS)
         ``events``                events fired, by name

@@ -184,6 +184,19 @@ class _Seconds(SettingType[float]):
         return str(int(value)) if float(value).is_integer() else str(value)
 
 
+class _Rate(_Seconds):
+    """A non-negative number of events per second."""
+
+    name = "per second"
+
+    def from_string(self, text: str) -> float:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            raise ValueError("expected a number per second") from None
+        return self._check(number)
+
+
 class _Bool(SettingType[bool]):
     name = "bool"
 
@@ -654,6 +667,36 @@ REGISTRY: tuple[Setting, ...] = (
         "accepted from; with ProxyProtocol on, connections from elsewhere are closed.",
         applies=_NEW_CONNECTIONS,
         flag="trusted-proxies",
+    ),
+    _cfg(
+        "MaxConnectionsPerAddress",
+        _Int(minimum=0),
+        0,
+        "Most simultaneous connections from one client address (the real one "
+        "behind a PROXY header); more are closed at once, before any TLS work, "
+        "and counted as refused per_address (0: no limit).",
+        applies=_NEW_CONNECTIONS,
+        flag="max-connections-per-address",
+    ),
+    _cfg(
+        "MaxAcceptRate",
+        _Rate(),
+        0,
+        "Connections accepted per second from all clients together (a token "
+        "bucket holding one second's worth); more are closed at once, before "
+        "any TLS work, and counted as refused rate (0: no limit).",
+        applies=_NEW_CONNECTIONS,
+        flag="max-accept-rate",
+    ),
+    _cfg(
+        "MaxAcceptRatePerAddress",
+        _Rate(),
+        0,
+        "Connections accepted per second from one client address (a token "
+        "bucket per address); more are closed at once and counted as refused "
+        "rate (0: no limit).",
+        applies=_NEW_CONNECTIONS,
+        flag="max-accept-rate-per-address",
     ),
     _cfg(
         "DefaultConnectionTimeout",

@@ -569,7 +569,8 @@ async def test_stats_count_what_happens(server, recorder):
             break
         await sleep(0.02)
     assert server.stats()["refused"] == {
-        "max_connections": 0, "access": 1, "listener": 0, "emfile": 0, "proxy": 0,
+        "max_connections": 0, "per_address": 0, "rate": 0, "access": 1, "listener": 0,
+        "emfile": 0, "proxy": 0,
     }  # fmt: skip
     assert server.stats()["connections_open"] == 0
 
