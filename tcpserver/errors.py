@@ -59,6 +59,7 @@ DISCARDED_PLAINTEXT = 902
 
 # --- TCP/IP (Winsock numbering, as in the manual) ----------------------------
 INVALID_ARGUMENT = 10022
+TOO_MANY_OPEN_FILES = 10024
 NOT_SUPPORTED = 10045
 ACCESS_DENIED = 10013
 ADDRESS_IN_USE = 10048

@@ -27,7 +27,7 @@ from zope.interface import implementer
 from tcpserver import errors
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError
-from tcpserver.events import Listener
+from tcpserver.events import Error, Listener
 from tcpserver.factory import SettingProperty, TCPServerFactory
 from tcpserver.settings import SSLStartMode
 from tcpserver.tls import Certificate
@@ -99,13 +99,16 @@ class AcceptErrorLog:
     clients, and re-reserves it (libuv does the same) - the port keeps
     listening and never spins.  It logs a line for every closed client,
     though.  This observer counts them in ``factory.stats["refused_emfile"]``
-    and lets one line through per :data:`ACCEPT_ERROR_LOG_INTERVAL`.
+    and lets one line through per :data:`ACCEPT_ERROR_LOG_INTERVAL`; it
+    fires one ``error`` event (connection id ``""``, 10024) per burst - a
+    burst ends after :data:`ACCEPT_ERROR_LOG_INTERVAL` seconds without one.
     """
 
     def __init__(self, observer: ILogObserver, factory: TCPServerFactory) -> None:
         self._observer = observer
         self._factory = factory
         self._last = float("-inf")
+        self._last_seen = float("-inf")
         self._suppressed = 0
 
     def __call__(self, event: LogEvent) -> None:
@@ -113,9 +116,23 @@ class AcceptErrorLog:
         if not text.startswith("EMFILE"):
             self._observer(event)
             return
+        factory = self._factory
         if "Closed socket" in text:
-            self._factory.stats["refused_emfile"] += 1
-        now = self._factory.reactor.seconds()
+            factory.stats["refused_emfile"] += 1
+        now = factory.reactor.seconds()
+        new_burst = now - self._last_seen >= ACCEPT_ERROR_LOG_INTERVAL
+        self._last_seen = now
+        if new_burst:
+            code = errors.TOO_MANY_OPEN_FILES
+            factory._dispatch(
+                "error",
+                Error(
+                    "",
+                    code,
+                    f"{errors.description_for(code)} New connections are closed at once "
+                    "until descriptors are free (stats: refused['emfile']).",
+                ),
+            )
         if now - self._last < ACCEPT_ERROR_LOG_INTERVAL:
             self._suppressed += 1
             return
