@@ -43,12 +43,13 @@ def _parsers() -> tuple[Any, Any, type[Exception]]:
 class ProxyHeaderReader:
     """The raw-bytes hook of a connection until its PROXY header is read."""
 
-    __slots__ = ("_buffer", "_owner", "_pending")
+    __slots__ = ("_buffer", "_owner", "_pending", "_timer")
 
     def __init__(self, owner: TCPServerProtocol) -> None:
         self._owner = owner
         self._buffer = b""
         self._pending = b""
+        self._timer: Any = None
 
     def start(self) -> None:
         """Check where the connection comes from; read the header next."""
@@ -61,6 +62,24 @@ class ProxyHeaderReader:
             )
             return
         owner._raw_hook = self.feed
+        timeout = owner._profile.proxy_timeout
+        if timeout:
+            self._timer = owner._clock.callLater(timeout, self._timed_out, timeout)
+
+    def _timed_out(self, timeout: float) -> None:
+        self._timer = None
+        owner = self._owner
+        if owner._lost is None and owner._raw_hook == self.feed:
+            self._refuse(
+                errors.PROXY_HEADER_TIMEOUT,
+                f"no complete PROXY header within {timeout}s (ProxyHeaderTimeout)",
+            )
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
 
     def feed(self, data: bytes) -> None:
         buffer = self._buffer + data
@@ -89,6 +108,7 @@ class ProxyHeaderReader:
         if info is None:
             return  # a v2 header not complete yet
         self._buffer = b""
+        self._stop_timer()
         self._accept(info, rest or b"")
 
     def _accept(self, info: Any, rest: bytes) -> None:
@@ -133,6 +153,7 @@ class ProxyHeaderReader:
         self._refuse(errors.PEER_PROTOCOL_ERROR, f"bad PROXY protocol header: {why}")
 
     def _refuse(self, code: int, description: str) -> None:
+        self._stop_timer()
         owner = self._owner
         factory = owner.factory
         factory.stats["refused_proxy"] += 1

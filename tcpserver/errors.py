@@ -56,6 +56,10 @@ DECRYPT_ERROR = 284
 LISTENER_ERROR = 900
 PEER_PROTOCOL_ERROR = 901
 DISCARDED_PLAINTEXT = 902
+READ_IDLE = 903
+WRITE_IDLE = 904
+CLOSE_GRACE_EXPIRED = 905
+PROXY_HEADER_TIMEOUT = 906
 
 # --- TCP/IP (Winsock numbering, as in the manual) ----------------------------
 INVALID_ARGUMENT = 10022
@@ -98,6 +102,10 @@ MESSAGES: dict[int, str] = {
     900: "An event listener raised an exception.",
     901: "The peer violated the protocol.",
     902: "Plaintext received before the TLS handshake was discarded.",
+    903: "Nothing was received for ReadIdleTimeout seconds.",
+    904: "Nothing was sent for WriteIdleTimeout seconds.",
+    905: "The peer did not finish the close within CloseGracePeriod; the connection was reset.",
+    906: "No complete PROXY protocol header within ProxyHeaderTimeout seconds.",
     10004: "Interrupted system call.",
     10009: "Bad file number.",
     10013: "Access denied.",

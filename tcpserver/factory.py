@@ -128,6 +128,10 @@ class ConnectionProfile:
     extra_socket_options: bool
     #: a PROXY protocol header comes first (ProxyProtocol)
     proxy_protocol: bool
+    proxy_timeout: float
+    read_idle: float
+    write_idle: float
+    close_grace: float
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -573,6 +577,10 @@ class TCPServerFactory(ServerFactory):
                 tcp_nodelay=values["TcpNoDelay"],
                 keep_alive=values["KeepAlive"],
                 proxy_protocol=values["ProxyProtocol"],
+                proxy_timeout=values["ProxyHeaderTimeout"],
+                read_idle=values["ReadIdleTimeout"],
+                write_idle=values["WriteIdleTimeout"],
+                close_grace=values["CloseGracePeriod"],
                 extra_socket_options=bool(
                     values["InBufferSize"]
                     or values["OutBufferSize"]

@@ -145,6 +145,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_queue_len",
         "_raw_hook",
         "_read_pauses",
+        "_rx_total",
         "_send_timer",
         "_send_timer_period",
         "_sink",
@@ -157,6 +158,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_tx_paused",
         "_waiters",
         "_was_open",
+        "_watch",
         "bytes_sent",
         "connected",
         "connection_id",
@@ -208,6 +210,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._closing = False  # disconnect() asked: no more sends
         self._close_called = False  # the transport was told to close
         self._abort_call: IDelayedCall | None = None
+        self._rx_total = 0  # bytes read from the socket (ReadIdleTimeout)
+        self._watch: _IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
 
         # sending
         self._corked = False
@@ -367,6 +371,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     def _established(self) -> None:
         """Plaintext accepted (or TLS handshake done): the connection is open."""
         self._state = OPEN
+        if not self._was_open:
+            profile = self._profile
+            if profile.read_idle or profile.write_idle:
+                self._start_idle_watch(profile.read_idle, profile.write_idle)
         self._was_open = True
         # (output held during a TLS handshake may already fill the queue)
         self.ready_to_send = not self._parked and (
@@ -416,7 +424,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         a helper: it runs once per read.
         """
         if not decrypted:
-            self.factory.bytes_received += len(data)
+            size = len(data)
+            self.factory.bytes_received += size
+            self._rx_total += size
             if self._TimeoutMixin__timeoutCall is not None:
                 self.resetTimeout()
             hook = self._raw_hook
@@ -477,6 +487,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self.setTimeout(None)
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
+        watch = self._watch
+        if watch is not None:
+            self._watch = None
+            if watch.call.active():
+                watch.call.cancel()
         self._cork = None
         self._cork_len = 0
         self.factory._connection_lost(self)
@@ -1002,14 +1017,79 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             peer=self.remote_host,
             seconds=self.idle_timeout,
         )
-        self._close_status = (errors.TIMED_OUT, errors.description_for(errors.TIMED_OUT))
+        self._timed_out(
+            errors.TIMED_OUT, errors.description_for(errors.TIMED_OUT), self.idle_timeout
+        )
+
+    def _timed_out(self, code: int, description: str, period: float) -> None:
+        """
+        Close for a timeout with its own status: gracefully, escalating to an
+        abort after CloseGracePeriod (or the timeout's own period) if the
+        peer does not finish the close.
+        """
+        self._close_status = (code, description)
         # Nothing moved for a whole period: if output is stuck (or a graceful
         # close is already waiting on it), waiting longer will not help.
         stuck = self._output_pending() or self._tx_paused or self._close_called
         self._close(abort=stuck)
-        if not stuck:
+        if not stuck and self._lost is None and self._abort_call is None:
             # A FIN the peer never acknowledges must not keep us forever.
-            self._abort_call = self._clock.callLater(max(self.idle_timeout, 1.0), self._close, True)
+            grace = self._profile.close_grace or max(period, 1.0)
+            self._abort_call = self._clock.callLater(grace, self._close, True)
+
+    def _start_idle_watch(self, read_idle: float, write_idle: float) -> None:
+        now = self._clock.seconds()
+        step = max(min(t for t in (read_idle, write_idle) if t) / 4, 0.05)
+        watch = _IdleWatch(read_idle, write_idle, step, self._rx_total, self._handed_total, now)
+        watch.call = self._clock.callLater(step, self._idle_tick)
+        self._watch = watch
+
+    def _idle_tick(self) -> None:
+        """Every quarter timeout: has anything been read / sent since?"""
+        watch = self._watch
+        if watch is None or self._lost is not None:
+            return
+        now = self._clock.seconds()
+        if self._rx_total != watch.rx:
+            watch.rx, watch.rx_at = self._rx_total, now
+        if self._handed_total != watch.tx:
+            watch.tx, watch.tx_at = self._handed_total, now
+        if watch.read_idle and now - watch.rx_at >= watch.read_idle:
+            self._watch = None
+            self._idle_close(errors.READ_IDLE, "received nothing", watch.read_idle)
+            return
+        if watch.write_idle and now - watch.tx_at >= watch.write_idle:
+            self._watch = None
+            self._idle_close(errors.WRITE_IDLE, "sent nothing", watch.write_idle)
+            return
+        watch.call = self._clock.callLater(watch.step, self._idle_tick)
+
+    def _idle_close(self, code: int, what: str, seconds: float) -> None:
+        self._log.info(
+            "closing connection {cid} from {peer}: {what} for {seconds}s",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            what=what,
+            seconds=seconds,
+        )
+        self._timed_out(code, errors.description_for(code), seconds)
+
+    def _grace_expired(self) -> None:
+        """CloseGracePeriod passed and the connection is still not gone: reset it."""
+        self._abort_call = None
+        if self._lost is not None:
+            return
+        self._log.info(
+            "connection {cid} from {peer}: the close took longer than {seconds}s, resetting it",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            seconds=self._profile.close_grace,
+        )
+        if self._close_status is None or not self._close_status[0]:
+            # (a timeout's close keeps its own status when it escalates)
+            code = errors.CLOSE_GRACE_EXPIRED
+            self._close_status = (code, errors.description_for(code))
+        self._close(abort=True)
 
     # -- sending -----------------------------------------------------------------
 
@@ -1475,6 +1555,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # for the peer's (many clients never send one), so close TCP
                 # once it is flushed.
                 transport.loseConnection()
+            grace = self._profile.close_grace
+            if grace and self._abort_call is None and self._lost is None:
+                self._abort_call = self._clock.callLater(grace, self._grace_expired)
 
     # -- framing controls ------------------------------------------------------------
 
@@ -1540,3 +1623,19 @@ def _apply_sockopts(handle: socket.socket, settings: Any, linger: bool) -> None:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["OutBufferSize"])
     if not linger:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class _IdleWatch:
+    """ReadIdleTimeout / WriteIdleTimeout state of one connection (made only when set)."""
+
+    __slots__ = ("call", "read_idle", "rx", "rx_at", "step", "tx", "tx_at", "write_idle")
+
+    def __init__(
+        self, read_idle: float, write_idle: float, step: float, rx: int, tx: int, now: float
+    ) -> None:
+        self.read_idle = read_idle
+        self.write_idle = write_idle
+        self.step = step
+        self.rx, self.rx_at = rx, now
+        self.tx, self.tx_at = tx, now
+        self.call: Any = None

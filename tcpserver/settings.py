@@ -669,6 +669,45 @@ REGISTRY: tuple[Setting, ...] = (
         flag="trusted-proxies",
     ),
     _cfg(
+        "ProxyHeaderTimeout",
+        _Seconds(),
+        10,
+        "With ProxyProtocol on: seconds a connection may take to send its "
+        "PROXY header before it is closed (error 906, counted as refused "
+        "proxy; 0: no limit).",
+        applies=_NEW_CONNECTIONS,
+        flag="proxy-header-timeout",
+    ),
+    _cfg(
+        "ReadIdleTimeout",
+        _Seconds(),
+        0,
+        "Seconds without a byte received after which a connection is closed "
+        "with status 903 (like Netty's reader idle; 0: never).",
+        applies=_NEW_CONNECTIONS,
+        flag="read-idle-timeout",
+    ),
+    _cfg(
+        "WriteIdleTimeout",
+        _Seconds(),
+        0,
+        "Seconds without a byte sent (nothing to send, or output stuck "
+        "behind a peer that does not read) after which a connection is "
+        "closed with status 904 (like Netty's writer idle; 0: never).",
+        applies=_NEW_CONNECTIONS,
+        flag="write-idle-timeout",
+    ),
+    _cfg(
+        "CloseGracePeriod",
+        _Seconds(),
+        0,
+        "Seconds a graceful close may take (queued data going out, the "
+        "peer's FIN) before it becomes an abort (RST) with status 905 "
+        "(0: no limit, except after a timeout, which always escalates).",
+        applies=_NEW_CONNECTIONS,
+        flag="close-grace-period",
+    ),
+    _cfg(
         "MaxConnectionsPerAddress",
         _Int(minimum=0),
         0,

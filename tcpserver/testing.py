@@ -53,6 +53,8 @@ class MemoryTransport(StringTransport):
     tick later, like a real reactor.
 
     :ivar aborted: ``abortConnection()`` was called (a reset, not a FIN).
+    :ivar close_held: a graceful close is never reported (see
+        :meth:`MemoryConnection.hold_close`).
     """
 
     def __init__(self, clock: IReactorTime, host: IPv4Address, peer: IPv4Address) -> None:
@@ -60,19 +62,21 @@ class MemoryTransport(StringTransport):
         self.clock = clock
         self.aborted = False
         self.lost = False
+        self.close_held = False
         self.protocol: Any = None
 
     def loseConnection(self) -> None:
         if self.disconnecting:
             return
         super().loseConnection()
-        self.clock.callLater(0, self.report_lost, ConnectionDone())
+        if not self.close_held:
+            self.clock.callLater(0, self.report_lost, ConnectionDone())
 
     def abortConnection(self) -> None:
-        first = not self.disconnecting
+        report = not self.aborted and (not self.disconnecting or self.close_held)
         self.disconnecting = True
         self.aborted = True
-        if first:
+        if report:
             self.clock.callLater(0, self.report_lost, ConnectionAborted())
 
     def report_lost(self, reason: Exception) -> None:
@@ -147,6 +151,14 @@ class MemoryConnection:
     def reset(self) -> None:
         """The client resets the connection (RST)."""
         self.transport.report_lost(ConnectionLost())
+
+    def hold_close(self) -> None:
+        """
+        The peer never finishes a graceful close (it does not read, or its
+        FIN never comes): the server's ``loseConnection()`` stays pending
+        until it aborts (``transport.aborted``).
+        """
+        self.transport.close_held = True
 
     def transport_full(self) -> None:
         """Simulate the kernel buffer filling up (the transport pauses us)."""
