@@ -86,6 +86,11 @@ class Connection:
         return self._protocol.framer.record_length
 
     @property
+    def length_prefix(self) -> int:
+        """Length-prefix size in bytes, 0 when off (change it with ``change_length_prefix``)."""
+        return self._protocol.framer.length_prefix
+
+    @property
     def eol(self) -> bytes:
         """End-of-line bytes splitting this connection's data (empty: none)."""
         return self._protocol.framer.eol

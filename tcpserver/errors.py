@@ -60,6 +60,7 @@ READ_IDLE = 903
 WRITE_IDLE = 904
 CLOSE_GRACE_EXPIRED = 905
 PROXY_HEADER_TIMEOUT = 906
+FRAME_TOO_LONG = 907
 
 # --- TCP/IP (Winsock numbering, as in the manual) ----------------------------
 INVALID_ARGUMENT = 10022
@@ -106,6 +107,7 @@ MESSAGES: dict[int, str] = {
     904: "Nothing was sent for WriteIdleTimeout seconds.",
     905: "The peer did not finish the close within CloseGracePeriod; the connection was reset.",
     906: "No complete PROXY protocol header within ProxyHeaderTimeout seconds.",
+    907: "A length-prefixed frame is longer than MaxFrameLength.",
     10004: "Interrupted system call.",
     10009: "Bad file number.",
     10013: "Access denied.",

@@ -69,6 +69,15 @@ REFUSAL_REASONS = (
 
 _USER_OR_FLOW = PAUSE_USER | PAUSE_FLOW
 
+
+def _as_frame_bytes(data: object) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise TCPServerError(
+        errors.INVALID_ARGUMENT, f"send_frame: data must be bytes, got {type(data).__name__}"
+    )
+
+
 _ACCESS_SETTINGS = frozenset(
     ("AllowedClients", "BlockedClients", "MaxConnectionsPerAddress", "MaxAcceptRate",
      "MaxAcceptRatePerAddress")
@@ -132,6 +141,8 @@ class ConnectionProfile:
     read_idle: float
     write_idle: float
     close_grace: float
+    #: (size, byteorder, adjust, strip, max frame length, skip too long)
+    length_prefix: tuple[int, str, int, bool, int, bool]
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -581,6 +592,14 @@ class TCPServerFactory(ServerFactory):
                 read_idle=values["ReadIdleTimeout"],
                 write_idle=values["WriteIdleTimeout"],
                 close_grace=values["CloseGracePeriod"],
+                length_prefix=(
+                    values["DefaultLengthPrefix"],
+                    values["LengthPrefixByteOrder"],
+                    values["LengthPrefixAdjustment"],
+                    values["LengthPrefixStrip"],
+                    values["MaxFrameLength"],
+                    values["SkipTooLongFrames"],
+                ),
                 extra_socket_options=bool(
                     values["InBufferSize"]
                     or values["OutBufferSize"]
@@ -858,6 +877,43 @@ class TCPServerFactory(ServerFactory):
         self._protocol_for(connection_id, "change_record_length").change_record_length(
             record_length
         )
+
+    def change_length_prefix(
+        self,
+        connection_id: str,
+        size: int,
+        byteorder: str = "big",
+        adjust: int = 0,
+        strip: bool = True,
+    ) -> None:
+        """
+        Receive length-prefixed frames from the next byte on: each starts
+        with its length in ``size`` bytes (1, 2, 4 or 8; 0 turns it off),
+        ``byteorder`` ``"big"`` or ``"little"``; the payload is ``length +
+        adjust`` bytes; ``strip`` delivers it without the prefix.  Frames
+        longer than ``MaxFrameLength`` fire ``error`` 907 and close the
+        connection (or are skipped: ``SkipTooLongFrames``).
+
+        :raises TCPServerError: 10022 for a bad size or byte order.
+        """
+        self._protocol_for(connection_id, "change_length_prefix").change_length_prefix(
+            size, byteorder, adjust, strip
+        )
+
+    def send_frame(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """
+        Send ``data`` with the connection's length prefix in front (see
+        :meth:`change_length_prefix`), as :meth:`send` does.
+
+        :raises TCPServerError: 10022 if the connection has no length prefix
+            or ``data`` does not fit it.
+        """
+        protocol = self._protocol_for(connection_id, "send_frame")
+        try:
+            framed = protocol.framer.encode_prefixed(_as_frame_bytes(data))
+        except ValueError as exc:
+            raise TCPServerError(errors.INVALID_ARGUMENT, f"send_frame: {exc}") from None
+        return protocol.send(framed)
 
     def start_ssl(self, connection_id: str) -> Deferred[None]:
         """

@@ -11,12 +11,18 @@ bytes still buffered here.
 Framing rules, first match wins (see API.md "Framing"):
 
 1. ``record_length > 0``: exactly that many bytes per frame, ``eol=True``.
-2. ``single_line_mode``: lines end in CR, LF or CRLF (also when the CR and
+2. ``length_prefix`` (1, 2, 4 or 8): each frame starts with its length in
+   that many bytes (``byteorder``); the payload is ``length + adjust``
+   bytes; the prefix is stripped unless ``strip`` is False.  A payload
+   longer than ``max_frame_length`` raises :class:`FrameTooLongError` (after
+   arranging to skip it when ``skip_too_long`` is set).  Netty's
+   ``LengthFieldBasedFrameDecoder`` with the length field first.
+3. ``single_line_mode``: lines end in CR, LF or CRLF (also when the CR and
    the LF arrive in different reads); the terminator is stripped.
-3. ``eol`` non-empty: split on it (any bytes, NUL included, multi-byte); the
+4. ``eol`` non-empty: split on it (any bytes, NUL included, multi-byte); the
    terminator is stripped.  When ``max_line_length`` bytes gather without a
    terminator they come out with ``eol=False`` and the line continues.
-4. otherwise every received chunk comes out as it is, ``eol=True``.
+5. otherwise every received chunk comes out as it is, ``eol=True``.
 
 Cost: every byte is searched once per framing mode (a mode change rescans
 what is buffered), a frame is sliced out once, and a partial frame longer than
@@ -26,7 +32,7 @@ every read - so a long line or record costs linear time however it is cut.
 
 from __future__ import annotations
 
-__all__ = ["HOLD_THRESHOLD", "Frame", "Framer"]
+__all__ = ["HOLD_THRESHOLD", "PREFIX_SIZES", "Frame", "FrameTooLongError", "Framer"]
 
 #: A partial frame longer than this is held as a list of pieces rather than
 #: re-concatenated with every read (which would be quadratic in its length).
@@ -37,6 +43,18 @@ Frame = tuple[bytes, bool]
 
 _CR = 13
 _LF = 10
+
+#: The length-prefix sizes, in bytes.
+PREFIX_SIZES = (1, 2, 4, 8)
+
+
+class FrameTooLongError(ValueError):
+    """A length-prefixed frame announced more than ``max_frame_length`` bytes."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"a frame of {length} bytes announced; the limit is {limit}")
+        self.length = length
+        self.limit = limit
 
 
 class Framer:
@@ -56,15 +74,23 @@ class Framer:
         "_buf",
         "_cr",
         "_eol",
+        "_frame_need",
         "_held",
         "_held_len",
         "_lf",
         "_limit",
+        "_max_frame",
         "_pos",
+        "_prefix",
+        "_prefix_adjust",
+        "_prefix_order",
+        "_prefix_strip",
         "_record_length",
         "_scan",
         "_single",
+        "_skip",
         "_skip_lf",
+        "_skip_too_long",
         "_split_eol_len",
         "batch_index",
         "generation",
@@ -96,6 +122,14 @@ class Framer:
         self.batch_index = -1
         self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
         self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
+        self._prefix = 0  # length-prefix size in bytes (0: off)
+        self._prefix_order: str = "big"
+        self._prefix_adjust = 0
+        self._prefix_strip = True
+        self._max_frame = 1 << 20
+        self._skip_too_long = False
+        self._frame_need = -1  # whole size of the frame being received (-1: header not read)
+        self._skip = 0  # bytes of a too-long frame still to drop
 
     # -- framing settings: a change rescans what is buffered ---------------
 
@@ -133,6 +167,52 @@ class Framer:
             self._mode_changed()
 
     @property
+    def length_prefix(self) -> int:
+        """Length-prefix size in bytes (0: not in length-prefixed mode)."""
+        return self._prefix
+
+    def set_length_prefix(
+        self,
+        size: int,
+        byteorder: str = "big",
+        adjust: int = 0,
+        strip: bool = True,
+        max_frame_length: int | None = None,
+        skip_too_long: bool | None = None,
+    ) -> None:
+        """
+        Length-prefixed frames from the next byte on (``size`` 0: off).
+
+        :raises ValueError: a size other than 0, 1, 2, 4, 8 or a byte order
+            other than ``"big"`` / ``"little"``.
+        """
+        if size not in (0, *PREFIX_SIZES):
+            raise ValueError(f"length prefix size must be 0, 1, 2, 4 or 8, got {size!r}")
+        if byteorder not in ("big", "little"):
+            raise ValueError(f"byteorder must be 'big' or 'little', got {byteorder!r}")
+        if max_frame_length is not None:
+            self._max_frame = max_frame_length
+        if skip_too_long is not None:
+            self._skip_too_long = skip_too_long
+        changed = (size, byteorder, adjust, strip) != (
+            self._prefix,
+            self._prefix_order,
+            self._prefix_adjust,
+            self._prefix_strip,
+        )
+        self._prefix = size
+        self._prefix_order = byteorder
+        self._prefix_adjust = adjust
+        self._prefix_strip = strip
+        if changed:
+            self._mode_changed()
+
+    @property
+    def prefix_format(self) -> tuple[int, str, int, bool]:
+        """``(size, byteorder, adjust, strip)`` of the length-prefixed mode."""
+        return self._prefix, self._prefix_order, self._prefix_adjust, self._prefix_strip
+
+    @property
     def max_line_length(self) -> int:
         """Most bytes of a line delivered at once (the rest follows, eol=False)."""
         return self._limit
@@ -162,6 +242,7 @@ class Framer:
             self._held_len = 0
         self._scan = self._pos
         self._cr = self._lf = -1
+        self._frame_need = -1
 
     # -- input -----------------------------------------------------------------
 
@@ -195,7 +276,7 @@ class Framer:
             # Move the scanned part of a long partial frame aside instead of
             # copying it into every new buffer.  In line modes keep the last
             # len(eol) - 1 bytes, which may be the start of a terminator.
-            if self._record_length > 0 or not (self._single or self._eol):
+            if self._record_length > 0 or self._prefix or not (self._single or self._eol):
                 cut = len(buf)
             else:
                 tail = 0 if self._single else len(self._eol) - 1
@@ -228,6 +309,7 @@ class Framer:
             or self._batch is not None
             or self._held
             or self._record_length > 0
+            or self._prefix
             or self._single
         ):
             self.receive(data)
@@ -258,6 +340,8 @@ class Framer:
             self.settle()
         if self._record_length > 0:
             return self._next_record()
+        if self._prefix:
+            return self._next_prefixed()
         if self._single:
             return self._next_single_line()
         eol = self._eol
@@ -331,6 +415,56 @@ class Framer:
         self._scan = self._pos
         return frame, True
 
+    def _next_prefixed(self) -> Frame | None:
+        available = self._held_len + len(self._buf) - self._pos
+        if self._skip:
+            drop = min(available, self._skip)
+            self._take(drop)
+            self._skip -= drop
+            self._scan = self._pos
+            if self._skip:
+                return None
+            available -= drop
+        size = self._prefix
+        need = self._frame_need
+        if need < 0:
+            if available < size:
+                return None
+            if self._held:
+                header = b"".join(self._held)[:size]
+                if len(header) < size:
+                    header += self._buf[self._pos : self._pos + size - len(header)]
+            else:
+                header = self._buf[self._pos : self._pos + size]
+            length = int.from_bytes(header, self._prefix_order) + self._prefix_adjust  # type: ignore[arg-type]
+            if length < 0 or length > self._max_frame:
+                if self._skip_too_long and length >= 0:
+                    self._take(size)
+                    self._skip = length
+                    self._scan = self._pos
+                raise FrameTooLongError(length, self._max_frame)
+            need = self._frame_need = size + length
+        if available < need:
+            return None
+        self._frame_need = -1
+        frame = self._take(need)
+        self._scan = self._pos
+        return (frame[size:] if self._prefix_strip else frame), True
+
+    def encode_prefixed(self, payload: bytes) -> bytes:
+        """``payload`` with this framer's length prefix in front (``send_frame``)."""
+        size = self._prefix
+        if not size:
+            raise ValueError("this connection has no length prefix set")
+        value = len(payload) - self._prefix_adjust
+        try:
+            header = value.to_bytes(size, self._prefix_order)  # type: ignore[arg-type]
+        except OverflowError:
+            raise ValueError(
+                f"a frame of {len(payload)} bytes does not fit a {size}-byte length prefix"
+            ) from None
+        return header + payload
+
     def _next_raw(self) -> Frame | None:
         available = self._held_len + len(self._buf) - self._pos
         if not available:
@@ -381,7 +515,7 @@ class Framer:
         to the very next byte.
         """
         eol = self._eol
-        if not eol or self._record_length > 0 or self._single or self._held:
+        if not eol or self._record_length > 0 or self._prefix or self._single or self._held:
             return None
         if self._batch is not None:
             self.settle()
@@ -433,4 +567,6 @@ class Framer:
         self._held = None
         self._cr = self._lf = -1
         self._skip_lf = False
+        self._frame_need = -1
+        self._skip = 0
         return rest

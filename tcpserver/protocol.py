@@ -60,7 +60,7 @@ from tcpserver._tlssession import TLSSession
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError, code_for_failure
 from tcpserver.events import Connected, DataIn, Disconnected, Error, ReadyToSend, SSLStatus
-from tcpserver.framing import Framer
+from tcpserver.framing import Framer, FrameTooLongError
 from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
@@ -299,6 +299,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             framer = self._framer = Framer(
                 profile.eol, profile.max_line_length, profile.single_line_mode
             )
+            size, order, adjust, strip, limit, skip = profile.length_prefix
+            framer._max_frame = limit
+            framer._skip_too_long = skip
+            if size:
+                framer.set_length_prefix(size, order, adjust, strip)
         return framer
 
     def _input_buffered(self) -> bool:
@@ -834,7 +839,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     self._deliver_lines(lines)
                     continue
                 if lines is None:
-                    frame = framer.next_frame()
+                    try:
+                        frame = framer.next_frame()
+                    except FrameTooLongError as exc:
+                        if self._frame_too_long(exc):
+                            continue
+                        self._data_ok = False
+                        framer.flush()
+                        continue
                     if frame is not None:
                         self._deliver(frame[0], frame[1])
                         continue
@@ -1570,6 +1582,38 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             )
         self._check_delivering("change_record_length")
         self.framer.record_length = length
+
+    def change_length_prefix(
+        self, size: int, byteorder: str = "big", adjust: int = 0, strip: bool = True
+    ) -> None:
+        """Length-prefixed frames from the next byte on (see the factory's method)."""
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"length prefix size must be 0, 1, 2, 4 or 8, got {size!r}"
+            )
+        if isinstance(adjust, bool) or not isinstance(adjust, int):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"adjust must be an integer, got {adjust!r}"
+            )
+        self._check_delivering("change_length_prefix")
+        try:
+            self.framer.set_length_prefix(size, byteorder, adjust, bool(strip))
+        except ValueError as exc:
+            raise TCPServerError(errors.INVALID_ARGUMENT, str(exc)) from None
+
+    def _frame_too_long(self, exc: FrameTooLongError) -> bool:
+        """Report a too-long frame; ``True`` if the connection goes on (skipped)."""
+        code = errors.FRAME_TOO_LONG
+        skipped = self.framer._skip_too_long and exc.length >= 0
+        description = f"{errors.description_for(code)} Connection {self.connection_id!r}: {exc}" + (
+            "; skipped" if skipped else "; closing"
+        )
+        self._log.info("{description}", description=description)
+        self.factory._dispatch("error", Error(self.connection_id, code, description))
+        if not skipped:
+            self._close_status = (code, description)
+            self._close(abort=True)  # the rest of the stream cannot be framed
+        return skipped
 
     # -- socket options ----------------------------------------------------------------
 

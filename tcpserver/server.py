@@ -327,6 +327,21 @@ class TCPServer:
         """Fixed-size records; see :meth:`TCPServerFactory.change_record_length`."""
         self.factory.change_record_length(connection_id, record_length)
 
+    def change_length_prefix(
+        self,
+        connection_id: str,
+        size: int,
+        byteorder: str = "big",
+        adjust: int = 0,
+        strip: bool = True,
+    ) -> None:
+        """See :meth:`TCPServerFactory.change_length_prefix`."""
+        self.factory.change_length_prefix(connection_id, size, byteorder, adjust, strip)
+
+    def send_frame(self, connection_id: str, data: bytes) -> Deferred[None] | None:
+        """See :meth:`TCPServerFactory.send_frame`."""
+        return self.factory.send_frame(connection_id, data)
+
     def start_ssl(self, connection_id: str) -> Deferred[None]:
         """Upgrade to TLS; see :meth:`TCPServerFactory.start_ssl`."""
         return self.factory.start_ssl(connection_id)

@@ -480,6 +480,11 @@ def _prop(
     return Setting(name, "property", type_, default, doc, attr=attr, **kw)
 
 
+def _check_byte_order(text: str) -> None:
+    if text not in ("big", "little"):
+        raise ValueError("expected big or little")
+
+
 def _cfg(name: str, type_: SettingType[Any], default: Any, doc: str, **kw: Any) -> Setting:
     return Setting(name, "config", type_, default, doc, **kw)
 
@@ -667,6 +672,55 @@ REGISTRY: tuple[Setting, ...] = (
         "accepted from; with ProxyProtocol on, connections from elsewhere are closed.",
         applies=_NEW_CONNECTIONS,
         flag="trusted-proxies",
+    ),
+    _cfg(
+        "DefaultLengthPrefix",
+        _Choice({0: "off", 1: "1 byte", 2: "2 bytes", 4: "4 bytes", 8: "8 bytes"}),
+        0,
+        "Length-prefixed framing for new connections: each frame starts with "
+        "its length in this many bytes (like Netty's LengthFieldBasedFrameDecoder); "
+        "per connection change_length_prefix().",
+        applies=_NEW_CONNECTIONS,
+        flag="length-prefix",
+    ),
+    _cfg(
+        "LengthPrefixByteOrder",
+        _Str(_check_byte_order),
+        "big",
+        "Byte order of the length prefix: big (network order) or little.",
+        applies=_NEW_CONNECTIONS,
+    ),
+    _cfg(
+        "LengthPrefixAdjustment",
+        _Int(minimum=None),
+        0,
+        "Added to the length field to get the payload length (negative when "
+        "the field counts the prefix itself, e.g. -4).",
+        applies=_NEW_CONNECTIONS,
+    ),
+    _cfg(
+        "LengthPrefixStrip",
+        _Bool(),
+        True,
+        "Deliver the payload without its length prefix (False: the whole frame).",
+        applies=_NEW_CONNECTIONS,
+    ),
+    _cfg(
+        "MaxFrameLength",
+        _Int(minimum=0),
+        1048576,
+        "Largest payload a length prefix may announce; a larger one fires "
+        "error 907 and closes the connection (or is skipped, SkipTooLongFrames).",
+        applies=_NEW_CONNECTIONS,
+        flag="max-frame-length",
+    ),
+    _cfg(
+        "SkipTooLongFrames",
+        _Bool(),
+        False,
+        "A too-long length-prefixed frame is skipped (its bytes dropped, error "
+        "907 fired, the connection kept) instead of closing the connection.",
+        applies=_NEW_CONNECTIONS,
     ),
     _cfg(
         "ProxyHeaderTimeout",
