@@ -10,6 +10,7 @@ Public names::
 factory behind it, usable with any endpoint.
 """
 
+from tcpserver._proxy import ProxyInfo
 from tcpserver._version import __version__
 from tcpserver.certificates import Certificate, CertStoreType
 from tcpserver.connection import Connection
@@ -24,6 +25,7 @@ __all__ = [
     "CertStoreType",
     "Certificate",
     "Connection",
+    "ProxyInfo",
     "SSLStartMode",
     "TCPServer",
     "TCPServerError",

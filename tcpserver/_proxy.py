@@ -14,6 +14,8 @@ own (plaintext or TLS), replayed once the connection is accepted.
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tcpserver import errors
@@ -24,12 +26,149 @@ if TYPE_CHECKING:
 
     from tcpserver.protocol import TCPServerProtocol
 
-__all__ = ["ProxyHeaderReader"]
+__all__ = ["ProxyHeaderReader", "ProxyInfo", "proxy_info"]
 
 V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: the longest v1 header; v2 headers say their length (at most 16 + 65535)
 V1_MAX = 107
+
+
+#: PROXY v2 TLV types (the HAProxy PROXY protocol spec, section 2.2)
+PP2_TYPE_ALPN = 0x01
+PP2_TYPE_AUTHORITY = 0x02
+PP2_TYPE_CRC32C = 0x03
+PP2_TYPE_NOOP = 0x04
+PP2_TYPE_UNIQUE_ID = 0x05
+PP2_TYPE_SSL = 0x20
+PP2_SUBTYPE_SSL_VERSION = 0x21
+PP2_SUBTYPE_SSL_CN = 0x22
+PP2_SUBTYPE_SSL_CIPHER = 0x23
+PP2_SUBTYPE_SSL_SIG_ALG = 0x24
+PP2_SUBTYPE_SSL_KEY_ALG = 0x25
+PP2_TYPE_NETNS = 0x30
+PP2_CLIENT_SSL = 0x01
+PP2_CLIENT_CERT_CONN = 0x02
+PP2_CLIENT_CERT_SESS = 0x04
+
+#: address block sizes of a v2 header by its family byte's high nibble
+_V2_ADDRESS_SIZES = {0x00: 0, 0x10: 12, 0x20: 36, 0x30: 216}
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """
+    What a PROXY protocol header said about a connection
+    (``server.connections[cid].proxy_info``).
+
+    :ivar version: 1 or 2.
+    :ivar source: the real client ``(host, port)``; ``None`` for a LOCAL
+        header (the proxy's own health check).
+    :ivar destination: the address the client connected to on the proxy.
+    :ivar alpn: the ALPN protocol the client negotiated with the proxy.
+    :ivar authority: the host name the client asked for (SNI).
+    :ivar unique_id: the proxy's id for the connection (``unique-id``).
+    :ivar ssl: the client connected to the proxy over TLS.
+    :ivar ssl_client_cert: the client presented a certificate.
+    :ivar ssl_verified: that certificate verified (``None``: no SSL TLV).
+    :ivar ssl_version: e.g. ``"TLSv1.3"``.
+    :ivar ssl_cn: the client certificate's common name.
+    :ivar ssl_cipher: e.g. ``"TLS_AES_256_GCM_SHA384"``.
+    :ivar ssl_sig_alg: the client certificate's signature algorithm.
+    :ivar ssl_key_alg: the client certificate's key algorithm.
+    :ivar netns: the proxy's network namespace name.
+    :ivar tlvs: every TLV as ``(type, value)``, SSL sub-TLVs included, in order.
+    """
+
+    version: int
+    source: tuple[str, int] | None
+    destination: tuple[str, int] | None
+    alpn: bytes | None = None
+    authority: str | None = None
+    unique_id: bytes | None = None
+    ssl: bool = False
+    ssl_client_cert: bool = False
+    ssl_verified: bool | None = None
+    ssl_version: str | None = None
+    ssl_cn: str | None = None
+    ssl_cipher: str | None = None
+    ssl_sig_alg: str | None = None
+    ssl_key_alg: str | None = None
+    netns: str | None = None
+    tlvs: tuple[tuple[int, bytes], ...] = field(default=())
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    host = getattr(value, "host", None)
+    if host is None:
+        return None
+    if isinstance(host, bytes):
+        host = host.decode("ascii")
+    return str(host), int(getattr(value, "port", 0) or 0)
+
+
+def _split_tlvs(data: bytes) -> list[tuple[int, bytes]]:
+    """``(type, value)`` pairs; a truncated TLV raises ValueError."""
+    tlvs = []
+    offset = 0
+    while offset < len(data):
+        if offset + 3 > len(data):
+            raise ValueError("a truncated TLV")
+        kind = data[offset]
+        (length,) = struct.unpack_from("!H", data, offset + 1)
+        value = data[offset + 3 : offset + 3 + length]
+        if len(value) != length:
+            raise ValueError("a truncated TLV")
+        tlvs.append((kind, value))
+        offset += 3 + length
+    return tlvs
+
+
+def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
+    """
+    The :class:`ProxyInfo` of a complete header (``parsed`` is Twisted's
+    parse of it, for the addresses).
+
+    :raises ValueError: malformed TLVs.
+    """
+    source, destination = _address(parsed.source), _address(parsed.destination)
+    if not header.startswith(V2_SIGNATURE):
+        return ProxyInfo(1, source, destination)
+    (length,) = struct.unpack_from("!H", header, 14)
+    skip = _V2_ADDRESS_SIZES.get(header[13] & 0xF0, 0) if header[12] & 0x0F else 0
+    body = header[16 : 16 + length]
+    tlvs = _split_tlvs(body[skip:]) if len(body) > skip else []
+    fields: dict[str, Any] = {}
+    every: list[tuple[int, bytes]] = []
+    text = lambda value: value.decode("utf-8", "replace")  # noqa: E731
+    for kind, value in tlvs:
+        every.append((kind, value))
+        if kind == PP2_TYPE_ALPN:
+            fields["alpn"] = value
+        elif kind == PP2_TYPE_AUTHORITY:
+            fields["authority"] = text(value)
+        elif kind == PP2_TYPE_UNIQUE_ID:
+            fields["unique_id"] = value
+        elif kind == PP2_TYPE_NETNS:
+            fields["netns"] = text(value)
+        elif kind == PP2_TYPE_SSL and len(value) >= 5:
+            client = value[0]
+            (verify,) = struct.unpack_from("!I", value, 1)
+            fields["ssl"] = bool(client & PP2_CLIENT_SSL)
+            fields["ssl_client_cert"] = bool(client & (PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS))
+            fields["ssl_verified"] = verify == 0
+            names = {
+                PP2_SUBTYPE_SSL_VERSION: "ssl_version",
+                PP2_SUBTYPE_SSL_CN: "ssl_cn",
+                PP2_SUBTYPE_SSL_CIPHER: "ssl_cipher",
+                PP2_SUBTYPE_SSL_SIG_ALG: "ssl_sig_alg",
+                PP2_SUBTYPE_SSL_KEY_ALG: "ssl_key_alg",
+            }
+            for sub_kind, sub_value in _split_tlvs(value[5:]):
+                every.append((sub_kind, sub_value))
+                if sub_kind in names:
+                    fields[names[sub_kind]] = text(sub_value)
+    return ProxyInfo(2, source, destination, tlvs=tuple(every), **fields)
 
 
 def _parsers() -> tuple[Any, Any, type[Exception]]:
@@ -43,18 +182,21 @@ def _parsers() -> tuple[Any, Any, type[Exception]]:
 class ProxyHeaderReader:
     """The raw-bytes hook of a connection until its PROXY header is read."""
 
-    __slots__ = ("_buffer", "_owner", "_pending", "_timer")
+    __slots__ = ("_buffer", "_detect", "_owner", "_pending", "_timer", "_trusted")
 
     def __init__(self, owner: TCPServerProtocol) -> None:
         self._owner = owner
         self._buffer = b""
         self._pending = b""
         self._timer: Any = None
+        self._detect = owner._profile.proxy_detect
+        self._trusted = False
 
     def start(self) -> None:
         """Check where the connection comes from; read the header next."""
         owner = self._owner
-        if not owner.factory._trusted_proxies.matches(owner.remote_host):
+        self._trusted = owner.factory._trusted_proxies.matches(owner.remote_host)
+        if not self._trusted and not self._detect:
             self._refuse(
                 errors.ACCESS_DENIED,
                 f"PROXY header expected from a TrustedProxies address, but "
@@ -70,6 +212,9 @@ class ProxyHeaderReader:
         self._timer = None
         owner = self._owner
         if owner._lost is None and owner._raw_hook == self.feed:
+            if self._detect and not self._buffer.startswith((V1_PREFIX, V2_SIGNATURE)):
+                self._direct()  # a client that waits for the server to speak first
+                return
             self._refuse(
                 errors.PROXY_HEADER_TIMEOUT,
                 f"no complete PROXY header within {timeout}s (ProxyHeaderTimeout)",
@@ -88,7 +233,17 @@ class ProxyHeaderReader:
         if not (v1 or v2):
             if V1_PREFIX.startswith(buffer[:6]) or V2_SIGNATURE.startswith(buffer[:12]):
                 return  # (a prefix of either: wait for more)
+            if self._detect:
+                self._direct()  # ProxyProtocolDetect: no header, a direct client
+                return
             self._malformed(f"the connection does not start with one: {buffer[:16]!r}")
+            return
+        if not self._trusted:
+            self._refuse(
+                errors.ACCESS_DENIED,
+                f"a PROXY header from {self._owner.remote_host}, which is not a "
+                "TrustedProxies address",
+            )
             return
         v1_parser, v2_parser, invalid = _parsers()
         if v2 and len(buffer) < 16:
@@ -107,20 +262,30 @@ class ProxyHeaderReader:
             return
         if info is None:
             return  # a v2 header not complete yet
+        try:
+            details = proxy_info(info.header, info)
+        except ValueError as exc:
+            self._malformed(f"an invalid v2 header ({exc})")
+            return
         self._buffer = b""
         self._stop_timer()
-        self._accept(info, rest or b"")
+        self._accept(details, rest or b"")
 
-    def _accept(self, info: Any, rest: bytes) -> None:
+    def _direct(self) -> None:
+        """Detection found no header: the peer is the client."""
+        self._stop_timer()
+        buffer, self._buffer = self._buffer, b""
+        self._accept(None, buffer)
+
+    def _accept(self, info: ProxyInfo | None, rest: bytes) -> None:
+        """Go on with the real client (``info``; ``None``: a direct connection)."""
         owner = self._owner
-        source = info.source
-        host = getattr(source, "host", None)
-        if host is None:  # LOCAL/UNKNOWN: the proxy itself (a health check)
+        owner._proxy_info = info
+        if info is None or info.source is None:
+            # a direct connection (detection), or LOCAL/UNKNOWN: the proxy itself
             host, port = owner.remote_host, owner.remote_port
         else:
-            port = int(getattr(source, "port", 0) or 0)
-            if isinstance(host, bytes):
-                host = host.decode("ascii")
+            host, port = info.source
         self._pending = rest
         owner._raw_hook = self._hold
         decision: Deferred[Any] | None = owner._peer_known(str(host), port)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tcpserver.settings import lookup
 
 if TYPE_CHECKING:
+    from tcpserver._proxy import ProxyInfo
     from tcpserver.protocol import TCPServerProtocol
 
 __all__ = ["Connection"]
@@ -84,6 +85,14 @@ class Connection:
     def record_length(self) -> int:
         """Current record length (change it with ``change_record_length``)."""
         return self._protocol.framer.record_length
+
+    @property
+    def proxy_info(self) -> ProxyInfo | None:
+        """
+        What the PROXY protocol header said (addresses, and for v2 the TLVs:
+        ALPN, authority, TLS details, unique id...); ``None`` without one.
+        """
+        return self._protocol._proxy_info
 
     @property
     def length_prefix(self) -> int:

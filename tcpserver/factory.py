@@ -138,6 +138,7 @@ class ConnectionProfile:
     #: a PROXY protocol header comes first (ProxyProtocol)
     proxy_protocol: bool
     proxy_timeout: float
+    proxy_detect: bool
     read_idle: float
     write_idle: float
     close_grace: float
@@ -589,6 +590,7 @@ class TCPServerFactory(ServerFactory):
                 keep_alive=values["KeepAlive"],
                 proxy_protocol=values["ProxyProtocol"],
                 proxy_timeout=values["ProxyHeaderTimeout"],
+                proxy_detect=values["ProxyProtocolDetect"],
                 read_idle=values["ReadIdleTimeout"],
                 write_idle=values["WriteIdleTimeout"],
                 close_grace=values["CloseGracePeriod"],

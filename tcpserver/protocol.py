@@ -55,7 +55,7 @@ from zope.interface import implementer
 
 from tcpserver import errors
 from tcpserver._files import FileStreamer
-from tcpserver._proxy import ProxyHeaderReader
+from tcpserver._proxy import ProxyHeaderReader, ProxyInfo
 from tcpserver._tlssession import TLSSession
 from tcpserver.connection import Connection
 from tcpserver.errors import TCPServerError, code_for_failure
@@ -141,6 +141,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_parked",
         "_parked_len",
         "_profile",
+        "_proxy_info",
         "_queue",
         "_queue_len",
         "_raw_hook",
@@ -194,6 +195,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
         self._state = NEW
         self._admitted: str | None = None  # the address admission control counts it under
+        self._proxy_info: ProxyInfo | None = None  # what a PROXY header said
         self._read_pauses = 0
         self._data_ok = False  # frames may be delivered now
         self._halt = False  # a listener did something that ends the current batch

@@ -723,6 +723,17 @@ REGISTRY: tuple[Setting, ...] = (
         applies=_NEW_CONNECTIONS,
     ),
     _cfg(
+        "ProxyProtocolDetect",
+        _Bool(),
+        False,
+        "With ProxyProtocol on, a connection that does not start with a PROXY "
+        "header (or sends nothing within ProxyHeaderTimeout) is served as a "
+        "direct client instead of being closed; a header from an address not "
+        "in TrustedProxies is still refused (like Netty's detectProtocol).",
+        applies=_NEW_CONNECTIONS,
+        flag="proxy-protocol-detect",
+    ),
+    _cfg(
         "ProxyHeaderTimeout",
         _Seconds(),
         10,
