@@ -1,0 +1,146 @@
+"""``python -m tcpserver``: the twistd plugin's options without twistd; the plugin cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import client
+
+PYTHON = sys.executable
+
+
+def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "tcpserver", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    for line in proc.stdout:
+        if "tcpserver listening on" in line:
+            return proc, int(line.rsplit("(port ", 1)[1].split(")")[0])
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("python -m tcpserver did not start")
+
+
+def test_serves_with_the_plugin_options_and_drains_on_sigterm(tmp_path):
+    (tmp_path / "upper.py").write_text(
+        "def on_data_in(server, event):\n"
+        "    server.send_line(event.connection_id, event.text.upper())\n"
+    )
+    proc, port = _start("--port", "0", "--eol", "\\n", "--handler", "upper", cwd=tmp_path)
+    try:
+        assert client(port, b"quiet\n", 7) == b"QUIET\r\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "drained; stopped" in out
+
+
+def test_a_config_file_and_settings_work_as_with_twistd(tmp_path):
+    (tmp_path / "server.toml").write_text(
+        textwrap.dedent(
+            """
+            port = 0
+            [settings]
+            DefaultEOL = "\\n"
+            MaxConnectionsPerAddress = 1
+            """
+        )
+    )
+    proc, port = _start("--config-file", "server.toml", cwd=tmp_path)
+    try:
+        assert client(port, b"echo\n", 5) == b"echo\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--max-line-length", "12"], "--max-line-length '12'"),
+        (["--no-such-flag"], "no-such-flag"),
+        (["--config", "MaxFrameLength=-3"], "-3"),
+    ],
+)
+def test_bad_options_exit_2_naming_flag_and_value(tmp_path, args, expected):
+    result = subprocess.run(
+        [PYTHON, "-m", "tcpserver", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_setting(tmp_path):
+    result = subprocess.run(
+        [PYTHON, "-m", "tcpserver", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for name in ("MaxAcceptRate=", "ReadIdleTimeout=", "DefaultLengthPrefix=", "SSLKeyLogFile="):
+        assert name in result.stdout
+
+
+READ_ONLY_TWISTD = textwrap.dedent(
+    """
+    # twistd's plugin scan with dropin.cache unwritable (as in a read-only
+    # site-packages; root could write anyway, so writes are made to fail)
+    import sys
+    from twisted.python import filepath
+    real = filepath.FilePath.setContent
+    def refuse(self, content, ext=b".new"):
+        if self.basename() == "dropin.cache":
+            raise PermissionError(13, "Read-only file system")
+        return real(self, content, ext)
+    filepath.FilePath.setContent = refuse
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    # what twistd does to find its subcommands
+    from twisted.application.service import IServiceMaker
+    from twisted.plugin import getPlugins
+    print("plugins:", sorted(maker.tapname for maker in getPlugins(IServiceMaker)))
+    """
+)
+
+
+def test_regenerated_plugin_cache_keeps_twistd_quiet_on_a_read_only_install(tmp_path):
+    import twisted.plugins
+
+    plugin = next(
+        Path(entry) / "tcpserver_plugin.py"
+        for entry in twisted.plugins.__path__
+        if (Path(entry) / "tcpserver_plugin.py").exists()
+    )
+    script = tmp_path / "read_only_twistd.py"
+    script.write_text(READ_ONLY_TWISTD)
+    # a fresh install: the plugin is newer than any cache
+    now = time.time()
+    os.utime(plugin, (now, now))
+    stale = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=60)
+    assert "Unable to write to plugin cache" in stale.stdout + stale.stderr
+    regenerate = subprocess.run(
+        [PYTHON, "-m", "tcpserver", "--regenerate-plugin-cache"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert regenerate.returncode == 0, regenerate.stdout + regenerate.stderr
+    assert "fresh" in regenerate.stdout
+    quiet = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=60)
+    assert "Unable to write to plugin cache" not in quiet.stdout + quiet.stderr
+    assert "'tcpserver'" in quiet.stdout  # the plugin was found
