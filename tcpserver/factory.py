@@ -70,6 +70,18 @@ REFUSAL_REASONS = (
 _USER_OR_FLOW = PAUSE_USER | PAUSE_FLOW
 
 
+def _length_prefix(values: Mapping[str, Any]) -> tuple[int, str, int, bool, int, bool] | None:
+    settings = (
+        values["DefaultLengthPrefix"],
+        values["LengthPrefixByteOrder"],
+        values["LengthPrefixAdjustment"],
+        values["LengthPrefixStrip"],
+        values["MaxFrameLength"],
+        values["SkipTooLongFrames"],
+    )
+    return None if settings == (0, "big", 0, True, 1 << 20, False) else settings
+
+
 def _as_frame_bytes(data: object) -> bytes:
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
@@ -142,8 +154,9 @@ class ConnectionProfile:
     read_idle: float
     write_idle: float
     close_grace: float
-    #: (size, byteorder, adjust, strip, max frame length, skip too long)
-    length_prefix: tuple[int, str, int, bool, int, bool]
+    #: (size, byteorder, adjust, strip, max frame length, skip too long), or
+    #: None when all are at their defaults (the framer's own)
+    length_prefix: tuple[int, str, int, bool, int, bool] | None
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -594,14 +607,7 @@ class TCPServerFactory(ServerFactory):
                 read_idle=values["ReadIdleTimeout"],
                 write_idle=values["WriteIdleTimeout"],
                 close_grace=values["CloseGracePeriod"],
-                length_prefix=(
-                    values["DefaultLengthPrefix"],
-                    values["LengthPrefixByteOrder"],
-                    values["LengthPrefixAdjustment"],
-                    values["LengthPrefixStrip"],
-                    values["MaxFrameLength"],
-                    values["SkipTooLongFrames"],
-                ),
+                length_prefix=_length_prefix(values),
                 extra_socket_options=bool(
                     values["InBufferSize"]
                     or values["OutBufferSize"]
@@ -674,7 +680,8 @@ class TCPServerFactory(ServerFactory):
         return decision
 
     def _register(self, protocol: TCPServerProtocol) -> None:
-        connection_id = f"{self.id_prefix}{next(self._ids)}"
+        prefix = self.id_prefix
+        connection_id = f"{prefix}{next(self._ids)}" if prefix else str(next(self._ids))
         protocol.connection_id = connection_id
         self._pending.discard(protocol)
         self._protocols[connection_id] = protocol

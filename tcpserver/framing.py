@@ -51,10 +51,12 @@ PREFIX_SIZES = (1, 2, 4, 8)
 class FrameTooLongError(ValueError):
     """A length-prefixed frame announced more than ``max_frame_length`` bytes."""
 
-    def __init__(self, length: int, limit: int) -> None:
+    def __init__(self, length: int, limit: int, skip: bool = False) -> None:
         super().__init__(f"a frame of {length} bytes announced; the limit is {limit}")
         self.length = length
         self.limit = limit
+        #: the framer drops the frame's bytes and goes on (skip_too_long)
+        self.skip = skip
 
 
 class Framer:
@@ -123,13 +125,11 @@ class Framer:
         self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
         self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
         self._prefix = 0  # length-prefix size in bytes (0: off)
-        self._prefix_order: str = "big"
-        self._prefix_adjust = 0
-        self._prefix_strip = True
-        self._max_frame = 1 << 20
-        self._skip_too_long = False
-        self._frame_need = -1  # whole size of the frame being received (-1: header not read)
-        self._skip = 0  # bytes of a too-long frame still to drop
+        # The other length-prefix fields are set by set_length_prefix() (an
+        # idle connection's framer stays small and quick to make):
+        # _prefix_order, _prefix_adjust, _prefix_strip, _max_frame,
+        # _skip_too_long, _frame_need (the frame being received, -1: header
+        # not read yet) and _skip (bytes of a too-long frame still to drop).
 
     # -- framing settings: a change rescans what is buffered ---------------
 
@@ -190,16 +190,15 @@ class Framer:
             raise ValueError(f"length prefix size must be 0, 1, 2, 4 or 8, got {size!r}")
         if byteorder not in ("big", "little"):
             raise ValueError(f"byteorder must be 'big' or 'little', got {byteorder!r}")
+        if not hasattr(self, "_max_frame"):  # the first call
+            self._prefix_order, self._prefix_adjust, self._prefix_strip = "big", 0, True
+            self._max_frame, self._skip_too_long = 1 << 20, False
+            self._frame_need, self._skip = -1, 0
         if max_frame_length is not None:
             self._max_frame = max_frame_length
         if skip_too_long is not None:
             self._skip_too_long = skip_too_long
-        changed = (size, byteorder, adjust, strip) != (
-            self._prefix,
-            self._prefix_order,
-            self._prefix_adjust,
-            self._prefix_strip,
-        )
+        changed = (size, byteorder, adjust, strip) != self.prefix_format
         self._prefix = size
         self._prefix_order = byteorder
         self._prefix_adjust = adjust
@@ -210,6 +209,8 @@ class Framer:
     @property
     def prefix_format(self) -> tuple[int, str, int, bool]:
         """``(size, byteorder, adjust, strip)`` of the length-prefixed mode."""
+        if not hasattr(self, "_prefix_order"):
+            return 0, "big", 0, True
         return self._prefix, self._prefix_order, self._prefix_adjust, self._prefix_strip
 
     @property
@@ -242,7 +243,8 @@ class Framer:
             self._held_len = 0
         self._scan = self._pos
         self._cr = self._lf = -1
-        self._frame_need = -1
+        if self._prefix:
+            self._frame_need = -1
 
     # -- input -----------------------------------------------------------------
 
@@ -438,11 +440,12 @@ class Framer:
                 header = self._buf[self._pos : self._pos + size]
             length = int.from_bytes(header, self._prefix_order) + self._prefix_adjust  # type: ignore[arg-type]
             if length < 0 or length > self._max_frame:
-                if self._skip_too_long and length >= 0:
+                skip = self._skip_too_long and length >= 0
+                if skip:
                     self._take(size)
                     self._skip = length
                     self._scan = self._pos
-                raise FrameTooLongError(length, self._max_frame)
+                raise FrameTooLongError(length, self._max_frame, skip)
             need = self._frame_need = size + length
         if available < need:
             return None
@@ -567,6 +570,7 @@ class Framer:
         self._held = None
         self._cr = self._lf = -1
         self._skip_lf = False
-        self._frame_need = -1
-        self._skip = 0
+        if self._prefix:
+            self._frame_need = -1
+            self._skip = 0
         return rest

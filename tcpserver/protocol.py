@@ -301,11 +301,10 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             framer = self._framer = Framer(
                 profile.eol, profile.max_line_length, profile.single_line_mode
             )
-            size, order, adjust, strip, limit, skip = profile.length_prefix
-            framer._max_frame = limit
-            framer._skip_too_long = skip
-            if size:
-                framer.set_length_prefix(size, order, adjust, strip)
+            prefix = profile.length_prefix
+            if prefix is not None and prefix[0]:
+                size, order, adjust, strip, limit, skip = prefix
+                framer.set_length_prefix(size, order, adjust, strip, limit, skip)
         return framer
 
     def _input_buffered(self) -> bool:
@@ -358,8 +357,18 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             return
         self.factory._register(self)
         profile = self._profile
-        if profile.tcp_nodelay or profile.keep_alive or profile.extra_socket_options:
+        if profile.keep_alive or profile.extra_socket_options:
             self._apply_socket_options()
+        elif profile.tcp_nodelay:
+            if self._direct:  # a plain TCP socket: what setTcpNoDelay does, without the calls
+                try:
+                    self.transport.socket.setsockopt(  # type: ignore[union-attr]
+                        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                    )
+                except OSError:
+                    self._apply_socket_options()  # (it logs why)
+            else:
+                self._apply_socket_options()
         if self.idle_timeout:
             self.setTimeout(self.idle_timeout)
         mode = profile.ssl_start_mode
@@ -388,7 +397,15 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._queue_len + self._cork_len < self._profile.high_water
         )
         self._data_ok = not (self._read_pauses & PAUSE_USER) or self._lost is not None
-        self._update_fast()
+        # (_update_fast(), inlined: the state is OPEN)
+        self._fast = (
+            self._lost is None
+            and not self._closing
+            and not self._queue_len
+            and not self._tx_paused
+            and not self._parked
+            and not self._holding
+        )
         listeners = self.factory._listeners
         connected = listeners["connected"]
         ready = listeners["ready_to_send"]
@@ -552,6 +569,22 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 self.factory._unregister(self)
                 return
             self._state = OPEN  # STARTTLS failed: the connection had been open
+        framer = self._framer
+        if (
+            self._state == OPEN
+            and self._busy is None
+            and not self._steps
+            and not self._advancing
+            and (framer is None or not (framer._pos < len(framer._buf) or framer._held))
+            and not self.factory._listeners["disconnected"]
+        ):
+            # The common end: nothing left to deliver and nobody to tell.
+            self._flushed = self._disconnect_fired = True
+            self._data_ok = False
+            self._state = CLOSED
+            self.ready_to_send = False
+            self.factory._unregister(self)
+            return
         self._refresh()
         self._advance()
 
@@ -1598,15 +1631,23 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.INVALID_ARGUMENT, f"adjust must be an integer, got {adjust!r}"
             )
         self._check_delivering("change_length_prefix")
+        limits = self.factory._settings
         try:
-            self.framer.set_length_prefix(size, byteorder, adjust, bool(strip))
+            self.framer.set_length_prefix(
+                size,
+                byteorder,
+                adjust,
+                bool(strip),
+                limits["MaxFrameLength"],
+                limits["SkipTooLongFrames"],
+            )
         except ValueError as exc:
             raise TCPServerError(errors.INVALID_ARGUMENT, str(exc)) from None
 
     def _frame_too_long(self, exc: FrameTooLongError) -> bool:
         """Report a too-long frame; ``True`` if the connection goes on (skipped)."""
         code = errors.FRAME_TOO_LONG
-        skipped = self.framer._skip_too_long and exc.length >= 0
+        skipped = exc.skip
         description = f"{errors.description_for(code)} Connection {self.connection_id!r}: {exc}" + (
             "; skipped" if skipped else "; closing"
         )
