@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from twisted.python import usage
 
+    from tcpserver.errors import TCPServerError
     from tcpserver.tap import Options, makeService
 
     options = Options()
@@ -106,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     application = service.Application("tcpserver")
     makeService(options).setServiceParent(application)
-    app.startApplication(application, False)
+    try:
+        app.startApplication(application, False)
+    except TCPServerError as exc:  # the port is taken, the address is wrong...
+        print(f"python -m tcpserver: {exc}", file=sys.stderr)
+        return 1
     reactor.run()
     return 0
 

@@ -70,7 +70,8 @@ class ProxyInfo:
     :ivar unique_id: the proxy's id for the connection (``unique-id``).
     :ivar ssl: the client connected to the proxy over TLS.
     :ivar ssl_client_cert: the client presented a certificate.
-    :ivar ssl_verified: that certificate verified (``None``: no SSL TLV).
+    :ivar ssl_verified: a client certificate was presented and verified
+        (``False`` without one; ``None``: no SSL TLV).
     :ivar ssl_version: e.g. ``"TLSv1.3"``.
     :ivar ssl_cn: the client certificate's common name.
     :ivar ssl_cipher: e.g. ``"TLS_AES_256_GCM_SHA384"``.
@@ -135,7 +136,8 @@ def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
     if not header.startswith(V2_SIGNATURE):
         return ProxyInfo(1, source, destination)
     (length,) = struct.unpack_from("!H", header, 14)
-    skip = _V2_ADDRESS_SIZES.get(header[13] & 0xF0, 0) if header[12] & 0x0F else 0
+    # (a LOCAL header may carry an address block too: it is skipped all the same)
+    skip = _V2_ADDRESS_SIZES.get(header[13] & 0xF0, 0)
     body = header[16 : 16 + length]
     tlvs = _split_tlvs(body[skip:]) if len(body) > skip else []
     fields: dict[str, Any] = {}
@@ -154,9 +156,12 @@ def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
         elif kind == PP2_TYPE_SSL and len(value) >= 5:
             client = value[0]
             (verify,) = struct.unpack_from("!I", value, 1)
+            presented = bool(client & (PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS))
             fields["ssl"] = bool(client & PP2_CLIENT_SSL)
-            fields["ssl_client_cert"] = bool(client & (PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS))
-            fields["ssl_verified"] = verify == 0
+            fields["ssl_client_cert"] = presented
+            # HAProxy zeroes the TLV and fills in verify only for a certificate:
+            # no certificate is never "verified"
+            fields["ssl_verified"] = presented and verify == 0
             names = {
                 PP2_SUBTYPE_SSL_VERSION: "ssl_version",
                 PP2_SUBTYPE_SSL_CN: "ssl_cn",

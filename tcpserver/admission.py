@@ -16,14 +16,16 @@ is pruned when it grows past :data:`PRUNE_AT` entries.
 
 from __future__ import annotations
 
-__all__ = ["PER_ADDRESS", "PRUNE_AT", "RATE", "Admission", "TokenBucket"]
+__all__ = ["PER_ADDRESS", "PRUNE_AT", "PRUNE_EVERY", "RATE", "Admission", "TokenBucket"]
 
 #: Refusal reasons (keys of ``stats()["refused"]``).
 PER_ADDRESS = "per_address"
 RATE = "rate"
 
-#: Per-address buckets kept before the full (idle) ones are dropped.
+#: Per-address buckets kept before the full (idle) ones are dropped, in a
+#: pass made at most every PRUNE_EVERY seconds.
 PRUNE_AT = 10_000
+PRUNE_EVERY = 1.0
 
 
 class TokenBucket:
@@ -42,7 +44,9 @@ class TokenBucket:
         elapsed = now - self.stamp
         if elapsed > 0:
             self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
-            self.stamp = now
+        # (a clock stepped back restarts the count from now rather than
+        # starving the bucket until it catches up)
+        self.stamp = now
         return self.tokens
 
     def take(self, now: float) -> bool:
@@ -72,6 +76,7 @@ class Admission:
         self._open: dict[str, int] = {}
         self._global: TokenBucket | None = None
         self._buckets: dict[str, TokenBucket] = {}
+        self._pruned_at = float("-inf")
 
     @property
     def active(self) -> bool:
@@ -102,8 +107,8 @@ class Admission:
         if self.rate_per_address:
             bucket = self._buckets.get(address)
             if bucket is None:
-                if len(self._buckets) >= PRUNE_AT:
-                    self._prune(now)
+                if len(self._buckets) >= PRUNE_AT and now - self._pruned_at >= PRUNE_EVERY:
+                    self._prune(now)  # (a whole pass, at most once per PRUNE_EVERY seconds)
                 bucket = self._buckets[address] = TokenBucket(self.rate_per_address, now)
             if bucket.refill(now) < 1.0:
                 return RATE
@@ -131,6 +136,7 @@ class Admission:
         return self._open.get(address, 0)
 
     def _prune(self, now: float) -> None:
+        self._pruned_at = now
         full = [address for address, bucket in self._buckets.items() if bucket.full(now)]
         for address in full:
             del self._buckets[address]

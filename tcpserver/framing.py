@@ -204,6 +204,8 @@ class Framer:
         self._prefix_adjust = adjust
         self._prefix_strip = strip
         if changed:
+            self._frame_need = -1
+            self._skip = 0  # (a too-long frame being skipped belongs to the old framing)
             self._mode_changed()
 
     @property
@@ -570,7 +572,7 @@ class Framer:
         self._held = None
         self._cr = self._lf = -1
         self._skip_lf = False
-        if self._prefix:
+        if hasattr(self, "_skip"):
             self._frame_need = -1
             self._skip = 0
         return rest

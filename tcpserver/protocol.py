@@ -516,6 +516,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._watch = None
             if watch.call.active():
                 watch.call.cancel()
+        reader = getattr(self._raw_hook, "__self__", None)
+        if isinstance(reader, ProxyHeaderReader):
+            reader._stop_timer()  # (left before its PROXY header came)
         self._cork = None
         self._cork_len = 0
         self.factory._connection_lost(self)
@@ -1324,6 +1327,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 and not sink.dataBuffer
                 and not sink.disconnecting
                 and not sink._writeDisconnecting
+                and not sink._aborting
             ):
                 try:
                     sent = sink.socket.send(data)
@@ -1575,8 +1579,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _close_when_sent(self) -> None:
         """Close gracefully now if nothing is left to send (else _drain will)."""
+        self._arm_close_grace()  # (queued data and files count against it too)
         if not self._output_pending():
             self._close(abort=False)
+
+    def _arm_close_grace(self) -> None:
+        grace = self._profile.close_grace
+        if grace and self._abort_call is None and self._lost is None:
+            self._abort_call = self._clock.callLater(grace, self._grace_expired)
 
     def _close(self, abort: bool) -> None:
         transport = self.transport
@@ -1602,9 +1612,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 # for the peer's (many clients never send one), so close TCP
                 # once it is flushed.
                 transport.loseConnection()
-            grace = self._profile.close_grace
-            if grace and self._abort_call is None and self._lost is None:
-                self._abort_call = self._clock.callLater(grace, self._grace_expired)
+            self._arm_close_grace()
 
     # -- framing controls ------------------------------------------------------------
 
@@ -1631,16 +1639,11 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 errors.INVALID_ARGUMENT, f"adjust must be an integer, got {adjust!r}"
             )
         self._check_delivering("change_length_prefix")
-        limits = self.factory._settings
+        # the limits this connection was accepted with (as for its framer)
+        accepted = self._profile.length_prefix
+        limit, skip = (accepted[4], accepted[5]) if accepted is not None else (1 << 20, False)
         try:
-            self.framer.set_length_prefix(
-                size,
-                byteorder,
-                adjust,
-                bool(strip),
-                limits["MaxFrameLength"],
-                limits["SkipTooLongFrames"],
-            )
+            self.framer.set_length_prefix(size, byteorder, adjust, bool(strip), limit, skip)
         except ValueError as exc:
             raise TCPServerError(errors.INVALID_ARGUMENT, str(exc)) from None
 

@@ -253,6 +253,12 @@ class Options(usage.Options):
             server.factory.id_prefix = f"w{self['worker-index']}.{self['worker-generation']}-"
             limit = server._settings["MaxConnections"]
             server._settings.set("MaxConnections", -(-limit // count), listening=False)
+            # the global accept rate is shared the same way; per-address
+            # limits apply per worker (the kernel spreads a client's
+            # connections over the workers)
+            rate = server._settings["MaxAcceptRate"]
+            if rate:
+                server._settings.set("MaxAcceptRate", rate / count, listening=False)
         self["server"] = server
         self["handler_object"] = self._load_handler()
 

@@ -222,3 +222,42 @@ async def test_limits_change_at_runtime(server, recorder):
         assert await in_thread(client, port, b"b\n", 2) == b"b\n"
     finally:
         held.close()
+
+
+def test_a_clock_stepped_back_does_not_starve_a_bucket():
+    admission = Admission(rate=10)
+    for _ in range(10):
+        assert admission.admit("a", 1000.0) is None
+    assert admission.admit("a", 1000.0) == RATE
+    # the wall clock steps back a minute (NTP): refilling restarts from there
+    assert admission.admit("a", 940.0) == RATE
+    assert admission.admit("a", 941.0) is None
+
+
+def test_pruning_runs_at_most_once_per_interval(monkeypatch):
+    monkeypatch.setattr("tcpserver.admission.PRUNE_AT", 3)
+    passes: list[float] = []
+    admission = Admission(rate_per_address=0.1)  # buckets refill slowly: none is full
+    real = admission._prune
+
+    def counted(now: float) -> None:
+        passes.append(now)
+        real(now)
+
+    monkeypatch.setattr(admission, "_prune", counted)
+    for index in range(200):
+        admission.admit(f"10.0.{index // 250}.{index % 250}", 5.0 + index / 1000)
+    assert len(passes) == 1  # 200 new addresses in 0.2 s: one pass
+
+
+def test_workers_share_the_global_accept_rate():
+    from tcpserver.tap import Options
+
+    options = Options()
+    options.parseOptions(
+        ["--worker-fd", "3", "--worker-count", "4", "--max-accept-rate", "100",
+         "--max-accept-rate-per-address", "5"]
+    )  # fmt: skip
+    settings = options["server"]._settings
+    assert settings["MaxAcceptRate"] == 25
+    assert settings["MaxAcceptRatePerAddress"] == 5  # per worker, as documented

@@ -201,3 +201,23 @@ async def test_frames_through_a_real_socket(server, recorder):
 
     answer = await in_thread(talk)
     assert answer == b"".join(_encode(p[::-1], 2, "big", 0) for p in payloads)
+
+
+def test_a_pending_skip_does_not_outlive_its_framing():
+    framer = Framer()
+    framer.set_length_prefix(1, max_frame_length=3, skip_too_long=True)
+    framer.receive(b"\x09")  # a too-long frame announced: 9 bytes to skip
+    with pytest.raises(FrameTooLongError):
+        framer.next_frame()
+    framer.set_length_prefix(0)  # the application switches framing: from the next byte
+    framer.set_length_prefix(1, max_frame_length=3, skip_too_long=True)
+    assert _frames(framer, [b"\x02hi\x01!"]) == [b"hi", b"!"]
+
+
+def test_change_length_prefix_uses_the_limits_the_connection_was_accepted_with():
+    server, recorder = _server(MaxFrameLength=10)
+    client = MemoryConnection(server)
+    server.config("MaxFrameLength=1000")  # for connections accepted from now on
+    server.change_length_prefix(client.connection_id, 1)
+    client.feed(b"\x14" + b"y" * 20)
+    assert [e.error_code for e in recorder.of("error")] == [907]

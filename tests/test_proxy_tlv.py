@@ -230,3 +230,37 @@ async def test_tlvs_from_a_real_haproxy(server, recorder, tmp_path):
     assert info.unique_id is not None
     assert info.unique_id.startswith(b"conn-")
     assert 0x03 in [kind for kind, _ in info.tlvs]  # the CRC32C TLV is passed on raw
+
+
+def test_no_client_certificate_is_never_verified():
+    server, _ = _server()
+    for client_flags in (0x00, 0x01):  # plaintext to the proxy; TLS without a certificate
+        client = MemoryConnection(server, host="127.0.0.1", port=51000 + client_flags)
+        client.feed(v2_header(tlv(0x20, bytes([client_flags]) + struct.pack("!I", 0))))
+        info = server.connections[client.connection_id].proxy_info
+        assert info is not None
+        assert (info.ssl, info.ssl_client_cert, info.ssl_verified) == (
+            bool(client_flags), False, False,
+        )  # fmt: skip
+
+
+def test_a_local_header_with_an_address_block_is_accepted():
+    server, recorder = _server()
+    addresses = socket.inet_aton("10.0.0.1") + socket.inet_aton("10.0.0.2") + b"\x00\x01\x00\x02"
+    body = addresses + tlv(0x05, b"health")
+    header = SIGNATURE + bytes([0x20, 0x11]) + struct.pack("!H", len(body)) + body
+    client = MemoryConnection(server, host="127.0.0.1")
+    client.feed(header + b"ping\n")
+    assert client.written() == b"ping\n"
+    info = server.connections[client.connection_id].proxy_info
+    assert info is not None
+    assert info.unique_id == b"health"
+    assert recorder.of("error") == []
+
+
+def test_a_connection_gone_before_its_header_leaves_no_timer():
+    server, _ = _server()
+    for port in range(3):
+        client = MemoryConnection(server, host="127.0.0.1", port=52000 + port)
+        client.close()
+    assert server.reactor.getDelayedCalls() == []

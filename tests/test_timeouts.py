@@ -234,3 +234,17 @@ async def test_write_idle_resets_a_peer_that_stopped_reading(server, recorder):
     await recorder.wait("disconnected")
     assert recorder.of("disconnected")[0].status_code == 904
     assert result == b"reset" or len(result) < 64 * 65536
+
+
+def test_close_grace_period_counts_queued_output_too():
+    server, recorder = _server(CloseGracePeriod=2)
+    client = MemoryConnection(server)
+    client.transport_full()  # the peer stopped reading
+    server.send(client.connection_id, b"x" * 1000)
+    server.disconnect(client.connection_id)
+    _run(server, 1.9)
+    assert not client.transport.aborted
+    _run(server, 0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert _status(recorder) == 905
