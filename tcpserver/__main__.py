@@ -19,6 +19,7 @@ same quietly when the cache is stale and its directory is writable.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -45,10 +46,15 @@ def plugin_cache_is_fresh() -> bool:
     if not cache.exists():
         return False
     cached = cache.stat().st_mtime
-    return all(
-        path.stat().st_mtime < cached
-        for path in directory.glob("*.py")
-        if path.name != "__init__.py"
+    modules = [path for path in directory.glob("*.py") if path.name != "__init__.py"]
+    try:
+        with cache.open("rb") as stream:
+            entries = pickle.load(stream)  # noqa: S301 - Twisted's own cache file
+    except Exception:  # noqa: BLE001 - unreadable: Twisted would rebuild it
+        return False
+    # Twisted rewrites it when a module is newer or the entries differ
+    return set(entries) == {path.stem for path in modules} and all(
+        path.stat().st_mtime < cached for path in modules
     )
 
 
@@ -58,11 +64,11 @@ def regenerate_plugin_cache() -> bool:
 
     :returns: whether the cache is fresh afterwards.
     """
-    from twisted.plugin import IPlugin, getPlugins
+    from twisted.plugin import getCache
 
     import twisted.plugins
 
-    list(getPlugins(IPlugin, twisted.plugins))
+    getCache(twisted.plugins)  # (imports only the plugins whose entries are stale)
     return plugin_cache_is_fresh()
 
 

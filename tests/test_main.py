@@ -144,3 +144,25 @@ def test_regenerated_plugin_cache_keeps_twistd_quiet_on_a_read_only_install(tmp_
     quiet = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=60)
     assert "Unable to write to plugin cache" not in quiet.stdout + quiet.stderr
     assert "'tcpserver'" in quiet.stdout  # the plugin was found
+
+
+def test_a_cache_missing_our_entry_is_not_fresh():
+    import pickle
+
+    from tcpserver.__main__ import _plugin_directory, plugin_cache_is_fresh, regenerate_plugin_cache
+
+    assert regenerate_plugin_cache()
+    directory = _plugin_directory()
+    assert directory is not None
+    cache = directory / "dropin.cache"
+    saved = cache.read_bytes()
+    try:
+        entries = pickle.loads(saved)  # noqa: S301 - Twisted's own cache file
+        entries.pop("tcpserver_plugin")
+        cache.write_bytes(pickle.dumps(entries))  # newer than every module, but incomplete
+        assert not plugin_cache_is_fresh()
+        assert regenerate_plugin_cache()
+        assert "tcpserver_plugin" in pickle.loads(cache.read_bytes())  # noqa: S301
+    finally:
+        if not plugin_cache_is_fresh():
+            cache.write_bytes(saved)
