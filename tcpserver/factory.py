@@ -274,8 +274,7 @@ class TCPServerFactory(ServerFactory):
         #: refused_listener, refused_emfile, refused_proxy, listener_errors,
         #: tls_handshakes, tls_failures, flow_pauses (see tcpserver.metrics)
         self.stats: Counter[str] = Counter()
-        #: bytes read from sockets (raw: encrypted under TLS)
-        self.bytes_received = 0
+        self._bytes_received_closed = 0  # by connections that have gone
         self._bytes_handed_closed = 0  # by connections that have gone
         self._event_counts: Counter[str] = Counter()  # events through _call_listeners
         self._data_in_batched = 0  # data_in events of the single-listener fast path
@@ -560,24 +559,26 @@ class TCPServerFactory(ServerFactory):
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         if self._open >= self._max_connections:
             self.stats["refused_max_connections"] += 1
-            self._log_refusal(addr)
+            self._log_refusal(
+                f"MaxConnections={self._max_connections}", getattr(addr, "host", addr)
+            )
             return None
         protocol = TCPServerProtocol(self, addr)
         self._open += 1
         self._pending.add(protocol)
         return protocol
 
-    def _log_refusal(self, addr: IAddress | None) -> None:
+    def _log_refusal(self, limit: str, peer: object) -> None:
         """Log refused connections, at most once per REFUSAL_LOG_INTERVAL."""
         now = self.reactor.seconds()
         self._refusals_unlogged += 1
         if now - self._last_refusal_log < REFUSAL_LOG_INTERVAL:
             return
         self._log.warn(
-            "MaxConnections={limit} reached: refused {count} connection(s), latest from {peer}",
-            limit=self._max_connections,
+            "{limit} reached: refused {count} connection(s), latest from {peer}",
+            limit=limit,
             count=self._refusals_unlogged,
-            peer=getattr(addr, "host", addr),
+            peer=peer,
         )
         self._last_refusal_log = now
         self._refusals_unlogged = 0
@@ -638,23 +639,13 @@ class TCPServerFactory(ServerFactory):
                 protocol._admitted = host
             return True
         self.stats[f"refused_{reason}"] += 1
-        now = self.reactor.seconds()
-        self._refusals_unlogged += 1
-        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
-            limit = (
-                f"MaxConnectionsPerAddress={admission.per_address}"
-                if reason == "per_address"
-                else f"MaxAcceptRate={admission.rate}, "
-                f"MaxAcceptRatePerAddress={admission.rate_per_address}"
-            )
-            self._log.warn(
-                "{limit} reached: refused {count} connection(s), latest from {peer}",
-                limit=limit,
-                count=self._refusals_unlogged,
-                peer=host,
-            )
-            self._last_refusal_log = now
-            self._refusals_unlogged = 0
+        limit = (
+            f"MaxConnectionsPerAddress={admission.per_address}"
+            if reason == "per_address"
+            else f"MaxAcceptRate={admission.rate}, "
+            f"MaxAcceptRatePerAddress={admission.rate_per_address}"
+        )
+        self._log_refusal(limit, host)
         return False
 
     def _request_connection(
@@ -692,6 +683,7 @@ class TCPServerFactory(ServerFactory):
         if protocol._admitted is not None:
             self._admission.release(protocol._admitted)
         self._bytes_handed_closed += protocol._handed_total
+        self._bytes_received_closed += protocol._rx_total
         if not protocol.connection_id:
             self._pending.discard(protocol)
             self._check_all_gone()
@@ -699,6 +691,13 @@ class TCPServerFactory(ServerFactory):
     def _unregister(self, protocol: TCPServerProtocol) -> None:
         self._protocols.pop(protocol.connection_id, None)
         self._check_all_gone()
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes read from sockets so far (raw: encrypted under TLS)."""
+        return self._bytes_received_closed + sum(
+            p._rx_total for p in self._protocols.values() if p._lost is None
+        )
 
     def bytes_handed(self) -> int:
         """Bytes handed to sockets (or to TLS) so far, by every connection."""

@@ -448,9 +448,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         a helper: it runs once per read.
         """
         if not decrypted:
-            size = len(data)
-            self.factory.bytes_received += size
-            self._rx_total += size
+            self._rx_total += len(data)  # (the factory sums these: bytes_received)
             if self._TimeoutMixin__timeoutCall is not None:
                 self.resetTimeout()
             hook = self._raw_hook
@@ -584,9 +582,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             # The common end: nothing left to deliver and nobody to tell.
             self._flushed = self._disconnect_fired = True
             self._data_ok = False
-            self._state = CLOSED
-            self.ready_to_send = False
-            self.factory._unregister(self)
+            self._closed()
             return
         self._refresh()
         self._advance()
@@ -919,10 +915,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                     if waiting is not None:
                         self._wait(waiting)
                 continue
-            self._state = CLOSED
-            self.ready_to_send = False
-            factory._unregister(self)
+            self._closed()
             return
+
+    def _closed(self) -> None:
+        """The end: every event delivered, the connection forgotten."""
+        self._state = CLOSED
+        self.ready_to_send = False
+        self.factory._unregister(self)
 
     def _deliver_lines(self, lines: list[bytes]) -> None:
         """

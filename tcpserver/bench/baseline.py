@@ -7,22 +7,13 @@ with ``--tls``.  TCP_NODELAY is on, as in the tcpserver bench server.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from tcpserver.bench.serve import raise_fd_limit
+from tcpserver.bench.serve import server_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tcpserver.bench baseline")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
-    parser.add_argument("--backlog", type=int, default=4096)
-    args = parser.parse_args(argv)
-    raise_fd_limit()
-    from twisted.internet import epollreactor
-
-    epollreactor.install()
+    args = server_arguments("python -m tcpserver.bench baseline", argv)
     from twisted.internet import protocol, reactor
     from twisted.protocols.basic import LineReceiver
 

@@ -44,8 +44,10 @@ def build_server(port: int, tls: tuple[str, str] | None, backlog: int) -> object
     return server
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tcpserver.bench serve")
+def server_arguments(prog: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--port``, ``--tls CERT KEY``, ``--backlog`` (both bench servers take
+    them); raises the fd limit and installs the epoll reactor."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--backlog", type=int, default=4096)
@@ -54,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from twisted.internet import epollreactor
 
     epollreactor.install()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = server_arguments("python -m tcpserver.bench serve", argv)
     server = build_server(args.port, tuple(args.tls) if args.tls else None, args.backlog)
     server.start_listening()  # type: ignore[attr-defined]
     print(
