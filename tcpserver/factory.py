@@ -22,6 +22,7 @@ raises :class:`~tcpserver.errors.TCPServerError` 126.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import itertools
 from collections import Counter
@@ -157,6 +158,13 @@ class ConnectionProfile:
     #: (size, byteorder, adjust, strip, max frame length, skip too long), or
     #: None when all are at their defaults (the framer's own)
     length_prefix: tuple[int, str, int, bool, int, bool] | None
+    #: a connection opens at accept with nothing to set up but TCP_NODELAY:
+    #: no PROXY header, no TLS at accept, no keep-alive or other socket
+    #: options, no idle timers (TCPServerProtocol.connectionMade's fast path)
+    quick_open: bool = False
+    #: the terminator when the framing is plain lines (else ``b""``): reads
+    #: of whole lines are split without a framer (see dataReceived)
+    plain_eol: bytes = b""
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -285,7 +293,23 @@ class TCPServerFactory(ServerFactory):
             self._tls_alert,
             wants_alerts=lambda: bool(self._listeners["ssl_status"]),
         )
+        #: a new connection opens without asking anyone (see _update_quiet_open)
+        self._quiet_open = True
         self._apply_properties(properties, self.PROPERTIES)
+
+    def _update_quiet_open(self) -> None:
+        """
+        Whether accepting needs no per-connection decision or event: every
+        address is allowed, no admission limit, and nobody listens to
+        ``connection_request``, ``connected`` or ``ready_to_send``.
+        """
+        listeners = self._listeners
+        self._quiet_open = (
+            self._open_access
+            and not listeners["connection_request"]
+            and not listeners["connected"]
+            and not listeners["ready_to_send"]
+        )
 
     def _apply_properties(self, properties: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for name, value in properties.items():
@@ -324,6 +348,7 @@ class TCPServerFactory(ServerFactory):
             self._open_access = (
                 self._allowed.match_all and self._blocked.empty and not self._admission.active
             )
+            self._update_quiet_open()
         if name == "TrustedProxies":
             self._trusted_proxies = AddressMatcher.parse(value)
         elif name == "CodePage":
@@ -405,6 +430,7 @@ class TCPServerFactory(ServerFactory):
             self._tls_contexts.invalidate()  # new contexts report alerts
         self._listeners[name] = (*self._listeners[name], listener)
         self._data_in_listeners = self._listeners["data_in"]
+        self._update_quiet_open()
 
     def off(self, name: str, listener: Listener) -> None:
         """
@@ -419,6 +445,7 @@ class TCPServerFactory(ServerFactory):
             current.remove(listener)
             self._listeners[name] = tuple(current)
             self._data_in_listeners = self._listeners["data_in"]
+            self._update_quiet_open()
             if name == "ssl_status" and not current:
                 self._tls_contexts.invalidate()
 
@@ -563,9 +590,9 @@ class TCPServerFactory(ServerFactory):
                 f"MaxConnections={self._max_connections}", getattr(addr, "host", addr)
             )
             return None
+        # (it joins _pending in connectionMade unless it opens there at once)
         protocol = TCPServerProtocol(self, addr)
         self._open += 1
-        self._pending.add(protocol)
         return protocol
 
     def _log_refusal(self, limit: str, peer: object) -> None:
@@ -618,6 +645,24 @@ class TCPServerFactory(ServerFactory):
                         and (values["KeepAliveTime"] or values["KeepAliveInterval"])
                     )
                 ),
+            )
+            plain_eol = (
+                profile.eol
+                if not profile.single_line_mode
+                and (profile.length_prefix is None or not profile.length_prefix[0])
+                else b""
+            )
+            quick_open = not (
+                profile.proxy_protocol
+                or profile.ssl_start_mode in (SSLStartMode.IMPLICIT, SSLStartMode.AUTOMATIC)
+                or profile.keep_alive
+                or profile.extra_socket_options
+                or profile.idle_timeout
+                or profile.read_idle
+                or profile.write_idle
+            )
+            profile = self._profile = dataclasses.replace(
+                profile, quick_open=quick_open, plain_eol=plain_eol
             )
         return profile
 
@@ -674,7 +719,6 @@ class TCPServerFactory(ServerFactory):
         prefix = self.id_prefix
         connection_id = f"{prefix}{next(self._ids)}" if prefix else str(next(self._ids))
         protocol.connection_id = connection_id
-        self._pending.discard(protocol)
         self._protocols[connection_id] = protocol
         self.stats["accepted"] += 1
 
@@ -690,7 +734,8 @@ class TCPServerFactory(ServerFactory):
 
     def _unregister(self, protocol: TCPServerProtocol) -> None:
         self._protocols.pop(protocol.connection_id, None)
-        self._check_all_gone()
+        if self._all_gone:
+            self._check_all_gone()
 
     @property
     def bytes_received(self) -> int:

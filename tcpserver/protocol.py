@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 from twisted.internet import interfaces
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -274,19 +275,43 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self.remote_host = host
         self.remote_port = port
         self._sink = transport
+        factory = self.factory
         if direct:
             # We become its producer when it first buffers something (_write).
             self._direct = True
+            if self._profile.quick_open and factory._quiet_open:
+                self._open_at_once()
+                return
         else:
             # every stream transport is a consumer (duck-typed: no adapter lookup)
             transport.registerProducer(self, True)
-        factory = self.factory
+        factory._pending.add(self)
         if self._profile.proxy_protocol:
             ProxyHeaderReader(self).start()  # the real peer comes in the header
         elif factory._open_access and not factory._listeners["connection_request"]:
             self._decided(True)  # nobody to ask
         else:
             self._peer_known(host, port)
+
+    def _open_at_once(self) -> None:
+        """
+        The common accept, in one step: a plain socket, nothing to decide,
+        set up or tell (``quick_open`` and the factory's ``_quiet_open``).
+        What :meth:`_decided` and :meth:`_established` would do comes to this.
+        """
+        self.factory._register(self)
+        if self._profile.tcp_nodelay:
+            try:
+                self.transport.socket.setsockopt(  # type: ignore[union-attr]
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )
+            except OSError:
+                self._apply_socket_options()  # (it logs why)
+        self._state = OPEN
+        self._was_open = True
+        self.ready_to_send = self._profile.high_water > 0
+        self._data_ok = True
+        self._fast = True
 
     @property
     def framer(self) -> Framer:
@@ -355,6 +380,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             assert self.transport is not None
             self.transport.loseConnection()
             return
+        self.factory._pending.discard(self)
         self.factory._register(self)
         profile = self._profile
         if profile.keep_alive or profile.extra_socket_options:
@@ -496,8 +522,44 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         tls = self._tls
-        if tls is not None and tls.forward_loss(reason):
-            return  # the TLS engine reports back through _connection_lost
+        if tls is not None:
+            if tls.forward_loss(reason):
+                return  # the TLS engine reports back through _connection_lost
+        elif (
+            self._state == OPEN
+            and self._lost is None
+            and type(reason.value) is ConnectionDone
+            and self._busy is None
+            and not self._advancing
+            and not self._steps
+            and self._raw_hook is None
+            and self._TimeoutMixin__timeoutCall is None
+            and self._watch is None
+            and self._abort_call is None
+            and self._send_timer is None
+            and not self._waiters
+            and not self._parked
+            and self._files is None
+            and (
+                (framer := self._framer) is None
+                or not (framer._pos < len(framer._buf) or framer._held)
+            )
+            and not self.factory._listeners["disconnected"]
+        ):
+            # The common end of a plaintext connection, as _connection_lost
+            # would do it: a clean close with nothing left to deliver, no
+            # timer to stop, no waiter to fail and nobody to tell.
+            self._lost = reason
+            self._fast = False
+            self._cork = self._queue = None
+            self._cork_len = self._queue_len = 0
+            if self._close_status is None:
+                self._close_status = (0, "OK")
+            self._flushed = self._disconnect_fired = True
+            self._data_ok = False
+            self.factory._connection_lost(self)
+            self._closed()
+            return
         self._connection_lost(reason)
 
     def _connection_lost(self, reason: Failure) -> None:
@@ -622,9 +684,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             and self._busy is None
             and not self._steps
             and not self._advancing
-            and not self._output_pending()
             and self._tls is None
-            and not self._input_buffered()
+            and not self._queue_len
+            and not self._parked
+            and (self._files is None or not self._files.busy)
+            and (
+                (framer := self._framer) is None
+                or not (framer._pos < len(framer._buf) or framer._held)
+            )
             and not transport.disconnecting
             and not transport.dataBuffer
             and not transport._tempDataLen

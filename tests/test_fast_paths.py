@@ -1,0 +1,134 @@
+"""The accept and close fast paths, through real sockets.
+
+A plain TCP connection opens in one step when nothing needs deciding or
+telling (no access limits, no ``connection_request`` / ``connected`` /
+``ready_to_send`` listener, no per-connection timers or options), and a
+clean close ends in one step when nothing is left to deliver and nobody
+listens to ``disconnected``.  These tests switch the conditions on and off
+while the server is listening and check that every event and setting still
+takes effect on the very next connection.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest_twisted
+from helpers import client, in_thread, sleep
+
+from tcpserver import TCPServer
+from tcpserver.protocol import OPEN, TCPServerProtocol
+
+
+def _echo(server: TCPServer) -> None:
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:
+    waited = 0.0
+    while not predicate():
+        assert waited < timeout, "condition not reached"
+        await sleep(0.01)
+        waited += 0.01
+
+
+@pytest_twisted.ensureDeferred
+async def test_quick_open_is_taken_only_while_nobody_needs_telling(server):
+    _echo(server)
+    server.start_listening()
+    port = server.local_port
+    factory = server.factory
+    assert factory._quiet_open
+    opened: list[TCPServerProtocol] = []
+    real_open = TCPServerProtocol._open_at_once
+
+    def spy(self: TCPServerProtocol) -> None:
+        opened.append(self)
+        real_open(self)
+
+    TCPServerProtocol._open_at_once = spy
+    try:
+        assert await in_thread(client, port, b"a\n", 2) == b"a\n"
+        assert len(opened) == 1
+        assert opened[0]._state != OPEN  # it has closed since
+
+        # a listener for any accept-time event turns the fast path off ...
+        for name in ("connection_request", "connected", "ready_to_send"):
+            seen: list[object] = []
+            server.on(name, seen.append)
+            assert not factory._quiet_open
+            assert await in_thread(client, port, b"b\n", 2) == b"b\n"
+            assert len(seen) == 1, name
+            assert len(opened) == 1, name
+            server.off(name, seen.append)
+            assert factory._quiet_open
+
+        # ... and so do access limits
+        server.config("BlockedClients=127.0.0.1")
+        assert not factory._quiet_open
+        assert await in_thread(client, port, b"c\n", 2, shut=True) == b""
+        assert factory.stats["refused_access"] == 1
+        server.config("BlockedClients=")
+        server.config("MaxConnectionsPerAddress=5")
+        assert not factory._quiet_open
+        server.config("MaxConnectionsPerAddress=0")
+        assert factory._quiet_open
+        assert await in_thread(client, port, b"d\n", 2) == b"d\n"
+        assert len(opened) == 2
+    finally:
+        TCPServerProtocol._open_at_once = real_open
+
+
+@pytest_twisted.ensureDeferred
+async def test_quick_open_sets_tcp_nodelay_and_counts(server):
+    _echo(server)
+    server.config("TcpNoDelay=True")
+    server.start_listening()
+    seen: dict[str, object] = {}
+
+    def on_data(event):
+        protocol = server.factory._protocols[event.connection_id]
+        handle = protocol.transport.getHandle()
+        seen["nodelay"] = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        seen["ready"] = server.connections[event.connection_id].ready_to_send
+        seen["pending"] = len(server.factory._pending)
+
+    server.on("data_in", on_data)
+    assert await in_thread(client, server.local_port, b"x\n", 2) == b"x\n"
+    assert seen == {"nodelay": 1, "ready": True, "pending": 0}
+    stats = server.stats()
+    assert stats["connections_accepted"] == 1
+    await _until(lambda: not server.connections)
+    assert server.factory._open == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_quiet_close_still_tells_a_late_disconnected_listener(server):
+    _echo(server)
+    server.start_listening()
+    port = server.local_port
+    assert await in_thread(client, port, b"a\n", 2, shut=True) == b"a\n"
+    await _until(lambda: not server.connections)
+
+    gone: list[object] = []
+    server.on("disconnected", gone.append)
+    assert await in_thread(client, port, b"b\n", 2, shut=True) == b"b\n"
+    await _until(lambda: len(gone) == 1)
+    assert gone[0].status_code == 0  # type: ignore[attr-defined]
+    assert not server.connections
+    assert server.stats()["bytes_received"] == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_quiet_close_delivers_a_last_partial_line(server):
+    # bytes without a terminator are buffered: the close takes the full path
+    # and delivers them with eol=False
+    server.default_eol = b"\n"
+    got: list[tuple[bytes, bool]] = []
+    server.on("data_in", lambda e: got.append((e.text, e.eol)))
+    server.start_listening()
+    await in_thread(client, server.local_port, b"one\ntwo", 0, shut=True)
+    await _until(lambda: len(got) == 2)
+    assert got == [(b"one", True), (b"two", False)]
+    await _until(lambda: not server.connections)
