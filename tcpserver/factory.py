@@ -286,6 +286,9 @@ class TCPServerFactory(ServerFactory):
         self._bytes_handed_closed = 0  # by connections that have gone
         self._event_counts: Counter[str] = Counter()  # events through _call_listeners
         self._data_in_batched = 0  # data_in events of the single-listener fast path
+        #: protocols delivering a read batch now (innermost last): a change of
+        #: the data_in listeners ends their batches (see _data_in_changed)
+        self._delivering: list[TCPServerProtocol] = []
         self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
         self._tls_contexts = TLSContexts(
             self._settings,
@@ -296,6 +299,14 @@ class TCPServerFactory(ServerFactory):
         #: a new connection opens without asking anyone (see _update_quiet_open)
         self._quiet_open = True
         self._apply_properties(properties, self.PROPERTIES)
+
+    def _listeners_changed(self, name: str) -> None:
+        if name == "data_in":
+            self._data_in_listeners = self._listeners["data_in"]
+            # the next line of a batch being delivered goes to the new set
+            for protocol in self._delivering:
+                protocol._end_batch()
+        self._update_quiet_open()
 
     def _update_quiet_open(self) -> None:
         """
@@ -429,8 +440,7 @@ class TCPServerFactory(ServerFactory):
         if name == "ssl_status" and not self._listeners[name]:
             self._tls_contexts.invalidate()  # new contexts report alerts
         self._listeners[name] = (*self._listeners[name], listener)
-        self._data_in_listeners = self._listeners["data_in"]
-        self._update_quiet_open()
+        self._listeners_changed(name)
 
     def off(self, name: str, listener: Listener) -> None:
         """
@@ -444,8 +454,7 @@ class TCPServerFactory(ServerFactory):
         if listener in current:
             current.remove(listener)
             self._listeners[name] = tuple(current)
-            self._data_in_listeners = self._listeners["data_in"]
-            self._update_quiet_open()
+            self._listeners_changed(name)
             if name == "ssl_status" and not current:
                 self._tls_contexts.invalidate()
 

@@ -32,6 +32,9 @@ every read - so a long line or record costs linear time however it is cut.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+
 __all__ = ["HOLD_THRESHOLD", "PREFIX_SIZES", "Frame", "FrameTooLongError", "Framer"]
 
 #: A partial frame longer than this is held as a list of pieces rather than
@@ -72,6 +75,7 @@ class Framer:
 
     __slots__ = (
         "_batch",
+        "_batch_iter",
         "_batch_start",
         "_buf",
         "_cr",
@@ -94,7 +98,7 @@ class Framer:
         "_skip_lf",
         "_skip_too_long",
         "_split_eol_len",
-        "batch_index",
+        "batch_done",
         "generation",
     )
 
@@ -119,9 +123,10 @@ class Framer:
         self._skip_lf = False  # a CR ended the last line; swallow one LF
         self._split_eol_len = 0  # terminator length of the current batch
         self._batch: list[bytes] | None = None  # lines of a split_lines() batch
+        self._batch_iter: Iterator[bytes] = iter(())  # the consumer's way through them
         self._batch_start = 0
-        #: index of the batch line being delivered (the consumer sets it)
-        self.batch_index = -1
+        #: how many lines of the last settled batch were taken
+        self.batch_done = 0
         self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
         self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
         self._prefix = 0  # length-prefix size in bytes (0: off)
@@ -223,8 +228,22 @@ class Framer:
     @max_line_length.setter
     def max_line_length(self, value: int) -> None:
         if value != self._limit:
+            if self._batch is not None:
+                self.settle()  # later lines of the batch were cut to the old limit
             self._limit = value
             self.generation += 1
+
+    @property
+    def batch(self) -> Iterator[bytes]:
+        """
+        The lines of the batch :meth:`split_lines` (or :meth:`receive_lines`)
+        started, to be taken in order: a line taken is a line delivered.  A
+        framer call made meanwhile (a framing change, :meth:`flush`...)
+        settles the position just after the last line taken and ends the
+        iteration, so the consumer's loop stops by itself.  Empty when no
+        batch is open.
+        """
+        return self._batch_iter if self._batch is not None else iter(())
 
     @property
     def buffered(self) -> int:
@@ -303,7 +322,7 @@ class Framer:
         :meth:`receive` and :meth:`split_lines` in one call, for the hot
         path: when nothing is buffered and ``data`` holds complete lines in
         EOL mode, buffer it and return those lines as a batch (the
-        :meth:`split_lines` contract: set :attr:`batch_index`, then
+        :meth:`split_lines` contract: take them from :attr:`batch`, then
         :meth:`settle`).  Otherwise just buffer it and return ``None``.
         """
         eol = self._eol
@@ -327,9 +346,9 @@ class Framer:
         self._buf = data
         self._cr = self._lf = -1
         self._batch = lines
+        self._batch_iter = iter(lines)
         self._batch_start = 0
         self._split_eol_len = len(eol)
-        self.batch_index = -1
         self._pos = self._scan = end
         return lines
 
@@ -511,13 +530,12 @@ class Framer:
         long held partial line, a line longer than ``max_line_length``): use
         :meth:`next_frame` then.  Returns ``[]`` when there is no complete
         frame to deliver now (at most the start of a line is buffered).
-        Otherwise the consumer delivers the lines in order, setting
-        :attr:`batch_index` to the index of the line it is delivering, and
-        calls :meth:`settle` when it finishes or stops (after a listener
-        changed the framing, paused, went async...).  Any framer call made
-        meanwhile - a framing change, :meth:`flush` - first settles the
-        position just after the line being delivered, so changes still apply
-        to the very next byte.
+        Otherwise the consumer delivers the lines in order by taking them
+        from :attr:`batch`, and calls :meth:`settle` when it stops early
+        (after a listener paused, went async...) or finishes.  Any framer
+        call made meanwhile - a framing change, :meth:`flush` - first settles
+        the position just after the line being delivered and ends the
+        iteration, so changes still apply to the very next byte.
         """
         eol = self._eol
         if not eol or self._record_length > 0 or self._prefix or self._single or self._held:
@@ -541,22 +559,28 @@ class Framer:
         if len(max(lines, key=len)) > self._limit:
             return None
         self._batch = lines
+        self._batch_iter = iter(lines)
         self._batch_start = pos
         self._split_eol_len = len(eol)
-        self.batch_index = -1
         self._pos = self._scan = len(buf) - len(rest)
         return lines
 
     def settle(self) -> None:
-        """End the current batch: consumed up to and including line :attr:`batch_index`."""
+        """
+        End the current batch after the lines taken from :attr:`batch` (their
+        count goes to :attr:`batch_done`); the rest is buffered again and the
+        iteration ends.
+        """
         lines = self._batch
         if lines is None:
             return
         self._batch = None
-        done = self.batch_index + 1
+        iterator = self._batch_iter
+        self.batch_done = done = len(lines) - iterator.__length_hint__()  # type: ignore[attr-defined]
         if done < len(lines):
             consumed = sum(map(len, lines[:done])) + done * self._split_eol_len
             self._pos = self._scan = self._batch_start + consumed
+            deque(iterator, 0)  # the consumer's loop stops after the current line
         self._cr = self._lf = -1
 
     def flush(self) -> bytes:

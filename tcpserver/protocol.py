@@ -135,7 +135,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         "_flushed",
         "_flushed_mark",
         "_framer",
-        "_halt",
         "_handed_total",
         "_holding",
         "_lost",
@@ -199,7 +198,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._proxy_info: ProxyInfo | None = None  # what a PROXY header said
         self._read_pauses = 0
         self._data_ok = False  # frames may be delivered now
-        self._halt = False  # a listener did something that ends the current batch
         self._busy: Deferred[Any] | None = None  # an async listener in flight
         # events waiting for _busy (deques are made when first needed: an
         # empty deque costs more than an idle connection's whole budget)
@@ -883,7 +881,18 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             not (self._read_pauses & PAUSE_USER) or self._lost is not None
         )
         if not ok:
-            self._halt = True
+            self._end_batch()
+
+    def _end_batch(self) -> None:
+        """
+        A listener did something that ends the read batch being delivered
+        (it paused, went async, queued an event, or the listeners changed):
+        the lines after the current one go back to the framer, for
+        :meth:`_advance` to deliver when it may.
+        """
+        framer = self._framer
+        if framer is not None and framer._batch is not None:
+            framer.settle()
 
     def _fire(self, name: str, event: Any) -> None:
         """Fire a connection event now, or after the async listener in flight."""
@@ -891,7 +900,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._steps is None:
                 self._steps = deque()
             self._steps.append((name, event))
-            self._halt = True
+            self._end_batch()
             return
         waiting = self.factory._dispatch(name, event)
         if waiting is not None:
@@ -899,7 +908,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _wait(self, waiting: Deferred[Any]) -> None:
         self._busy = waiting
-        self._halt = True
+        self._end_batch()
         self._pause_reading(PAUSE_ASYNC)
         waiting.addBoth(self._unblock)
 
@@ -993,51 +1002,52 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _deliver_lines(self, lines: list[bytes]) -> None:
         """
-        The hot path: complete lines split in one go.  After each listener
-        the batch stops if the framing changed (the framer's generation) or
-        a listener paused, went async or queued an event (``_halt``); the
-        undelivered lines go back to the framer.
+        The hot path: complete lines split in one go, taken from the
+        framer's batch.  Whatever must stop the batch after the current line
+        (a framing change, a pause, an async listener, a queued event, a
+        listener added or removed) settles the framer, which ends the
+        iteration and buffers the undelivered lines again: nothing is
+        checked per line here.
         """
         factory = self.factory
         framer = self._framer
         assert framer is not None  # lines came from it
-        generation = framer.generation
+        batch = framer._batch_iter
         connection_id = self.connection_id
-        self._halt = False
         listeners = factory._data_in_listeners
         single = listeners[0] if len(listeners) == 1 else None
-        for index, line in enumerate(lines):
-            framer.batch_index = index
-            if factory._data_in_listeners is not listeners:  # (on/off made a new tuple)
-                listeners = factory._data_in_listeners
-                single = listeners[0] if len(listeners) == 1 else None
+        delivering = factory._delivering
+        delivering.append(self)  # (on() and off() end the batch)
+        try:
             if single is not None:
-                event = DataIn(connection_id, line, True)
-                try:
-                    result = single(event)
-                except Exception:  # noqa: BLE001 - isolate the listener
-                    factory._listener_failed(Failure(), "data_in", single, event)
-                    result = None
-                if result is not None:
-                    waiting = factory._result_deferred(result, "data_in", single, event)
-                    if waiting is not None:
-                        self._wait(waiting)
-            elif listeners:
-                waiting = factory._call_listeners(
-                    "data_in", listeners, DataIn(connection_id, line, True)
-                )
-                if waiting is not None:
-                    self._wait(waiting)
-            if self._halt or framer.generation != generation:
-                break
-        else:
+                for line in batch:
+                    event = DataIn(connection_id, line, True)
+                    try:
+                        result = single(event)
+                    except Exception:  # noqa: BLE001 - isolate the listener
+                        factory._listener_failed(Failure(), "data_in", single, event)
+                        result = None
+                    if result is not None:
+                        waiting = factory._result_deferred(result, "data_in", single, event)
+                        if waiting is not None:
+                            self._wait(waiting)
+            else:
+                for line in batch:
+                    if listeners:
+                        waiting = factory._call_listeners(
+                            "data_in", listeners, DataIn(connection_id, line, True)
+                        )
+                        if waiting is not None:
+                            self._wait(waiting)
+        finally:
+            delivering.pop()
+        if framer._batch is lines:
             framer._batch = None  # all delivered: the position is already right
-            if single is not None:
-                factory._data_in_batched += len(lines)
-            return
+            done = len(lines)
+        else:
+            done = framer.batch_done  # settled early
         if single is not None:
-            factory._data_in_batched += framer.batch_index + 1
-        framer.settle()
+            factory._data_in_batched += done
 
     def _deliver(self, text: bytes, eol: bool) -> None:
         factory = self.factory

@@ -18,6 +18,7 @@ from helpers import client, in_thread, sleep
 
 from tcpserver import TCPServer
 from tcpserver.protocol import OPEN, TCPServerProtocol
+from tcpserver.testing import MemoryConnection, memory_server
 
 
 def _echo(server: TCPServer) -> None:
@@ -51,7 +52,8 @@ async def test_quick_open_is_taken_only_while_nobody_needs_telling(server):
     try:
         assert await in_thread(client, port, b"a\n", 2) == b"a\n"
         assert len(opened) == 1
-        assert opened[0]._state != OPEN  # it has closed since
+        await _until(lambda: opened[0]._state != OPEN)  # it closes in one step too
+        assert not server.connections
 
         # a listener for any accept-time event turns the fast path off ...
         for name in ("connection_request", "connected", "ready_to_send"):
@@ -132,3 +134,73 @@ async def test_quiet_close_delivers_a_last_partial_line(server):
     await _until(lambda: len(got) == 2)
     assert got == [(b"one", True), (b"two", False)]
     await _until(lambda: not server.connections)
+
+
+# -- a read batch: nothing is checked per line, yet every change applies to the next line
+
+
+def test_listeners_changed_mid_batch_apply_to_the_next_line():
+    server = memory_server(default_eol=b"\n")
+    first: list[bytes] = []
+    second: list[bytes] = []
+
+    def take_second(event):
+        second.append(event.text)
+
+    def take_first(event):
+        first.append(event.text)
+        if event.text == b"b":
+            server.off("data_in", take_first)
+            server.on("data_in", take_second)
+
+    server.on("data_in", take_first)
+    client = MemoryConnection(server)
+    client.feed(b"a\nb\nc\nd\n")  # one read: one batch
+    assert first == [b"a", b"b"]
+    assert second == [b"c", b"d"]
+    assert server.factory.events_fired()["data_in"] == 4
+
+    # a listener added mid-batch hears the next line too
+    both: list[bytes] = []
+    server.on("data_in", lambda e: both.append(e.text) if e.text == b"x" else None)
+    server.on("data_in", lambda e: both.append(b"+" + e.text))
+    client.feed(b"w\nx\ny\n")
+    assert second == [b"c", b"d", b"w", b"x", b"y"]
+    assert both == [b"+w", b"x", b"+x", b"+y"]
+    assert not server.factory._delivering
+
+
+def test_a_framing_change_mid_batch_reframes_the_rest():
+    server = memory_server(default_eol=b"\n")
+    got: list[bytes] = []
+
+    def listener(event):
+        got.append(event.text)
+        if event.text == b"max":
+            server.connections[event.connection_id].max_line_length = 256
+
+    server.on("data_in", listener)
+    client = MemoryConnection(server)
+    client.feed(b"max\n" + b"z" * 300 + b"\nef\n")
+    assert got == [b"max", b"z" * 256, b"z" * 44, b"ef"]
+    assert server.factory.events_fired()["data_in"] == 4
+
+
+def test_a_pause_mid_batch_keeps_the_rest_for_later():
+    server = memory_server(default_eol=b"\n")
+    got: list[bytes] = []
+
+    def listener(event):
+        got.append(event.text)
+        if event.text == b"stop":
+            server.pause_data(event.connection_id)
+
+    server.on("data_in", listener)
+    client = MemoryConnection(server)
+    client.feed(b"one\nstop\ntwo\nthree\n")
+    assert got == [b"one", b"stop"]
+    protocol = server.connections[client.connection_id].protocol
+    assert protocol.framer.buffered == len(b"two\nthree\n")
+    server.process_data(client.connection_id)
+    assert got == [b"one", b"stop", b"two", b"three"]
+    assert server.factory.events_fired()["data_in"] == 4

@@ -9,6 +9,7 @@ pending buffer.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 from helpers import ModelFramer
@@ -373,9 +374,12 @@ def test_split_lines_fast_path_matches_model(ops):
                 # "no complete frame now" must be true
                 assert copy.deepcopy(model).next_frame() is None
             lines = lines or []
-            taken = lines[:arg]
-            real.batch_index = len(taken) - 1
+            taken = list(itertools.islice(real.batch, arg))
+            assert taken == lines[:arg]
             real.settle()
+            if lines:
+                assert real.batch_done == len(taken)
+            assert list(real.batch) == []  # settling ends the iteration
             for line in taken:
                 assert model.next_frame() == (line, True)
             assert real.generation == generation
@@ -412,7 +416,7 @@ def test_split_lines_tells_when_nothing_is_complete():
     assert framer.split_lines() == []  # a partial line (and terminator)
     framer.receive(b"\n" + b"z" * 10)
     assert framer.split_lines() == [b"abc"]
-    framer.batch_index = 0
+    assert next(framer.batch) == b"abc"
     framer.settle()
     assert framer.split_lines() is None  # over-long: next_frame() cuts it
     assert framer.next_frame() == (b"z" * 8, False)
@@ -423,9 +427,11 @@ def test_a_change_during_a_batch_applies_after_the_current_line():
     framer.receive(b"a\nb\nc||d||")
     lines = framer.split_lines()
     assert lines == [b"a", b"b"]
-    framer.batch_index = 0  # delivering "a"; its listener switches
+    batch = framer.batch
+    assert next(batch) == b"a"  # delivering "a"; its listener switches
     framer.eol = b"||"
-    framer.settle()  # the consumer stops (a no-op now)
+    assert list(batch) == []  # the consumer's loop ends
+    framer.settle()  # (a no-op now)
     assert drain(framer) == [(b"b\nc", True), (b"d", True)]
 
 
@@ -433,7 +439,7 @@ def test_flush_during_a_batch_returns_the_undelivered_lines():
     framer = Framer(eol=b"\n")
     framer.receive(b"STARTTLS\nINJECTED\npartial")
     assert framer.split_lines() == [b"STARTTLS", b"INJECTED"]
-    framer.batch_index = 0
+    assert next(framer.batch) == b"STARTTLS"
     assert framer.flush() == b"INJECTED\npartial"
     framer.settle()
     assert framer.next_frame() is None
@@ -443,6 +449,6 @@ def test_split_lines_with_overlapping_terminators():
     framer = Framer(eol=b"||")
     framer.receive(b"|||")
     assert framer.split_lines() == [b""]
-    framer.batch_index = 0
+    assert next(framer.batch) == b""
     framer.settle()
     assert framer.flush() == b"|"
