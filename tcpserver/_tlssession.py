@@ -7,7 +7,10 @@ EXPLICIT).  It
 1. collects the client's first flight and parses the ClientHello itself
    (:mod:`tcpserver._clienthello`), fires ``ssl_connection_request`` - which
    may pick the certificate, even asynchronously - and fetches the cached
-   context for that certificate;
+   context for that certificate.  When nobody listens to
+   ``ssl_connection_request`` or ``ssl_status`` there is nothing to choose
+   or report: the ClientHello is not parsed, the first bytes go straight to
+   the engine with ``SSLCert`` (OpenSSL rejects what is not a ClientHello);
 2. then starts Twisted's ``TLSMemoryBIOProtocol`` as the connection's TLS
    engine and replays the buffered bytes into it; decrypted data goes to the
    protocol's framing, and the protocol's writes go through the engine;
@@ -134,6 +137,10 @@ class TLSSession:
         self.certificate: Certificate | None = None
         self.up = False  # handshake (and client check) done
         self.waiters: list[Deferred[None]] = []  # start_ssl() callers
+        listeners = owner.factory._listeners
+        #: whether the ClientHello is parsed (someone may see what it says);
+        #: ``_parser`` is None once it came (or, unparsed, once a byte came)
+        self._inspect = bool(listeners["ssl_connection_request"] or listeners["ssl_status"])
         self._parser: ClientHelloParser | None = ClientHelloParser()
         self._raw: list[bytes] = []
         self._raw_len = 0
@@ -167,6 +174,11 @@ class TLSSession:
         if self._parser is None:  # ClientHello seen; the engine starts soon
             if self._raw_len > MAX_CLIENT_HELLO:
                 self.fail(errors.HANDSHAKE_ERROR, "too much data before the handshake started")
+            return
+        if not self._inspect:
+            # Nobody would see the ClientHello or choose by it: OpenSSL reads it.
+            self._parser = None
+            self._choose(None)
             return
         try:
             hello = self._parser.feed(data)

@@ -676,6 +676,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             return  # Twisted repeats this when reading resumes
         self._eof = True
         transport: Any = self.transport
+        if self._state == HANDSHAKING and transport is not None:
+            # A peer that stopped sending can no longer start or finish a TLS
+            # handshake: close now rather than at the handshake timeout (a
+            # health check that half-closes gets its EOF at once).
+            transport.loseConnection()
+            return
         if (
             type(transport) is _TCPServer
             and self._state == OPEN

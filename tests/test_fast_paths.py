@@ -1,4 +1,4 @@
-"""The accept and close fast paths, through real sockets.
+"""The fast paths: accept, close, read batches and the TLS ClientHello.
 
 A plain TCP connection opens in one step when nothing needs deciding or
 telling (no access limits, no ``connection_request`` / ``connected`` /
@@ -12,11 +12,13 @@ takes effect on the very next connection.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest_twisted
-from helpers import client, in_thread, sleep
+from helpers import client, in_thread, sleep, tls_client
 
-from tcpserver import TCPServer
+from tcpserver import SSLStartMode, TCPServer
+from tcpserver._clienthello import ClientHelloParser
 from tcpserver.protocol import OPEN, TCPServerProtocol
 from tcpserver.testing import MemoryConnection, memory_server
 
@@ -204,3 +206,81 @@ def test_a_pause_mid_batch_keeps_the_rest_for_later():
     server.process_data(client.connection_id)
     assert got == [b"one", b"stop", b"two", b"three"]
     assert server.factory.events_fired()["data_in"] == 4
+
+
+# -- TLS: the ClientHello is parsed only when someone may see what it says
+
+
+def _tls_echo(server: TCPServer, tls) -> int:
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+    server.ssl_cert = tls.certificate()
+    server.ssl_start_mode = SSLStartMode.IMPLICIT
+    server.start_listening()
+    return server.local_port
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unwatched_client_hello_goes_straight_to_openssl(server, tls, monkeypatch):
+    fed: list[bytes] = []
+    real_feed = ClientHelloParser.feed
+
+    def spy(self, data):
+        fed.append(data)
+        return real_feed(self, data)
+
+    monkeypatch.setattr(ClientHelloParser, "feed", spy)
+    port = _tls_echo(server, tls)
+    got, info = await in_thread(tls_client, port, tls.client_context(), b"hi\n", 3)
+    assert got == b"hi\n"
+    assert info["version"] == "TLSv1.3"
+    assert fed == []  # nobody listens to ssl_connection_request or ssl_status
+
+    for name in ("ssl_status", "ssl_connection_request"):
+        seen: list[object] = []
+        server.on(name, seen.append)
+        got, _ = await in_thread(tls_client, port, tls.client_context(), b"again\n", 6)
+        assert got == b"again\n"
+        assert fed, name  # parsed for the listener
+        assert seen, name
+        server.off(name, seen.append)
+        fed.clear()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unwatched_tls_port_still_rejects_plaintext(server, tls):
+    errors: list[object] = []
+    server.on("error", errors.append)
+    opened: list[object] = []
+    server.on("connected", opened.append)
+    port = _tls_echo(server, tls)
+
+    def plaintext() -> bytes:
+        try:
+            return client(port, b"GET / HTTP/1.1\r\n\r\n", 1, timeout=3)
+        except OSError:
+            return b""
+
+    assert await in_thread(plaintext) == b""
+    await _until(lambda: len(errors) == 1)
+    assert errors[0].error_code == 276  # type: ignore[attr-defined]
+    assert opened == []
+
+    # a health check that half-closes without a byte gets its EOF at once
+    # (not at the 30 s handshake timeout) and is not a failed handshake
+    server.config("DefaultConnectionTimeout=30")
+    started = time.monotonic()
+    assert await in_thread(client, port, b"", 0, shut=True, timeout=10) == b""
+    assert time.monotonic() - started < 5
+    got, _ = await in_thread(tls_client, port, tls.client_context(), b"ok\n", 3)
+    assert got == b"ok\n"
+    await _until(lambda: len(opened) == 1)
+    assert len(errors) == 1
+
+    # half a ClientHello, then a half-close: a failed handshake, at once
+    partial = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+    started = time.monotonic()
+    await in_thread(client, port, partial, 0, shut=True, timeout=10)
+    assert time.monotonic() - started < 5
+    await _until(lambda: len(errors) == 2)
+    assert errors[1].error_code == 276  # type: ignore[attr-defined]
