@@ -56,6 +56,10 @@ _RECORD_TYPES = {
 }
 
 
+#: the ``_parser`` of a session that does not parse the ClientHello
+_UNPARSED = ClientHelloParser()
+
+
 class RecordTracer:
     """Finds TLS record headers in a byte stream cut anywhere (LogSSLPackets)."""
 
@@ -138,10 +142,10 @@ class TLSSession:
         self.up = False  # handshake (and client check) done
         self.waiters: list[Deferred[None]] = []  # start_ssl() callers
         listeners = owner.factory._listeners
-        #: whether the ClientHello is parsed (someone may see what it says);
-        #: ``_parser`` is None once it came (or, unparsed, once a byte came)
-        self._inspect = bool(listeners["ssl_connection_request"] or listeners["ssl_status"])
-        self._parser: ClientHelloParser | None = ClientHelloParser()
+        # The ClientHello is parsed when someone may see what it says;
+        # _parser is None once it came (or, unparsed, once a byte came).
+        inspect = listeners["ssl_connection_request"] or listeners["ssl_status"]
+        self._parser: ClientHelloParser | None = ClientHelloParser() if inspect else _UNPARSED
         self._raw: list[bytes] = []
         self._raw_len = 0
         self._chosen = False
@@ -150,6 +154,7 @@ class TLSSession:
         self._raw_reason: Failure | None = None
         self._timeout: float = settings["DefaultConnectionTimeout"]
         self._timer: IDelayedCall | None = None
+        self._progress_at = 0.0  # when handshake bytes last came (the timer checks it)
         self._trace_in = RecordTracer() if settings["LogSSLPackets"] else None
 
     # -- phase 1: the ClientHello ------------------------------------------------------
@@ -157,7 +162,9 @@ class TLSSession:
     def start(self) -> None:
         """Wait for the client's first flight."""
         if self._timeout:
-            self._timer = self.owner._clock.callLater(self._timeout, self._timed_out)
+            clock = self.owner._clock
+            self._progress_at = clock.seconds()
+            self._timer = clock.callLater(self._timeout, self._timed_out)
         self.owner._ssl_status("TLS: waiting for the ClientHello")
 
     def data(self, data: bytes) -> None:
@@ -165,7 +172,8 @@ class TLSSession:
         if self._trace_in is not None:
             self.trace("received", self._trace_in.feed(data))
         if self._timer is not None:
-            self._timer.reset(self._timeout)
+            # (a clock read, not a reset of the timer per read: it checks when it fires)
+            self._progress_at = self.owner._clock.seconds()
         if self.engine is not None:
             self.engine.dataReceived(data)
             return
@@ -175,7 +183,7 @@ class TLSSession:
             if self._raw_len > MAX_CLIENT_HELLO:
                 self.fail(errors.HANDSHAKE_ERROR, "too much data before the handshake started")
             return
-        if not self._inspect:
+        if self._parser is _UNPARSED:
             # Nobody would see the ClientHello or choose by it: OpenSSL reads it.
             self._parser = None
             self._choose(None)
@@ -398,6 +406,11 @@ class TLSSession:
         return reason
 
     def _timed_out(self) -> None:
+        clock = self.owner._clock
+        left = self._progress_at + self._timeout - clock.seconds()
+        if left > 0:  # bytes came since it was set: wait for the rest
+            self._timer = clock.callLater(left, self._timed_out)
+            return
         self._timer = None
         self.fail(
             errors.TIMED_OUT,

@@ -140,6 +140,29 @@ class TLSInMemoryTests(SynchronousTestCase):
         self.assertEqual(client.wrappedProtocol.received, b"x\n")  # it verified other.example
         self.assertIs(server._tls.certificate, other)
 
+    def test_handshake_bytes_put_the_timeout_off(self) -> None:
+        # the timeout counts from the last handshake bytes, not from accept
+        self.factory.ssl_start_mode = SSLStartMode.IMPLICIT
+        self.factory.config("DefaultConnectionTimeout=3")
+        address = IPv4Address("TCP", "10.0.0.9", 4000)
+        from tcpserver.testing import MemoryTransport
+
+        protocol = self.factory.buildProtocol(address)
+        assert protocol is not None
+        transport = MemoryTransport(self.clock, address, address)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        for piece in (b"\x16\x03", b"\x01\x02", b"\x00\x01"):  # a hello, slowly
+            self.clock.advance(2)
+            protocol.dataReceived(piece)
+        self.clock.advance(2.9)  # 8.9 s after accept, 2.9 s after the last bytes
+        self.assertFalse(transport.aborted)
+        self.clock.advance(0.2)
+        self.assertTrue(transport.aborted)
+        self.clock.advance(0)
+        errors = [e for n, e in self.events.log if n == "error"]
+        self.assertEqual([e.error_code for e in errors], [10060])
+
     def test_handshake_timeout_on_the_clock(self) -> None:
         self.factory.ssl_start_mode = SSLStartMode.IMPLICIT
         self.factory.config("DefaultConnectionTimeout=3")
