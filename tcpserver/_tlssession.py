@@ -419,9 +419,11 @@ class TLSSession:
         )
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            if timer.active():
+                timer.cancel()
 
     # -- reporting ---------------------------------------------------------------------
 

@@ -585,16 +585,19 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._state == HANDSHAKING and self._tls is not None:
                 self._close_status = self._tls_loss_status(*self._close_status)
         code, description = self._close_status
-        if self._tls is not None:
-            self._tls.fail_waiters(
-                TCPServerError(code, description)
-                if code
-                else TCPServerError(
-                    errors.HANDSHAKE_ERROR,
-                    f"{errors.description_for(errors.HANDSHAKE_ERROR)} The connection "
-                    "closed before the TLS handshake finished",
+        tls = self._tls
+        if tls is not None:
+            tls._cancel_timer()
+            if tls.waiters:  # start_ssl() callers still waiting
+                tls.fail_waiters(
+                    TCPServerError(code, description)
+                    if code
+                    else TCPServerError(
+                        errors.HANDSHAKE_ERROR,
+                        f"{errors.description_for(errors.HANDSHAKE_ERROR)} The connection "
+                        "closed before the TLS handshake finished",
+                    )
                 )
-            )
         if self._waiters or self._parked or self._send_timer is not None:
             if code == 0:
                 # A clean close means Twisted flushed everything it was handed.
