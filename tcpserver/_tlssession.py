@@ -401,7 +401,11 @@ class TLSSession:
         of the handshake becomes a 276 in the protocol).
         """
         raw = self._raw_reason
-        if raw is not None and raw.check(ConnectionDone) and reason.check(ConnectionLost):
+        if (
+            raw is not None
+            and isinstance(raw.value, ConnectionDone)
+            and isinstance(reason.value, ConnectionLost)
+        ):
             return raw
         return reason
 
