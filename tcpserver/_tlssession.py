@@ -56,7 +56,7 @@ _RECORD_TYPES = {
 }
 
 
-#: the ``_parser`` of a session that does not parse the ClientHello
+#: the ``_parser`` of a session before its first byte (see TLSSession.data)
 _UNPARSED = ClientHelloParser()
 
 
@@ -141,11 +141,10 @@ class TLSSession:
         self.certificate: Certificate | None = None
         self.up = False  # handshake (and client check) done
         self.waiters: list[Deferred[None]] = []  # start_ssl() callers
-        listeners = owner.factory._listeners
-        # The ClientHello is parsed when someone may see what it says;
-        # _parser is None once it came (or, unparsed, once a byte came).
-        inspect = listeners["ssl_connection_request"] or listeners["ssl_status"]
-        self._parser: ClientHelloParser | None = ClientHelloParser() if inspect else _UNPARSED
+        # _UNPARSED until the first byte decides whether the ClientHello is
+        # parsed (someone may see what it says) or goes straight to OpenSSL;
+        # None once it came (or, unparsed, once the first byte came).
+        self._parser: ClientHelloParser | None = _UNPARSED
         self._raw: list[bytes] = []
         self._raw_len = 0
         self._chosen = False
@@ -184,10 +183,13 @@ class TLSSession:
                 self.fail(errors.HANDSHAKE_ERROR, "too much data before the handshake started")
             return
         if self._parser is _UNPARSED:
-            # Nobody would see the ClientHello or choose by it: OpenSSL reads it.
-            self._parser = None
-            self._choose(None)
-            return
+            listeners = self.owner.factory._listeners
+            if not (listeners["ssl_connection_request"] or listeners["ssl_status"]):
+                # Nobody would see the ClientHello or choose by it: OpenSSL reads it.
+                self._parser = None
+                self._choose(None)
+                return
+            self._parser = ClientHelloParser()
         try:
             hello = self._parser.feed(data)
         except ClientHelloError as exc:
@@ -264,8 +266,8 @@ class TLSSession:
 
     @property
     def hello_seen(self) -> bool:
-        """The client's ClientHello arrived (``ssl_connection_request`` has fired)."""
-        return self._parser is None
+        """The client has started its handshake (sent a byte of it, at least)."""
+        return self._parser is None or self._raw_len > 0
 
     @property
     def ready(self) -> bool:

@@ -162,9 +162,6 @@ class ConnectionProfile:
     #: no PROXY header, no TLS at accept, no keep-alive or other socket
     #: options, no idle timers (TCPServerProtocol.connectionMade's fast path)
     quick_open: bool = False
-    #: the terminator when the framing is plain lines (else ``b""``): reads
-    #: of whole lines are split without a framer (see dataReceived)
-    plain_eol: bytes = b""
 
 
 class _ConnectionMap(Mapping[str, Connection]):
@@ -287,7 +284,7 @@ class TCPServerFactory(ServerFactory):
         self._event_counts: Counter[str] = Counter()  # events through _call_listeners
         self._data_in_batched = 0  # data_in events of the single-listener fast path
         #: protocols delivering a read batch now (innermost last): a change of
-        #: the data_in listeners ends their batches (see _data_in_changed)
+        #: the data_in listeners ends their batches (see _listeners_changed)
         self._delivering: list[TCPServerProtocol] = []
         self.connections: Mapping[str, Connection] = _ConnectionMap(self._protocols)
         self._tls_contexts = TLSContexts(
@@ -655,12 +652,6 @@ class TCPServerFactory(ServerFactory):
                     )
                 ),
             )
-            plain_eol = (
-                profile.eol
-                if not profile.single_line_mode
-                and (profile.length_prefix is None or not profile.length_prefix[0])
-                else b""
-            )
             quick_open = not (
                 profile.proxy_protocol
                 or profile.ssl_start_mode in (SSLStartMode.IMPLICIT, SSLStartMode.AUTOMATIC)
@@ -670,9 +661,7 @@ class TCPServerFactory(ServerFactory):
                 or profile.read_idle
                 or profile.write_idle
             )
-            profile = self._profile = dataclasses.replace(
-                profile, quick_open=quick_open, plain_eol=plain_eol
-            )
+            profile = self._profile = dataclasses.replace(profile, quick_open=quick_open)
         return profile
 
     def _access_allows(self, host: str) -> bool:

@@ -1054,6 +1054,9 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                         )
                         if waiting is not None:
                             self._wait(waiting)
+        except BaseException:
+            framer.settle()  # (KeyboardInterrupt...) the undelivered lines stay buffered
+            raise
         finally:
             delivering.pop()
         if framer._batch is lines:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 import pytest_twisted
-from helpers import client, in_thread, sleep, tls_client
+from helpers import client, in_thread, read_until, sleep, tls_client
 
 from tcpserver import SSLStartMode, TCPServer
 from tcpserver._clienthello import ClientHelloParser
@@ -284,3 +285,80 @@ async def test_an_unwatched_tls_port_still_rejects_plaintext(server, tls):
     assert time.monotonic() - started < 5
     await _until(lambda: len(errors) == 2)
     assert errors[1].error_code == 276  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("watched", [False, True])
+async def test_a_started_handshake_that_stops_is_a_failure_either_way(server, tls, watched):
+    # whether or not a listener makes tcpserver parse the ClientHello, half
+    # a ClientHello and a close is a failed handshake; no byte is no noise
+    errors: list[object] = []
+    server.on("error", errors.append)
+    if watched:
+        server.on("ssl_status", lambda e: None)
+    port = _tls_echo(server, tls)
+    partial = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+    await in_thread(client, port, partial, 0, shut=True, timeout=10)
+    await _until(lambda: len(errors) == 1)
+    assert errors[0].error_code == 276  # type: ignore[attr-defined]
+    await in_thread(client, port, b"", 0, shut=True, timeout=10)
+    await _until(lambda: not server.connections)
+    assert len(errors) == 1
+    assert server.stats()["tls_failures"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_listener_added_after_accept_sees_the_client_hello(server, tls):
+    port = _tls_echo(server, tls)
+    requests: list[object] = []
+
+    def handshake_late() -> bytes:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        deadline = time.monotonic() + 5
+        while not server.connections and time.monotonic() < deadline:
+            time.sleep(0.01)  # (the reactor accepts it meanwhile)
+        from twisted.internet import reactor
+        from twisted.internet.threads import blockingCallFromThread
+
+        blockingCallFromThread(reactor, server.on, "ssl_connection_request", requests.append)
+        with tls.client_context().wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"late\n")
+            return read_until(sock, 5)
+
+    assert await in_thread(handshake_late) == b"late\n"
+    assert len(requests) == 1
+    assert requests[0].server_name == "localhost"  # type: ignore[attr-defined]
+
+
+class _Stop(BaseException):
+    pass
+
+
+def test_a_base_exception_mid_batch_loses_no_line():
+    server = memory_server(default_eol=b"\n")
+    got: list[bytes] = []
+    raised: list[bool] = []
+
+    def listener(event):
+        got.append(event.text)
+        if event.text == b"boom" and not raised:
+            raised.append(True)
+            raise _Stop  # not an Exception: it is not isolated, it propagates
+
+    server.on("data_in", listener)
+    client = MemoryConnection(server)
+    with pytest.raises(_Stop):
+        client.feed(b"a\nboom\nb\nc\n")
+    assert got == [b"a", b"boom"]
+    client.feed(b"d\n")  # the next read delivers the rest first
+    assert got == [b"a", b"boom", b"b", b"c", b"d"]
+
+    # and so does a close right after the exception
+    got.clear()
+    raised.clear()
+    other = MemoryConnection(server)
+    with pytest.raises(_Stop):
+        other.feed(b"boom\ne\nf\n")
+    other.close()
+    server.reactor.advance(0)
+    assert got == [b"boom", b"e", b"f"]
