@@ -855,7 +855,6 @@ class TCPServerFactory(ServerFactory):
             # common call there is: an answer from a data_in listener.
             size = len(data)
             protocol.bytes_sent = size
-            protocol._accepted_total += size
             cork = protocol._cork
             if cork is None:
                 protocol._cork = [data]

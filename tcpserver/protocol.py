@@ -222,7 +222,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         self._fast = False  # send() may hand bytes on directly (see _update_fast)
         self._queue: deque[bytes] | None = None
         self._queue_len = 0
-        self._accepted_total = 0  # see the accounting note above _emit()
+        # bytes send() took, corked ones excepted: _uncork() adds those (see _emit)
+        self._accepted_total = 0
         self._handed_total = 0
         self._flushed_mark = 0
         self._waiters: deque[tuple[int, Deferred[None]]] | None = None
@@ -398,12 +399,12 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         mode = profile.ssl_start_mode
         if mode == SSLStartMode.IMPLICIT:
             self._state = HANDSHAKING
-            self._begin_tls(self._accepted_total)
+            self._begin_tls(self._accepted_total + self._cork_len)
         elif mode == SSLStartMode.AUTOMATIC:
             # Plaintext or TLS is not known until the first byte: hold output
             # meanwhile (a TLS client must not get plaintext).
             self._state = HANDSHAKING
-            self._hold_output(self._accepted_total)
+            self._hold_output(self._accepted_total + self._cork_len)
             self._raw_hook = self._sniff
         else:  # NONE, or EXPLICIT (plaintext until start_ssl)
             self._established()
@@ -549,6 +550,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             # timer to stop, no waiter to fail and nobody to tell.
             self._lost = reason
             self._fast = False
+            self._accepted_total += self._cork_len
             self._cork = self._queue = None
             self._cork_len = self._queue_len = 0
             if self._close_status is None:
@@ -577,6 +579,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         reader = getattr(self._raw_hook, "__self__", None)
         if isinstance(reader, ProxyHeaderReader):
             reader._stop_timer()  # (left before its PROXY header came)
+        self._accepted_total += self._cork_len
         self._cork = None
         self._cork_len = 0
         self.factory._connection_lost(self)
@@ -848,7 +851,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         # Timed sends waiting for room were made before start_ssl(): they
         # belong to the plaintext part, whatever the queue limit says.
         self._admit_parked(force=True)
-        self._begin_tls(self._accepted_total)
+        self._begin_tls(self._accepted_total + self._cork_len)
         assert self._tls is not None
         waiting: Deferred[None] = Deferred()
         self._tls.waiters.append(waiting)
@@ -1276,7 +1279,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             # the hot path: nothing queued, nothing in the way
             size = len(data)
             self.bytes_sent = size
-            self._accepted_total += size
             if self._corked:
                 cork = self._cork
                 if cork is None:
@@ -1287,6 +1289,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
                 if self._cork_len >= CORK_LIMIT:
                     self._uncork()
             else:
+                self._accepted_total += size
                 self._write(data)
                 self._handed(size)
             if self.send_timeout:
@@ -1304,7 +1307,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         timeout = self.send_timeout
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
             self.bytes_sent = size
-            self._accepted_total += size
             self._emit(data)
         elif not timeout:
             room = (
@@ -1335,12 +1337,13 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
 
     def _timed_result(self) -> Deferred[None]:
         """The Deferred of a timed send that was just accepted."""
-        if self._flushed_mark >= self._accepted_total:
+        accepted = self._accepted_total + self._cork_len
+        if self._flushed_mark >= accepted:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
         if self._waiters is None:
             self._waiters = deque()
-        self._waiters.append((self._accepted_total, waiter))
+        self._waiters.append((accepted, waiter))
         self._start_send_timer()
         return waiter
 
@@ -1382,7 +1385,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             self._enqueue(data)
             if self._waiters is None:
                 self._waiters = deque()
-            self._waiters.append((self._accepted_total, waiter))
+            self._waiters.append((self._accepted_total + self._cork_len, waiter))
 
     def _output_pending(self) -> bool:
         """Whether anything still waits to be handed to the transport."""
@@ -1392,7 +1395,14 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         )
 
     def _emit(self, data: bytes) -> None:
-        """Hand bytes to the transport (gathered per read batch when corked)."""
+        """
+        Hand accepted bytes to the transport (gathered per read batch when
+        corked).  Accounting: ``_accepted_total`` counts every byte send()
+        took except those still corked, which ``_cork_len`` counts until
+        :meth:`_uncork` moves them over - so the per-line send path updates
+        one counter, not two.  Where the full count matters (a waiter's mark,
+        the TLS boundary) it is ``_accepted_total + _cork_len``.
+        """
         if self._corked:
             if self._cork is None:
                 self._cork = [data]
@@ -1402,6 +1412,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             if self._cork_len >= CORK_LIMIT:
                 self._uncork()
         else:
+            self._accepted_total += len(data)
             self._write(data)
             self._handed(len(data))
 
@@ -1442,6 +1453,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         size = self._cork_len
         self._cork = None
         self._cork_len = 0
+        self._accepted_total += size
         if cork and self._lost is None:
             # One write of the joined batch: Twisted's writeSequence checks
             # and appends every piece, and joins them again before sending.
@@ -1633,7 +1645,6 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if self._lost is not None:
             return
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
-            self._accepted_total += len(data)
             self._emit(data)
         else:
             self._enqueue(data)

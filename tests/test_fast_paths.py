@@ -362,3 +362,25 @@ def test_a_base_exception_mid_batch_loses_no_line():
     other.close()
     server.reactor.advance(0)
     assert got == [b"boom", b"e", b"f"]
+
+
+def test_a_timed_send_in_a_batch_fires_once_its_bytes_are_handed():
+    # corked bytes are counted apart until the batch ends; a timed send's
+    # Deferred must still wait for them (and for the bytes before them)
+    server = memory_server(default_eol=b"\n")
+    server.config("DefaultTimeout=5")
+    seen: list[object] = []
+
+    def listener(event):
+        cid = event.connection_id
+        server.factory._protocols[cid].send_timeout = 0  # an untimed send first
+        server.send(cid, b"first\n")
+        server.factory._protocols[cid].send_timeout = 5
+        done = server.send(cid, event.text + b"\n")
+        seen.append(done.called)
+        done.addCallback(lambda _: seen.append(client.written()))
+
+    server.on("data_in", listener)
+    client = MemoryConnection(server)
+    client.feed(b"one\n")
+    assert seen == [False, b"first\none\n"]
