@@ -377,8 +377,13 @@ def test_a_timed_send_in_a_batch_fires_once_its_bytes_are_handed():
         server.send(cid, b"first\n")
         server.factory._protocols[cid].send_timeout = 5
         done = server.send(cid, event.text + b"\n")
+        assert done is not None  # timed
         seen.append(done.called)
-        done.addCallback(lambda _: seen.append(client.written()))
+
+        def fired(_: None) -> None:
+            seen.append(client.written())
+
+        done.addCallback(fired)
 
     server.on("data_in", listener)
     client = MemoryConnection(server)
