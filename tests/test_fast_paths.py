@@ -381,11 +381,11 @@ def test_a_timed_send_in_a_batch_fires_once_its_bytes_are_handed():
         seen.append(done.called)
 
         def fired(_: None) -> None:
-            seen.append(client.written())
+            seen.append(conn.written())
 
         done.addCallback(fired)
 
     server.on("data_in", listener)
-    client = MemoryConnection(server)
-    client.feed(b"one\n")
+    conn = MemoryConnection(server)
+    conn.feed(b"one\n")
     assert seen == [False, b"first\none\n"]
