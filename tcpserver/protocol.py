@@ -300,17 +300,21 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         """
         self.factory._register(self)
         if self._profile.tcp_nodelay:
-            try:
-                self.transport.socket.setsockopt(  # type: ignore[union-attr]
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-                )
-            except OSError:
-                self._apply_socket_options()  # (it logs why)
+            self._set_nodelay()
         self._state = OPEN
         self._was_open = True
         self.ready_to_send = self._profile.high_water > 0
         self._data_ok = True
         self._fast = True
+
+    def _set_nodelay(self) -> None:
+        """TCP_NODELAY on a plain TCP socket: what setTcpNoDelay does, without the calls."""
+        try:
+            self.transport.socket.setsockopt(  # type: ignore[union-attr]
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+            )
+        except OSError:
+            self._apply_socket_options()  # (it logs why)
 
     @property
     def framer(self) -> Framer:
@@ -385,13 +389,8 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
         if profile.keep_alive or profile.extra_socket_options:
             self._apply_socket_options()
         elif profile.tcp_nodelay:
-            if self._direct:  # a plain TCP socket: what setTcpNoDelay does, without the calls
-                try:
-                    self.transport.socket.setsockopt(  # type: ignore[union-attr]
-                        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-                    )
-                except OSError:
-                    self._apply_socket_options()  # (it logs why)
+            if self._direct:
+                self._set_nodelay()
             else:
                 self._apply_socket_options()
         if self.idle_timeout:
@@ -539,10 +538,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             and not self._waiters
             and not self._parked
             and self._files is None
-            and (
-                (framer := self._framer) is None
-                or not (framer._pos < len(framer._buf) or framer._held)
-            )
+            and not self._input_buffered()
             and not self.factory._listeners["disconnected"]
         ):
             # The common end of a plaintext connection, as _connection_lost
@@ -698,10 +694,7 @@ class TCPServerProtocol(Protocol, TimeoutMixin):
             and not self._queue_len
             and not self._parked
             and (self._files is None or not self._files.busy)
-            and (
-                (framer := self._framer) is None
-                or not (framer._pos < len(framer._buf) or framer._held)
-            )
+            and not self._input_buffered()
             and not transport.disconnecting
             and not transport.dataBuffer
             and not transport._tempDataLen

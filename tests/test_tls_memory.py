@@ -144,14 +144,7 @@ class TLSInMemoryTests(SynchronousTestCase):
         # the timeout counts from the last handshake bytes, not from accept
         self.factory.ssl_start_mode = SSLStartMode.IMPLICIT
         self.factory.config("DefaultConnectionTimeout=3")
-        address = IPv4Address("TCP", "10.0.0.9", 4000)
-        from tcpserver.testing import MemoryTransport
-
-        protocol = self.factory.buildProtocol(address)
-        assert protocol is not None
-        transport = MemoryTransport(self.clock, address, address)
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
+        protocol, transport = self._accept_quietly()
         for piece in (b"\x16\x03", b"\x01\x02", b"\x00\x01"):  # a hello, slowly
             self.clock.advance(2)
             protocol.dataReceived(piece)
@@ -166,14 +159,7 @@ class TLSInMemoryTests(SynchronousTestCase):
     def test_handshake_timeout_on_the_clock(self) -> None:
         self.factory.ssl_start_mode = SSLStartMode.IMPLICIT
         self.factory.config("DefaultConnectionTimeout=3")
-        address = IPv4Address("TCP", "10.0.0.9", 4000)
-        from tcpserver.testing import MemoryTransport
-
-        protocol = self.factory.buildProtocol(address)
-        assert protocol is not None
-        transport = MemoryTransport(self.clock, address, address)
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
+        protocol, transport = self._accept_quietly()
         protocol.dataReceived(b"\x16\x03\x01\x02\x00\x01")  # a hello that never completes
         self.clock.advance(2.9)
         self.assertFalse(transport.disconnecting)
