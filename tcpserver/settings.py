@@ -22,6 +22,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 from tcpserver import errors
 from tcpserver._codepages import codec_for_code_page
+from tcpserver._tlsnames import (
+    check_cipher_list,
+    check_cipher_suites,
+    check_groups,
+    check_protocols,
+    check_sigalgs,
+)
 from tcpserver.errors import TCPServerError
 
 __all__ = [
@@ -352,17 +359,6 @@ def _check_certificate(value: object) -> None:
             errors.CANNOT_ACQUIRE_CREDENTIALS,
             f"certificate {value.subject!r} has no private key: a server cannot use it",
         )
-
-
-def _tls_check(name: str) -> Callable[[Any], None]:
-    """A validator from tcpserver.tls, imported when first used (tls imports us)."""
-
-    def check(value: Any) -> None:
-        from tcpserver import tls  # tls imports settings
-
-        getattr(tls, name)(value)
-
-    return check
 
 
 def _check_existing(kind: str) -> Callable[[str], None]:
@@ -910,7 +906,7 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "OpenSSLCipherList",
-        _Str(_tls_check("check_cipher_list")),
+        _Str(check_cipher_list),
         "DEFAULT",
         "OpenSSL cipher list for TLS 1.2 and below (ciphers(1)); DEFAULT keeps "
         "Twisted's strong default list.",
@@ -962,7 +958,7 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "SSLEnabledCipherSuites",
-        _Str(_tls_check("check_cipher_suites")),
+        _Str(check_cipher_suites),
         "*",
         "Cipher suites to enable, IANA names separated by semicolons; '*' = all "
         "enabled by OpenSSLCipherList.",
@@ -970,7 +966,7 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "SSLEnabledProtocols",
-        _Int(0, 0xFFFF, _tls_check("check_protocols")),
+        _Int(0, 0xFFFF, check_protocols),
         15360,
         "Bitmask of TLS versions: 12288 TLS 1.3, 3072 TLS 1.2, 768 TLS 1.1, "
         "192 TLS 1.0 (default 15360 = TLS 1.2 + 1.3).",
@@ -1015,21 +1011,21 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "TLS12SignatureAlgorithms",
-        _Str(_tls_check("check_sigalgs")),
+        _Str(check_sigalgs),
         _RSA_TLS12_SIGALGS,
         "Signature algorithms allowed in TLS 1.2 (hash-signature pairs).",
         applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS12SupportedGroups",
-        _Str(_tls_check("check_groups")),
+        _Str(check_groups),
         "ecdhe_secp256r1,ecdhe_secp384r1,ecdhe_secp521r1",
         "Key-exchange groups for TLS 1.2 (joined with TLS13SupportedGroups; OpenSSL has one list).",
         applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS13KeyShareGroups",
-        _Str(_tls_check("check_groups")),
+        _Str(check_groups),
         "ecdhe_x25519,ecdhe_secp256r1,ecdhe_secp384r1,ffdhe_2048,ffdhe_3072",
         "Client components only: groups whose key shares are sent in advance.",
         unsupported="clients choose the key shares they send; a server answers one of "
@@ -1037,14 +1033,14 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "TLS13SignatureAlgorithms",
-        _Str(_tls_check("check_sigalgs")),
+        _Str(check_sigalgs),
         _TLS13_SIGALGS,
         "Signature algorithms allowed in TLS 1.3.",
         applies=_NEXT_HANDSHAKE,
     ),
     _cfg(
         "TLS13SupportedGroups",
-        _Str(_tls_check("check_groups")),
+        _Str(check_groups),
         "ecdhe_x25519,ecdhe_x448,ecdhe_secp256r1,ecdhe_secp384r1,ecdhe_secp521r1,"
         "ffdhe_2048,ffdhe_3072,ffdhe_4096,ffdhe_6144,ffdhe_8192",
         "Key-exchange groups for TLS 1.3, most preferred first.",
