@@ -5,7 +5,7 @@ names and OpenSSL's: the ``SSLEnabledProtocols`` bitmask into a range of TLS
 versions, IANA cipher-suite names into OpenSSL names (and back, for the
 read-outs), signature-algorithm and group names into OpenSSL lists, a cipher
 or group name into its strength in bits, and TLS alert numbers into names.
-The ``check_*`` functions are the validators the settings registry
+The ``check_*`` functions are the validators :mod:`tcpserver.registry`
 attaches to the SSL settings.
 
 It sits below :mod:`tcpserver.settings` and :mod:`tcpserver.tls` (which
