@@ -2,7 +2,8 @@
 
 Each :class:`~tcpserver.settingtypes.Setting` of :data:`REGISTRY` carries its
 manual name, Python attribute (for properties), type, default, validation,
-whether it may change while the server listens and a one-line meaning.
+whether it may change while the server listens, a one-line meaning and what
+its owner must refresh when it changes (``effect``).
 ``config()``, the property setters, the twistd flags and the reference docs
 are all generated from :data:`REGISTRY`; there is no second list of names.
 :data:`READOUTS` names the per-connection read-outs.
@@ -232,6 +233,7 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Ask TLS clients for a certificate (see ssl_client_authentication).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _prop(
         "SSLCert",
@@ -240,6 +242,7 @@ REGISTRY: tuple[Setting, ...] = (
         None,
         "The server certificate (a tcpserver.Certificate) used for TLS.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _prop(
         "SSLEnabled",
@@ -248,6 +251,7 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Whether TLS is enabled; setting ssl_start_mode updates it.",
         applies=_NEW_CONNECTIONS,
+        effect="tls",
     ),
     _prop(
         "SSLProvider",
@@ -257,6 +261,7 @@ REGISTRY: tuple[Setting, ...] = (
         "TLS implementation: 0 automatic and 1 platform both mean OpenSSL "
         "(through pyOpenSSL); 2 (internal) does not exist here.",
         applies=_NEW_CONNECTIONS,
+        effect="tls",
     ),
     _prop(
         "SSLStartMode",
@@ -266,6 +271,7 @@ REGISTRY: tuple[Setting, ...] = (
         "How TLS starts: 0 automatic (detect), 1 implicit, 2 explicit (start_ssl), 3 none.",
         applies=_NEW_CONNECTIONS,
         flag="ssl-start-mode",
+        effect="tls",
     ),
     # ---- TCPServer config settings ------------------------------------------
     _cfg(
@@ -275,6 +281,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Comma-separated addresses allowed to connect: '*' wildcards, CIDR "
         "blocks and IPv6 accepted. Others get accept=False in connection_request.",
         flag="allowed-clients",
+        effect="access",
     ),
     _cfg(
         "BindExclusively",
@@ -291,6 +298,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Comma-separated addresses refused (accept=False in "
         "connection_request); same syntax as AllowedClients.",
         flag="blocked-clients",
+        effect="access",
     ),
     _cfg(
         "ProxyProtocol",
@@ -310,6 +318,7 @@ REGISTRY: tuple[Setting, ...] = (
         "accepted from; with ProxyProtocol on, connections from elsewhere are closed.",
         applies=_NEW_CONNECTIONS,
         flag="trusted-proxies",
+        effect="proxies",
     ),
     _cfg(
         "DefaultLengthPrefix",
@@ -419,6 +428,7 @@ REGISTRY: tuple[Setting, ...] = (
         "and counted as refused per_address (0: no limit).",
         applies=_NEW_CONNECTIONS,
         flag="max-connections-per-address",
+        effect="admission",
     ),
     _cfg(
         "MaxAcceptRate",
@@ -429,6 +439,7 @@ REGISTRY: tuple[Setting, ...] = (
         "any TLS work, and counted as refused rate (0: no limit).",
         applies=_NEW_CONNECTIONS,
         flag="max-accept-rate",
+        effect="admission",
     ),
     _cfg(
         "MaxAcceptRatePerAddress",
@@ -439,6 +450,7 @@ REGISTRY: tuple[Setting, ...] = (
         "rate (0: no limit).",
         applies=_NEW_CONNECTIONS,
         flag="max-accept-rate-per-address",
+        effect="admission",
     ),
     _cfg(
         "DefaultConnectionTimeout",
@@ -478,6 +490,7 @@ REGISTRY: tuple[Setting, ...] = (
         listening_error=errors.MAX_CONNECTIONS_WHILE_LISTENING,
         applies="before listening only",
         flag="max-connections",
+        effect="max_connections",
     ),
     _cfg(
         "OutBufferSize",
@@ -538,6 +551,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "Directory of hashed CA certificates (c_rehash) trusted for client certificates.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "OpenSSLCAFile",
@@ -545,6 +559,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "PEM file of CA certificates trusted for client certificates.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "OpenSSLCipherList",
@@ -553,6 +568,7 @@ REGISTRY: tuple[Setting, ...] = (
         "OpenSSL cipher list for TLS 1.2 and below (ciphers(1)); DEFAULT keeps "
         "Twisted's strong default list.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "OpenSSLPrngSeedData",
@@ -561,6 +577,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Data to seed the PRNG with.",
         unsupported="OpenSSL 1.1.1 and later seed themselves from the operating system; "
         "pyOpenSSL offers no way to add seed data",
+        effect="tls",
     ),
     _cfg(
         "ReuseSSLSession",
@@ -568,6 +585,7 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Allow TLS session resumption (server session cache and session tickets).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLAcceptAnyServerCert",
@@ -576,6 +594,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Client components only: trust any server certificate.",
         unsupported="it applies to client components; a server has no server "
         "certificate to check (see SSLClientCACerts and ssl_client_authentication)",
+        effect="tls",
     ),
     _cfg(
         "SSLCACerts",
@@ -583,6 +602,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "PEM CA certificates sent after the server certificate (its chain).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLCipherStrength",
@@ -590,6 +610,7 @@ REGISTRY: tuple[Setting, ...] = (
         0,
         "Minimum bulk-cipher strength in bits (0: no minimum).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLClientCACerts",
@@ -597,6 +618,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "PEM CA certificates trusted when verifying client certificates.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLEnabledCipherSuites",
@@ -605,6 +627,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Cipher suites to enable, IANA names separated by semicolons; '*' = all "
         "enabled by OpenSSLCipherList.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLEnabledProtocols",
@@ -613,6 +636,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Bitmask of TLS versions: 12288 TLS 1.3, 3072 TLS 1.2, 768 TLS 1.1, "
         "192 TLS 1.0 (default 15360 = TLS 1.2 + 1.3).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLEnableRenegotiation",
@@ -620,6 +644,7 @@ REGISTRY: tuple[Setting, ...] = (
         False,
         "Allow client-initiated TLS 1.2 renegotiation.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLIncludeCertChain",
@@ -628,6 +653,7 @@ REGISTRY: tuple[Setting, ...] = (
         "ssl_client_authentication carries the client's whole chain, not only its "
         "leaf certificate.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLKeyLogFile",
@@ -635,6 +661,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "Append TLS secrets to this file in NSS key log format (debugging only).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLSecurityFlags",
@@ -643,6 +670,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Flags relaxing client certificate checks: 0x1 ignore time validity, "
         "0x10 allow an unknown CA; the others relax checks tcpserver does not make.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "SSLServerCACerts",
@@ -650,6 +678,7 @@ REGISTRY: tuple[Setting, ...] = (
         "",
         "Client components only: CA certificates for server verification.",
         unsupported="it applies to client components; servers verify clients with SSLClientCACerts",
+        effect="tls",
     ),
     _cfg(
         "TLS12SignatureAlgorithms",
@@ -657,6 +686,7 @@ REGISTRY: tuple[Setting, ...] = (
         _RSA_TLS12_SIGALGS,
         "Signature algorithms allowed in TLS 1.2 (hash-signature pairs).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "TLS12SupportedGroups",
@@ -664,6 +694,7 @@ REGISTRY: tuple[Setting, ...] = (
         "ecdhe_secp256r1,ecdhe_secp384r1,ecdhe_secp521r1",
         "Key-exchange groups for TLS 1.2 (joined with TLS13SupportedGroups; OpenSSL has one list).",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "TLS13KeyShareGroups",
@@ -672,6 +703,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Client components only: groups whose key shares are sent in advance.",
         unsupported="clients choose the key shares they send; a server answers one of "
         "them (restrict groups with TLS13SupportedGroups)",
+        effect="tls",
     ),
     _cfg(
         "TLS13SignatureAlgorithms",
@@ -679,6 +711,7 @@ REGISTRY: tuple[Setting, ...] = (
         _TLS13_SIGALGS,
         "Signature algorithms allowed in TLS 1.3.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     _cfg(
         "TLS13SupportedGroups",
@@ -687,6 +720,7 @@ REGISTRY: tuple[Setting, ...] = (
         "ffdhe_2048,ffdhe_3072,ffdhe_4096,ffdhe_6144,ffdhe_8192",
         "Key-exchange groups for TLS 1.3, most preferred first.",
         applies=_NEXT_HANDSHAKE,
+        effect="tls",
     ),
     # ---- base config settings ------------------------------------------------
     _cfg("BuildInfo", StrType(), "", "Versions of tcpserver and what it runs on.", read_only=True),
@@ -696,6 +730,7 @@ REGISTRY: tuple[Setting, ...] = (
         65001,
         "Code page send_text() encodes with (65001 = UTF-8, 1252, 28591...).",
         flag="code-page",
+        effect="codec",
     ),
     _cfg(
         "LicenseInfo", StrType(), "", "The license tcpserver is distributed under.", read_only=True

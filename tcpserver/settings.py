@@ -12,8 +12,8 @@ The registry itself is :mod:`tcpserver.registry`; the value types and the
 was importable from here before the split still is.
 
 It never applies a value: refreshing matchers, limits or TLS contexts is the
-owner's work (``on_change``).  It never imports :mod:`tcpserver.tls` and
-never touches a socket.
+owner's work (``on_change``, guided by :attr:`Setting.effect`).  It never
+imports :mod:`tcpserver.tls` and never touches a socket.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from tcpserver import errors
 from tcpserver.errors import TCPServerError
 from tcpserver.registry import READOUTS, REGISTRY
 from tcpserver.settingtypes import (
+    EFFECTS,
     BoolType,
+    Effect,
     Kind,
     Setting,
     SettingType,
@@ -38,11 +40,13 @@ from tcpserver.settingtypes import (
 )
 
 __all__ = [
+    "EFFECTS",
     "LICENSE_INFO",
     "READOUTS",
     "REGISTRY",
     "BoolType",
     "ConfigRequest",
+    "Effect",
     "Kind",
     "SSLStartMode",
     "Setting",

@@ -3,7 +3,8 @@
 It owns :class:`SSLStartMode`, the manual's booleans (:func:`parse_bool`),
 the escapes of byte strings given as text, the :class:`SettingType` classes
 that parse, check and format one kind of value, and :class:`Setting` - one
-entry of the registry.
+entry of the registry, including what a change of it affects
+(:data:`EFFECTS`).
 
 It holds no values and no registry: :mod:`tcpserver.registry` lists the
 settings, :mod:`tcpserver.settings` stores their values.  It never imports
@@ -16,17 +17,19 @@ import codecs
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from tcpserver import errors
 from tcpserver._codepages import codec_for_code_page
 from tcpserver.errors import TCPServerError
 
 __all__ = [
+    "EFFECTS",
     "BoolType",
     "BytesType",
     "ChoiceType",
     "CodePageType",
+    "Effect",
     "EnumType",
     "IntType",
     "Kind",
@@ -358,6 +361,19 @@ class ObjectType(SettingType[Any]):
         return "" if value is None else str(getattr(value, "subject", value))
 
 
+#: What a change of a setting makes its owner refresh (:attr:`Setting.effect`).
+Effect = Literal["access", "admission", "proxies", "codec", "max_connections", "tls"]
+
+#: Every effect name, for an owner that dispatches on them:
+#:
+#: * ``"access"`` - rebuild the AllowedClients / BlockedClients matchers;
+#: * ``"admission"`` - reconfigure the per-address and rate limits;
+#: * ``"proxies"`` - rebuild the TrustedProxies matcher;
+#: * ``"codec"`` - look up the codec of CodePage again;
+#: * ``"max_connections"`` - take the new MaxConnections;
+#: * ``"tls"`` - drop cached TLS contexts (they are built from the settings).
+EFFECTS: tuple[Effect, ...] = get_args(Effect)
+
 Kind = Literal["property", "config"]
 
 
@@ -380,6 +396,10 @@ class Setting:
         every valid value is honoured.
     :ivar applies: when a change takes effect, for the docs.
     :ivar flag: the first-class twistd flag, if it has one.
+    :ivar effect: what the owner of the values (the factory) must refresh
+        when this setting changes, one of :data:`EFFECTS`; ``None`` when
+        reading the new value later is enough (every change also makes new
+        connections read the settings afresh).
     """
 
     name: str
@@ -393,6 +413,7 @@ class Setting:
     unsupported: str | None = None
     applies: str = "at once"
     flag: str | None = None
+    effect: Effect | None = None
 
     def parse(self, text: str) -> Any:
         """Parse ``text`` for this setting; bad values raise 10022."""
