@@ -620,7 +620,7 @@ class TCPServerFactory(ServerFactory):
         """What new connections take from the settings (one shared object)."""
         profile = self._profile
         if profile is None:
-            values = self._settings._values
+            values = self._settings.view
             high = values["SendQueueHighWater"]
             profile = self._profile = ConnectionProfile(
                 eol=values["DefaultEOL"],

@@ -2,13 +2,14 @@
 
 Each :class:`~tcpserver.settingtypes.Setting` of :data:`REGISTRY` carries its
 manual name, Python attribute (for properties), type, default, validation,
-whether it may change while the server listens, a one-line meaning and what
-its owner must refresh when it changes (``effect``).
+whether it may change while the server listens, a one-line meaning, what its
+owner must refresh when it changes (``effect``) and the values coupled to it
+(``couples``: SSLEnabled and SSLStartMode keep each other consistent).
 ``config()``, the property setters, the twistd flags and the reference docs
 are all generated from :data:`REGISTRY`; there is no second list of names.
 :data:`READOUTS` names the per-connection read-outs.
 
-It is data plus the small validators its entries name.
+It is data plus the small validators and coupling rules its entries name.
 It holds no values (:class:`tcpserver.settings.Settings` does) and never
 imports the value store, :mod:`tcpserver.tls` or anything that serves
 connections.
@@ -17,7 +18,7 @@ connections.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tcpserver import errors
@@ -98,6 +99,23 @@ def _check_address_list(text: str) -> None:
 def _check_byte_order(text: str) -> None:
     if text not in ("big", "little"):
         raise ValueError("expected big or little")
+
+
+# -- coupled values ------------------------------------------------------------------------
+
+
+def _enabled_for_start_mode(mode: SSLStartMode, values: Mapping[str, Any]) -> dict[str, Any]:
+    """SSLStartMode decides SSLEnabled: TLS is enabled in every mode but NONE."""
+    return {"SSLEnabled": mode != SSLStartMode.NONE}
+
+
+def _start_mode_for_enabled(enabled: bool, values: Mapping[str, Any]) -> dict[str, Any]:
+    """SSLEnabled moves SSLStartMode: True without a mode means IMPLICIT, False means NONE."""
+    if not enabled:
+        return {"SSLStartMode": SSLStartMode.NONE}
+    if values["SSLStartMode"] == SSLStartMode.NONE:
+        return {"SSLStartMode": SSLStartMode.IMPLICIT}
+    return {}
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -252,6 +270,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Whether TLS is enabled; setting ssl_start_mode updates it.",
         applies=_NEW_CONNECTIONS,
         effect="tls",
+        couples=_start_mode_for_enabled,
     ),
     _prop(
         "SSLProvider",
@@ -272,6 +291,7 @@ REGISTRY: tuple[Setting, ...] = (
         applies=_NEW_CONNECTIONS,
         flag="ssl-start-mode",
         effect="tls",
+        couples=_enabled_for_start_mode,
     ),
     # ---- TCPServer config settings ------------------------------------------
     _cfg(

@@ -1,11 +1,11 @@
 """The settings' values: :class:`Settings`, the store one factory owns.
 
 It owns the current value of every setting of :data:`REGISTRY`: it validates
-and converts what comes in (Python values, ``config()`` strings) and tells
-its owner about each change.  It also parses ``config()`` strings
-(:func:`parse_config_string`), finds settings by name (:func:`lookup`,
-:func:`readout_name`) and answers the read-only ``BuildInfo`` and
-``LicenseInfo``.
+and converts what comes in (Python values, ``config()`` strings, values the
+server learns), keeps coupled values consistent, and tells its owner about
+each change.  It also parses ``config()`` strings (:func:`parse_config_string`),
+finds settings by name (:func:`lookup`, :func:`readout_name`) and answers the
+read-only ``BuildInfo`` and ``LicenseInfo``.
 
 The registry itself is :mod:`tcpserver.registry`; the value types and the
 :class:`Setting` record are :mod:`tcpserver.settingtypes`.  Every name that
@@ -19,8 +19,9 @@ imports :mod:`tcpserver.tls` and never touches a socket.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from tcpserver import errors
@@ -29,6 +30,7 @@ from tcpserver.registry import READOUTS, REGISTRY
 from tcpserver.settingtypes import (
     EFFECTS,
     BoolType,
+    Coupling,
     Effect,
     Kind,
     Setting,
@@ -46,6 +48,7 @@ __all__ = [
     "REGISTRY",
     "BoolType",
     "ConfigRequest",
+    "Coupling",
     "Effect",
     "Kind",
     "SSLStartMode",
@@ -114,16 +117,35 @@ class Settings:
     """
     The current values of every setting, validated on the way in.
 
+    It is the only writer of setting values: :meth:`set` and
+    :meth:`set_string` for what the user sets, :meth:`record` for what the
+    server learns, :meth:`reset`.  A setting's coupled values (see
+    :attr:`~tcpserver.settingtypes.Setting.couples`) are stored in the same
+    change, so SSLEnabled and SSLStartMode always agree.  Readers use
+    ``settings["Name"]``, :meth:`get` or the read-only :attr:`view`.
+
     :param on_change: called as ``on_change(setting, value)`` after a value
-        changed, so the owner can apply it (rebuild a matcher, refresh TLS).
+        changed - once for each setting whose value changed, coupled ones
+        included, after all of them are stored - so the owner can apply it
+        (rebuild a matcher, refresh TLS: see
+        :attr:`~tcpserver.settingtypes.Setting.effect`).
     """
 
     def __init__(self, on_change: Callable[[Setting, Any], None] | None = None) -> None:
         self._values: dict[str, Any] = {s.name: s.default for s in REGISTRY}
+        self._view: Mapping[str, Any] = MappingProxyType(self._values)
         self._on_change = on_change
 
     def __iter__(self) -> Iterator[Setting]:
         return iter(REGISTRY)
+
+    @property
+    def view(self) -> Mapping[str, Any]:
+        """
+        Every current value by manual name, read-only and live (it follows
+        later changes): for a reader taking many values at once.
+        """
+        return self._view
 
     def get(self, name: str) -> Any:
         """The current value of ``name`` (manual name or attribute)."""
@@ -150,6 +172,21 @@ class Settings:
         setting = lookup(name)
         self._store(setting, setting.parse(text), text, listening)
 
+    def record(self, name: str, value: object) -> None:
+        """
+        Store a value the server learned rather than one the user set: the
+        port the system picked when LocalPort was 0.
+
+        The value is validated like :meth:`set` does, but the listening
+        check is skipped (the server records it while listening) and
+        ``on_change`` is not called (nothing has to be applied: the value
+        describes what already happened).  Coupled values are stored too.
+
+        :raises TCPServerError: like :meth:`set` (the listening check aside).
+        """
+        setting = lookup(name)
+        self._store(setting, setting.coerce(value), value, listening=False, notify=False)
+
     def get_string(self, name: str) -> str:
         """The string form of the current value (what ``config(name)`` returns)."""
         setting = lookup(name)
@@ -167,7 +204,31 @@ class Settings:
                 if self._on_change is not None:
                     self._on_change(setting, setting.default)
 
-    def _store(self, setting: Setting, value: Any, shown: object, listening: bool) -> None:
+    def _store(
+        self,
+        setting: Setting,
+        value: Any,
+        shown: object,
+        listening: bool,
+        *,
+        notify: bool = True,
+    ) -> None:
+        self._check(setting, value, shown, listening)
+        changes = [(setting, value)]
+        if setting.couples is not None:
+            for name, coupled in setting.couples(value, self._view).items():
+                other = lookup(name)
+                self._check(other, coupled, coupled, listening)
+                changes.append((other, coupled))
+        changed = [(s, v) for s, v in changes if self._values[s.name] != v]
+        for stored, new_value in changes:
+            self._values[stored.name] = new_value
+        if notify and self._on_change is not None:
+            for stored, new_value in changed:
+                self._on_change(stored, new_value)
+
+    def _check(self, setting: Setting, value: Any, shown: object, listening: bool) -> None:
+        """Refuse a read-only, unsupported or (while listening) fixed setting's change."""
         if setting.read_only:
             raise TCPServerError(
                 errors.INVALID_ARGUMENT, f"{setting.name} is read-only (tried {shown!r})"
@@ -184,9 +245,6 @@ class Settings:
                 errors.NOT_SUPPORTED,
                 f"{setting.name}={shown!r} is not supported: {setting.unsupported}",
             )
-        self._values[setting.name] = value
-        if self._on_change is not None and value != current:
-            self._on_change(setting, value)
 
 
 LICENSE_INFO = (

@@ -4,7 +4,7 @@ It owns :class:`SSLStartMode`, the manual's booleans (:func:`parse_bool`),
 the escapes of byte strings given as text, the :class:`SettingType` classes
 that parse, check and format one kind of value, and :class:`Setting` - one
 entry of the registry, including what a change of it affects
-(:data:`EFFECTS`).
+(:data:`EFFECTS`) and the values coupled to it.
 
 It holds no values and no registry: :mod:`tcpserver.registry` lists the
 settings, :mod:`tcpserver.settings` stores their values.  It never imports
@@ -29,6 +29,7 @@ __all__ = [
     "BytesType",
     "ChoiceType",
     "CodePageType",
+    "Coupling",
     "Effect",
     "EnumType",
     "IntType",
@@ -374,6 +375,10 @@ Effect = Literal["access", "admission", "proxies", "codec", "max_connections", "
 #: * ``"tls"`` - drop cached TLS contexts (they are built from the settings).
 EFFECTS: tuple[Effect, ...] = get_args(Effect)
 
+#: ``couples(value, values) -> {name: value}``: see :attr:`Setting.couples`.
+Coupling = Callable[[Any, Mapping[str, Any]], Mapping[str, Any]]
+
+
 Kind = Literal["property", "config"]
 
 
@@ -400,6 +405,12 @@ class Setting:
         when this setting changes, one of :data:`EFFECTS`; ``None`` when
         reading the new value later is enough (every change also makes new
         connections read the settings afresh).
+    :ivar couples: the coupling rule, or ``None`` for a setting that stands
+        alone.  ``couples(value, values)`` gets the new value and the current
+        values (by manual name) and returns the other settings' values that
+        must be stored with it to keep them consistent (``SSLStartMode`` and
+        ``SSLEnabled``); :class:`~tcpserver.settings.Settings` stores them in
+        the same change and reports each one that changed.
     """
 
     name: str
@@ -414,6 +425,7 @@ class Setting:
     applies: str = "at once"
     flag: str | None = None
     effect: Effect | None = None
+    couples: Coupling | None = None
 
     def parse(self, text: str) -> Any:
         """Parse ``text`` for this setting; bad values raise 10022."""
