@@ -363,16 +363,6 @@ class TCPServerFactory(ServerFactory):
             self._codec = codec_for_code_page(value)
         elif name == "MaxConnections":
             self._max_connections = value
-
-        elif name == "SSLStartMode":
-            self._settings._values["SSLEnabled"] = value != SSLStartMode.NONE
-        elif name == "SSLEnabled":
-            # ssl_enabled = True without a start mode means implicit TLS
-            current = self._settings["SSLStartMode"]
-            if value and current == SSLStartMode.NONE:
-                self._settings._values["SSLStartMode"] = SSLStartMode.IMPLICIT
-            elif not value:
-                self._settings._values["SSLStartMode"] = SSLStartMode.NONE
         if name.startswith(("SSL", "OpenSSL", "TLS1", "ReuseSSL")):
             self._tls_contexts.invalidate()
 
