@@ -363,16 +363,6 @@ class TCPServerFactory(ServerFactory):
             self._codec = codec_for_code_page(value)
         elif name == "MaxConnections":
             self._max_connections = value
-
-        elif name == "SSLStartMode":
-            self._settings._values["SSLEnabled"] = value != SSLStartMode.NONE
-        elif name == "SSLEnabled":
-            # ssl_enabled = True without a start mode means implicit TLS
-            current = self._settings["SSLStartMode"]
-            if value and current == SSLStartMode.NONE:
-                self._settings._values["SSLStartMode"] = SSLStartMode.IMPLICIT
-            elif not value:
-                self._settings._values["SSLStartMode"] = SSLStartMode.NONE
         if name.startswith(("SSL", "OpenSSL", "TLS1", "ReuseSSL")):
             self._tls_contexts.invalidate()
 
@@ -620,7 +610,7 @@ class TCPServerFactory(ServerFactory):
         """What new connections take from the settings (one shared object)."""
         profile = self._profile
         if profile is None:
-            values = self._settings._values
+            values = self._settings.view
             high = values["SendQueueHighWater"]
             profile = self._profile = ConnectionProfile(
                 eol=values["DefaultEOL"],

@@ -377,7 +377,7 @@ class TCPServer:
             bound = listening.getHost().port  # type: ignore[attr-defined]
         self._port = listening
         self.factory._server_ports += 1
-        settings._values["LocalPort"] = bound
+        settings.record("LocalPort", bound)
         self._log.info(
             "tcpserver listening on {address} (port {port})",
             address=f"{shown.rsplit(':', 1)[0]}:{bound}",
@@ -459,7 +459,7 @@ class TCPServer:
             sock.close()  # the reactor holds its own duplicate
         self._port = listening
         self.factory._server_ports += 1
-        self._settings._values["LocalPort"] = bound
+        self._settings.record("LocalPort", bound)
         self._log.info("tcpserver serving descriptor {fd} (port {port})", fd=fd, port=bound)
 
     def listen_endpoint(self, description: str) -> Deferred[IListeningPort]:

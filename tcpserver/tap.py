@@ -39,7 +39,7 @@ from tcpserver.errors import TCPServerError
 from tcpserver.handlers import HandlerError, echo, load_handler, wire_handler
 from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
 from tcpserver.service import TCPServerService
-from tcpserver.settings import REGISTRY, Setting, SSLStartMode, _Bool
+from tcpserver.settings import REGISTRY, BoolType, Setting, SSLStartMode
 
 __all__ = ["DEFAULT_PORT", "Options", "TCPServerService", "makeService"]
 
@@ -141,7 +141,7 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
     for flag, setting in _flag_settings():
         if flag == "port":
             continue
-        if isinstance(setting.type, _Bool):
+        if isinstance(setting.type, BoolType):
             if setting.default:
                 flags.append([f"no-{flag}", None, f"Turn off: {_describe(setting)}"])
             else:
@@ -220,7 +220,7 @@ class Options(usage.Options):
         for flag, setting in _flag_settings():
             if flag == "port":
                 continue
-            if isinstance(setting.type, _Bool):
+            if isinstance(setting.type, BoolType):
                 key = f"no-{flag}" if setting.default else flag
                 if self[key]:
                     self._set(server, setting.name, str(not setting.default), f"--{key}")
