@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
-from typing import IO, TYPE_CHECKING
+from typing import IO, Protocol
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred
@@ -25,21 +25,36 @@ from zope.interface import implementer
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
 
-if TYPE_CHECKING:
-    from tcpserver.protocol import TCPServerProtocol
-
-__all__ = ["FILE_CHUNKS_PER_TURN", "FileStreamer"]
+__all__ = ["FILE_CHUNKS_PER_TURN", "FileSink", "FileStreamer"]
 
 #: At most this many 16 KiB file chunks are read in one reactor turn.
 FILE_CHUNKS_PER_TURN = 16
+
+
+class FileSink(Protocol):
+    """Where a :class:`FileStreamer` puts the file's bytes (a connection's send queue)."""
+
+    @property
+    def is_gone(self) -> bool:
+        """The connection is gone: start nothing more."""
+
+    def can_take_file_bytes(self) -> bool:
+        """Whether to read more of the file now."""
+
+    def file_bytes(self, data: bytes) -> None:
+        """A chunk of the file, in order."""
+
+    def files_idle(self) -> None:
+        """Nothing more to start (the last file finished or failed)."""
 
 
 @implementer(interfaces.IConsumer)
 class FileStreamer:
     """The files one connection is sending (the current one and those queued)."""
 
-    def __init__(self, owner: TCPServerProtocol) -> None:
+    def __init__(self, owner: FileSink, clock: interfaces.IReactorTime) -> None:
         self._owner = owner
+        self._clock = clock
         self._sender: FileSender | None = None
         self._handle: IO[bytes] | None = None
         self._done: Deferred[int] | None = None
@@ -80,7 +95,7 @@ class FileStreamer:
             return
         self._starting = True
         try:
-            while self._sender is None and self._queue and self._owner._lost is None:
+            while self._sender is None and self._queue and not self._owner.is_gone:
                 path, done = self._queue.popleft()
                 try:
                     handle = open(path, "rb")  # noqa: SIM115 - closed in _close
@@ -96,7 +111,7 @@ class FileStreamer:
                 self.pull()  # a small file may finish right here
         finally:
             self._starting = False
-        self._owner._files_idle()
+        self._owner.files_idle()
 
     def _count(self, chunk: bytes) -> bytes:
         self.sent += len(chunk)
@@ -115,7 +130,7 @@ class FileStreamer:
 
     def write(self, data: bytes) -> None:
         """A chunk of the file."""
-        self._owner._file_bytes(data)
+        self._owner.file_bytes(data)
 
     def pull(self) -> None:
         """Read more of the file while the connection can take it."""
@@ -125,17 +140,17 @@ class FileStreamer:
         owner = self._owner
         for _ in range(FILE_CHUNKS_PER_TURN):
             sender = self._sender
-            if sender is None or not owner._can_take_file_bytes():
+            if sender is None or not owner.can_take_file_bytes():
                 return
             try:
                 sender.resumeProducing()
             except OSError as exc:
                 self._read_failed(exc)
                 return
-        if self._sender is not None and owner._can_take_file_bytes():
+        if self._sender is not None and owner.can_take_file_bytes():
             # Transports that never push back (in-memory ones) still must not
             # have the whole file read in one reactor turn.
-            self._turn = owner._clock.callLater(0, self.pull)
+            self._turn = self._clock.callLater(0, self.pull)
 
     def _finished(self, last: bytes) -> None:
         done, sent = self._done, self.sent

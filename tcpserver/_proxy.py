@@ -15,8 +15,12 @@ own (plaintext or TLS), replayed once the connection is accepted.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
 
 from tcpserver import errors
 from tcpserver.events import Error
@@ -24,9 +28,9 @@ from tcpserver.events import Error
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from tcpserver.protocol import TCPServerProtocol
+    from tcpserver.host import ConnectionHost
 
-__all__ = ["ProxyHeaderReader", "ProxyInfo", "proxy_info"]
+__all__ = ["ProxyHeaderReader", "ProxyInfo", "ProxyOwner", "proxy_info"]
 
 V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -184,23 +188,65 @@ def _parsers() -> tuple[Any, Any, type[Exception]]:
     return V1Parser, V2Parser, InvalidProxyHeader
 
 
+class ProxyOwner(Protocol):
+    """What a :class:`ProxyHeaderReader` asks of its connection."""
+
+    remote_host: str
+    remote_port: int
+    proxy_info: ProxyInfo | None
+
+    @property
+    def factory(self) -> ConnectionHost:
+        """The factory (its counters and listeners)."""
+
+    def route_raw(self, hook: Callable[[bytes], None] | None) -> None:
+        """Raw bytes go to ``hook`` from now on (``None``: to the stream)."""
+
+    def release_raw(self, hook: Callable[[bytes], None]) -> None:
+        """If raw bytes still go to ``hook``, they go to the stream from now on."""
+
+    def peer_known(self, host: str, port: int) -> Deferred[None] | None:
+        """The real client is known: decide (a Deferred if that takes a while)."""
+
+    def refuse_now(self) -> None:
+        """Close the connection unaccepted (no events)."""
+
+    def replay(self, data: bytes) -> None:
+        """Bytes that came after the header, for the accepted connection."""
+
+
 class ProxyHeaderReader:
-    """The raw-bytes hook of a connection until its PROXY header is read."""
+    """
+    The raw-bytes hook of a connection until its PROXY header is read.
 
-    __slots__ = ("_buffer", "_detect", "_owner", "_pending", "_timer", "_trusted")
+    :param owner: the connection.
+    :param trusted: the connection comes from a TrustedProxies address.
+    :param detect: ProxyProtocolDetect: a connection without a header is a
+        direct client.
+    :param timeout: ProxyHeaderTimeout (0: none).
+    :param clock: for the timeout.
+    """
 
-    def __init__(self, owner: TCPServerProtocol) -> None:
+    __slots__ = ("_buffer", "_clock", "_detect", "_owner", "_pending", "_timeout", "_timer",
+                 "_trusted")  # fmt: skip
+
+    _log = Logger()
+
+    def __init__(
+        self, owner: ProxyOwner, trusted: bool, detect: bool, timeout: float, clock: IReactorTime
+    ) -> None:
         self._owner = owner
         self._buffer = b""
         self._pending = b""
-        self._timer: Any = None
-        self._detect = owner._profile.proxy_detect
-        self._trusted = False
+        self._timer: IDelayedCall | None = None
+        self._trusted = trusted
+        self._detect = detect
+        self._timeout = timeout
+        self._clock = clock
 
     def start(self) -> None:
         """Check where the connection comes from; read the header next."""
         owner = self._owner
-        self._trusted = owner.factory._trusted_proxies.matches(owner.remote_host)
         if not self._trusted and not self._detect:
             self._refuse(
                 errors.ACCESS_DENIED,
@@ -208,30 +254,29 @@ class ProxyHeaderReader:
                 f"{owner.remote_host} is not one",
             )
             return
-        owner._raw_hook = self.feed
-        timeout = owner._profile.proxy_timeout
-        if timeout:
-            self._timer = owner._clock.callLater(timeout, self._timed_out, timeout)
+        owner.route_raw(self.feed)
+        if self._timeout:
+            self._timer = self._clock.callLater(self._timeout, self._timed_out, self._timeout)
 
     def _timed_out(self, timeout: float) -> None:
         self._timer = None
-        owner = self._owner
-        if owner._lost is None and owner._raw_hook == self.feed:
-            if self._detect and not self._buffer.startswith((V1_PREFIX, V2_SIGNATURE)):
-                self._direct()  # a client that waits for the server to speak first
-                return
-            self._refuse(
-                errors.PROXY_HEADER_TIMEOUT,
-                f"no complete PROXY header within {timeout}s (ProxyHeaderTimeout)",
-            )
+        if self._detect and not self._buffer.startswith((V1_PREFIX, V2_SIGNATURE)):
+            self._direct()  # a client that waits for the server to speak first
+            return
+        self._refuse(
+            errors.PROXY_HEADER_TIMEOUT,
+            f"no complete PROXY header within {timeout}s (ProxyHeaderTimeout)",
+        )
 
-    def _stop_timer(self) -> None:
+    def stop(self) -> None:
+        """The connection has gone: no timeout."""
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
 
     def feed(self, data: bytes) -> None:
+        """Raw bytes from the socket, until the header is complete."""
         buffer = self._buffer + data
         self._buffer = buffer
         v1, v2 = buffer.startswith(V1_PREFIX), buffer.startswith(V2_SIGNATURE)
@@ -273,27 +318,27 @@ class ProxyHeaderReader:
             self._malformed(f"an invalid v2 header ({exc})")
             return
         self._buffer = b""
-        self._stop_timer()
+        self.stop()
         self._accept(details, rest or b"")
 
     def _direct(self) -> None:
         """Detection found no header: the peer is the client."""
-        self._stop_timer()
+        self.stop()
         buffer, self._buffer = self._buffer, b""
         self._accept(None, buffer)
 
     def _accept(self, info: ProxyInfo | None, rest: bytes) -> None:
         """Go on with the real client (``info``; ``None``: a direct connection)."""
         owner = self._owner
-        owner._proxy_info = info
+        owner.proxy_info = info
         if info is None or info.source is None:
             # a direct connection (detection), or LOCAL/UNKNOWN: the proxy itself
             host, port = owner.remote_host, owner.remote_port
         else:
             host, port = info.source
         self._pending = rest
-        owner._raw_hook = self._hold
-        decision: Deferred[Any] | None = owner._peer_known(str(host), port)
+        owner.route_raw(self._hold)
+        decision: Deferred[Any] | None = owner.peer_known(str(host), port)
         if decision is None:
             self._replay()
         else:
@@ -308,30 +353,23 @@ class ProxyHeaderReader:
         self._pending += data
 
     def _replay(self) -> None:
-        owner = self._owner
-        if owner._raw_hook == self._hold:
-            owner._raw_hook = None
         data, self._pending = self._pending, b""
-        if data and owner._lost is None and owner.connection_id:  # (accepted)
-            hook = owner._raw_hook
-            if hook is not None:
-                hook(data)  # TLS (or its detection)
-            else:
-                owner.dataReceived(data, True)
+        self._owner.release_raw(self._hold)  # (TLS may have taken the raw bytes since)
+        self._owner.replay(data)
 
     def _malformed(self, why: str) -> None:
         self._refuse(errors.PEER_PROTOCOL_ERROR, f"bad PROXY protocol header: {why}")
 
     def _refuse(self, code: int, description: str) -> None:
-        self._stop_timer()
+        self.stop()
         owner = self._owner
         factory = owner.factory
         factory.stats["refused_proxy"] += 1
-        owner._raw_hook = None
-        owner._log.info(
+        owner.route_raw(None)
+        self._log.info(
             "PROXY protocol: closing a connection from {peer}: {description}",
             peer=owner.remote_host,
             description=description,
         )
-        factory._dispatch("error", Error("", code, description))
-        owner._refuse_now()
+        factory.dispatcher.dispatch("error", Error("", code, description))
+        owner.refuse_now()

@@ -25,11 +25,13 @@ errors, a refused client certificate) cost only this connection.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from typing_extensions import override
@@ -43,9 +45,11 @@ from tcpserver.events import SSLClientAuthentication, SSLConnectionRequest
 from tcpserver.tls import negotiated, verify_client
 
 if TYPE_CHECKING:
-    from tcpserver.protocol import TCPServerProtocol
+    from OpenSSL import SSL
 
-__all__ = ["RecordTracer", "TLSSession"]
+    from tcpserver.host import ConnectionHost
+
+__all__ = ["RecordTracer", "TLSOwner", "TLSSession", "report_alert"]
 
 _RECORD_TYPES = {
     20: "change_cipher_spec",
@@ -112,35 +116,82 @@ class _TracingTransport:
         return getattr(self._transport, name)
 
 
+class TLSOwner(TypingProtocol):
+    """What a :class:`TLSSession` asks of its connection."""
+
+    connection_id: str
+    transport: Any
+
+    @property
+    def factory(self) -> ConnectionHost:
+        """Settings, listeners, contexts, the clock."""
+
+    @property
+    def closing_or_gone(self) -> bool:
+        """The transport was told to close, or has gone."""
+
+    def ssl_status(self, message: str) -> None:
+        """Fire ``ssl_status`` (if anyone listens)."""
+
+    def hold_reading_for_tls(self, hold: bool) -> None:
+        """An async ssl_* listener is deciding: stop reading meanwhile."""
+
+    def maybe_start_engine(self) -> None:
+        """The certificate is chosen: start the engine when the plaintext is out."""
+
+    def tls_up(self) -> None:
+        """Handshake (and client-certificate check) done."""
+
+    def tls_failed(self, code: int, description: str) -> None:
+        """Give up on TLS for this connection."""
+
+    def plaintext_received(self, data: bytes) -> None:
+        """Decrypted bytes of the connection's stream."""
+
+    def tls_lost(self, reason: Failure) -> None:
+        """The connection has gone (the TLS-level reason)."""
+
+
 @implementer(IHandshakeListener)
 class _Plaintext(Protocol):
     """The TLS engine's application side: hands everything to the session."""
 
     def __init__(self, session: TLSSession) -> None:
-        self._session = session
+        self.session = session
 
     @override
     def dataReceived(self, data: bytes) -> None:
-        self._session.owner.dataReceived(data, True)  # decrypted
+        self.session.owner.plaintext_received(data)  # decrypted
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._session.owner._connection_lost(self._session.adjust_reason(reason))
+        self.session.owner.tls_lost(self.session.adjust_reason(reason))
 
     def handshakeCompleted(self) -> None:
-        self._session.handshake_done()
+        self.session.handshake_done()
+
+
+def report_alert(connection: SSL.Connection, direction: str, level: str, name: str) -> None:
+    """A TLS alert on some connection, reported through its ``ssl_status``."""
+    engine = connection.get_app_data()
+    plaintext = getattr(engine, "wrappedProtocol", None)
+    if isinstance(plaintext, _Plaintext):
+        plaintext.session.owner.ssl_status(f"alert {direction}: {level} {name}")
 
 
 class TLSSession:
     """TLS state of one connection; see the module docstring."""
 
-    def __init__(self, owner: TCPServerProtocol) -> None:
+    _log = Logger()
+
+    def __init__(self, owner: TLSOwner) -> None:
         self.owner = owner
-        settings = owner.factory._settings
+        settings = owner.factory.settings
         self.engine: TLSMemoryBIOProtocol | None = None
         self.certificate: Certificate | None = None
         self.up = False  # handshake (and client check) done
         self.waiters: list[Deferred[None]] = []  # start_ssl() callers
+        self.reported = False  # the failure has been reported (error event)
         # _UNPARSED until the first byte decides whether the ClientHello is
         # parsed (someone may see what it says) or goes straight to OpenSSL;
         # None once it came (or, unparsed, once the first byte came).
@@ -161,10 +212,10 @@ class TLSSession:
     def start(self) -> None:
         """Wait for the client's first flight."""
         if self._timeout:
-            clock = self.owner._clock
+            clock = self.owner.factory.reactor
             self._progress_at = clock.seconds()
             self._timer = clock.callLater(self._timeout, self._timed_out)
-        self.owner._ssl_status("TLS: waiting for the ClientHello")
+        self.owner.ssl_status("TLS: waiting for the ClientHello")
 
     def data(self, data: bytes) -> None:
         """Raw bytes from the socket."""
@@ -172,7 +223,7 @@ class TLSSession:
             self.trace("received", self._trace_in.feed(data))
         if self._timer is not None:
             # (a clock read, not a reset of the timer per read: it checks when it fires)
-            self._progress_at = self.owner._clock.seconds()
+            self._progress_at = self.owner.factory.reactor.seconds()
         if self.engine is not None:
             self.engine.dataReceived(data)
             return
@@ -183,7 +234,7 @@ class TLSSession:
                 self.fail(errors.HANDSHAKE_ERROR, "too much data before the handshake started")
             return
         if self._parser is _UNPARSED:
-            listeners = self.owner.factory._listeners
+            listeners = self.owner.factory.dispatcher.listeners
             if not (listeners["ssl_connection_request"] or listeners["ssl_status"]):
                 # Nobody would see the ClientHello or choose by it: OpenSSL reads it.
                 self._parser = None
@@ -203,12 +254,13 @@ class TLSSession:
         self._parser = None
         owner = self.owner
         factory = owner.factory
-        if factory._listeners["ssl_status"]:
-            owner._ssl_status(
+        listeners = factory.dispatcher.listeners
+        if listeners["ssl_status"]:
+            owner.ssl_status(
                 f"ClientHello: {', '.join(hello.versions)} offered, server name "
                 f"{hello.server_name or '(none)'}, {len(hello.cipher_suites)} cipher suites"
             )
-        if not factory._listeners["ssl_connection_request"]:
+        if not listeners["ssl_connection_request"]:
             self._choose(None)  # (no event to build: nobody would see it)
             return
         event = SSLConnectionRequest(
@@ -217,20 +269,20 @@ class TLSSession:
             hello.cipher_suite_names,
             hello.signature_algorithm_names,
         )
-        waiting = factory._dispatch("ssl_connection_request", event)
+        waiting = factory.dispatcher.dispatch("ssl_connection_request", event)
         if waiting is None:
             self._choose(event.certificate)
         else:
-            owner._hold_reading_for_tls(True)
+            owner.hold_reading_for_tls(True)
             waiting.addCallback(lambda _: self._choose(event.certificate, resumed=True))
 
     def _choose(self, chosen: Certificate | None, resumed: bool = False) -> None:
         owner = self.owner
         if resumed:
-            owner._hold_reading_for_tls(False)
-        if owner._lost is not None or owner._close_called:
+            owner.hold_reading_for_tls(False)
+        if owner.closing_or_gone:
             return
-        certificate = chosen or owner.factory._settings["SSLCert"]
+        certificate = chosen or owner.factory.settings["SSLCert"]
         if certificate is None:
             self.fail(
                 errors.NO_SERVER_CERTIFICATE,
@@ -245,14 +297,12 @@ class TLSSession:
             )
             return
         try:
-            self._tls_factory = owner.factory._tls_contexts.factory_for(certificate)
+            self._tls_factory = owner.factory.tls_contexts.factory_for(certificate)
         except TCPServerError as exc:
             self.fail(exc.code, exc.description)
             return
         except Exception as exc:  # noqa: BLE001 - one connection must not break the server
-            owner._log.failure(
-                "building the TLS context for {subject}", subject=certificate.subject
-            )
+            self._log.failure("building the TLS context for {subject}", subject=certificate.subject)
             self.fail(
                 errors.CANNOT_ACQUIRE_CREDENTIALS,
                 f"{errors.description_for(273)} {type(exc).__name__}: {exc}",
@@ -260,9 +310,9 @@ class TLSSession:
             return
         self.certificate = certificate
         self._chosen = True
-        if owner.factory._listeners["ssl_status"]:
-            owner._ssl_status(f"certificate: {certificate.subject}")
-        owner._maybe_start_engine()
+        if owner.factory.dispatcher.listeners["ssl_status"]:
+            owner.ssl_status(f"certificate: {certificate.subject}")
+        owner.maybe_start_engine()
 
     @property
     def hello_seen(self) -> bool:
@@ -299,13 +349,13 @@ class TLSSession:
         self._cancel_timer()
         owner = self.owner
         connection = self.handle
-        if owner.factory._listeners["ssl_status"]:
-            owner._ssl_status(
+        if owner.factory.dispatcher.listeners["ssl_status"]:
+            owner.ssl_status(
                 f"handshake complete: {negotiated(connection, 'SSLNegotiatedVersion')} "
                 f"{negotiated(connection, 'SSLNegotiatedCipher')} "
                 f"({negotiated(connection, 'SSLNegotiatedCipherStrength')} bits)"
             )
-        settings = owner.factory._settings
+        settings = owner.factory.settings
         if not settings["SSLAuthenticateClients"]:
             self._finish()
             return
@@ -319,7 +369,7 @@ class TLSSession:
             accept, status = verify_client(
                 peer,
                 chain,
-                owner.factory._tls_contexts.trusted(),
+                owner.factory.tls_contexts.trusted(),
                 settings["OpenSSLCAFile"],
                 settings["OpenSSLCADir"],
                 settings["SSLSecurityFlags"],
@@ -332,21 +382,21 @@ class TLSSession:
                 shown += [c for c in chain if c != peer]
             encoded = b"".join(c.public_bytes(Encoding.PEM) for c in shown)
             subject, issuer = format_name(peer.subject), format_name(peer.issuer)
-        owner._ssl_status(f"client certificate: {subject or '(none)'}; verification: {status}")
+        owner.ssl_status(f"client certificate: {subject or '(none)'}; verification: {status}")
         event = SSLClientAuthentication(
             owner.connection_id, encoded, subject, issuer, status, accept
         )
-        waiting = owner.factory._dispatch("ssl_client_authentication", event)
+        waiting = owner.factory.dispatcher.dispatch("ssl_client_authentication", event)
         if waiting is None:
             self._judged(event)
         else:
-            owner._hold_reading_for_tls(True)
+            owner.hold_reading_for_tls(True)
             waiting.addCallback(lambda _: self._judged(event))
 
     def _judged(self, event: SSLClientAuthentication) -> None:
         owner = self.owner
-        owner._hold_reading_for_tls(False)
-        if owner._lost is not None:
+        owner.hold_reading_for_tls(False)
+        if owner.closing_or_gone:
             return
         if not event.accept:
             code = (
@@ -363,7 +413,7 @@ class TLSSession:
     def _finish(self) -> None:
         self.up = True
         waiters, self.waiters = self.waiters, []
-        self.owner._tls_up()
+        self.owner.tls_up()
         for waiting in waiters:
             waiting.callback(None)
 
@@ -372,7 +422,21 @@ class TLSSession:
     def fail(self, code: int, description: str) -> None:
         """Give up on TLS for this connection."""
         self._cancel_timer()
-        self.owner._tls_failed(code, description)
+        self.owner.tls_failed(code, description)
+
+    def lost(self, code: int, description: str) -> None:
+        """The connection has gone (status ``code``): start_ssl() callers hear why."""
+        self._cancel_timer()
+        if self.waiters:
+            self.fail_waiters(
+                TCPServerError(code, description)
+                if code
+                else TCPServerError(
+                    errors.HANDSHAKE_ERROR,
+                    f"{errors.description_for(errors.HANDSHAKE_ERROR)} The connection "
+                    "closed before the TLS handshake finished",
+                )
+            )
 
     def fail_waiters(self, error: TCPServerError) -> None:
         """The connection closed before the handshake finished."""
@@ -412,7 +476,7 @@ class TLSSession:
         return reason
 
     def _timed_out(self) -> None:
-        clock = self.owner._clock
+        clock = self.owner.factory.reactor
         left = self._progress_at + self._timeout - clock.seconds()
         if left > 0:  # bytes came since it was set: wait for the rest
             self._timer = clock.callLater(left, self._timed_out)
@@ -444,4 +508,4 @@ class TLSSession:
 
     def trace(self, direction: str, records: list[tuple[str, int]]) -> None:
         for kind, length in records:
-            self.owner._ssl_status(f"record {direction}: {kind}, {length} bytes")
+            self.owner.ssl_status(f"record {direction}: {kind}, {length} bytes")

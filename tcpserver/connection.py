@@ -9,6 +9,7 @@ listener.  Values are validated like the defaults they mirror.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tcpserver.settings import lookup
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from tcpserver._proxy import ProxyInfo
     from tcpserver.protocol import TCPServerProtocol
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "ConnectionMap"]
 
 
 class Connection:
@@ -92,7 +93,7 @@ class Connection:
         What the PROXY protocol header said (addresses, and for v2 the TLVs:
         ALPN, authority, TLS details, unique id...); ``None`` without one.
         """
-        return self._protocol._proxy_info
+        return self._protocol.proxy_info
 
     @property
     def length_prefix(self) -> int:
@@ -172,3 +173,25 @@ class Connection:
 def _coerce(setting_name: str, value: object) -> Any:
     """Validate a per-connection field like the default it mirrors."""
     return lookup(setting_name).coerce(value)
+
+
+class ConnectionMap(Mapping[str, Connection]):
+    """Read-only ``connection_id -> Connection`` view of the live connections."""
+
+    __slots__ = ("_protocols",)
+
+    def __init__(self, protocols: Mapping[str, TCPServerProtocol]) -> None:
+        self._protocols = protocols
+
+    def __getitem__(self, connection_id: str) -> Connection:
+        # Views are made on demand: an idle connection carries no view object.
+        return Connection(self._protocols[connection_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._protocols))
+
+    def __len__(self) -> int:
+        return len(self._protocols)
+
+    def __repr__(self) -> str:
+        return f"<connections {sorted(self._protocols)}>"

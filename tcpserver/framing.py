@@ -246,6 +246,26 @@ class Framer:
         return self._batch_iter if self._batch is not None else iter(())
 
     @property
+    def has_input(self) -> bool:
+        """Whether received bytes wait here (a batch's undelivered lines included)."""
+        if self._batch is not None and self._batch_iter.__length_hint__():  # type: ignore[attr-defined]
+            return True
+        return self._pos < len(self._buf) or bool(self._held)
+
+    def finish_batch(self) -> int:
+        """
+        End the batch :meth:`split_lines` (or :meth:`receive_lines`) started,
+        after the lines taken from :attr:`batch`.
+
+        :returns: how many lines were taken (0 when no batch was open and
+            none was settled since).
+        """
+        if self._batch is not None:
+            self.settle()
+        done, self.batch_done = self.batch_done, 0
+        return done
+
+    @property
     def buffered(self) -> int:
         """How many received bytes wait here for delivery."""
         if self._batch is not None:

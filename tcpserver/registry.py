@@ -156,6 +156,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Pending connections the kernel queues for accept() (listen backlog).",
         applies=_NEXT_LISTEN,
         flag="backlog",
+        port=True,
     ),
     _prop(
         "DefaultEOL",
@@ -166,6 +167,7 @@ REGISTRY: tuple[Setting, ...] = (
         "data is delivered as it arrives.",
         applies=_NEW_CONNECTIONS,
         flag="eol",
+        profile="eol",
     ),
     _prop(
         "DefaultIdleTimeout",
@@ -175,6 +177,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Seconds without traffic after which a connection is closed (0: never).",
         applies=_NEW_CONNECTIONS,
         flag="idle-timeout",
+        profile="idle_timeout",
     ),
     _prop(
         "DefaultMaxLineLength",
@@ -185,6 +188,7 @@ REGISTRY: tuple[Setting, ...] = (
         "delivered with eol=False (minimum 256).",
         applies=_NEW_CONNECTIONS,
         flag="max-line-length",
+        profile="max_line_length",
     ),
     _prop(
         "DefaultSingleLineMode",
@@ -194,6 +198,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Split incoming data on CR, LF or CRLF (DefaultEOL is then ignored).",
         applies=_NEW_CONNECTIONS,
         flag="single-line-mode",
+        profile="single_line_mode",
     ),
     _prop(
         "DefaultTimeout",
@@ -204,6 +209,7 @@ REGISTRY: tuple[Setting, ...] = (
         "queue is full; > 0 = sends wait up to this many seconds.",
         applies=_NEW_CONNECTIONS,
         flag="timeout",
+        profile="send_timeout",
     ),
     _prop(
         "KeepAlive",
@@ -213,6 +219,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Enable TCP keep-alive probes (SO_KEEPALIVE) on accepted connections.",
         applies=_NEW_CONNECTIONS,
         flag="keep-alive",
+        profile="keep_alive",
     ),
     _prop(
         "Linger",
@@ -223,6 +230,7 @@ REGISTRY: tuple[Setting, ...] = (
         "close (RST, SO_LINGER 0), queued data may be lost.",
         applies=_NEW_CONNECTIONS,
         flag="linger",
+        profile="linger",
     ),
     _prop(
         "LocalHost",
@@ -233,6 +241,7 @@ REGISTRY: tuple[Setting, ...] = (
         listening_error=errors.LOCAL_HOST_WHILE_LISTENING,
         applies=_NEXT_LISTEN,
         flag="interface",
+        port=True,
     ),
     _prop(
         "LocalPort",
@@ -243,6 +252,7 @@ REGISTRY: tuple[Setting, ...] = (
         listening_error=errors.LOCAL_PORT_WHILE_LISTENING,
         applies=_NEXT_LISTEN,
         flag="port",
+        port=True,
     ),
     _prop(
         "SSLAuthenticateClients",
@@ -292,6 +302,7 @@ REGISTRY: tuple[Setting, ...] = (
         flag="ssl-start-mode",
         effect="tls",
         couples=_enabled_for_start_mode,
+        profile="ssl_start_mode",
     ),
     # ---- TCPServer config settings ------------------------------------------
     _cfg(
@@ -329,6 +340,7 @@ REGISTRY: tuple[Setting, ...] = (
         "client address is known before connection_request.",
         applies=_NEW_CONNECTIONS,
         flag="proxy-protocol",
+        profile="proxy_protocol",
     ),
     _cfg(
         "TrustedProxies",
@@ -399,6 +411,7 @@ REGISTRY: tuple[Setting, ...] = (
         "in TrustedProxies is still refused (like Netty's detectProtocol).",
         applies=_NEW_CONNECTIONS,
         flag="proxy-protocol-detect",
+        profile="proxy_detect",
     ),
     _cfg(
         "ProxyHeaderTimeout",
@@ -409,6 +422,7 @@ REGISTRY: tuple[Setting, ...] = (
         "proxy; 0: no limit).",
         applies=_NEW_CONNECTIONS,
         flag="proxy-header-timeout",
+        profile="proxy_timeout",
     ),
     _cfg(
         "ReadIdleTimeout",
@@ -418,6 +432,7 @@ REGISTRY: tuple[Setting, ...] = (
         "with status 903 (like Netty's reader idle; 0: never).",
         applies=_NEW_CONNECTIONS,
         flag="read-idle-timeout",
+        profile="read_idle",
     ),
     _cfg(
         "WriteIdleTimeout",
@@ -428,6 +443,7 @@ REGISTRY: tuple[Setting, ...] = (
         "closed with status 904 (like Netty's writer idle; 0: never).",
         applies=_NEW_CONNECTIONS,
         flag="write-idle-timeout",
+        profile="write_idle",
     ),
     _cfg(
         "CloseGracePeriod",
@@ -438,6 +454,7 @@ REGISTRY: tuple[Setting, ...] = (
         "(0: no limit, except after a timeout, which always escalates).",
         applies=_NEW_CONNECTIONS,
         flag="close-grace-period",
+        profile="close_grace",
     ),
     _cfg(
         "MaxConnectionsPerAddress",
@@ -526,6 +543,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Disable Nagle's algorithm (TCP_NODELAY) on accepted connections.",
         applies=_NEW_CONNECTIONS,
         flag="tcp-nodelay",
+        profile="tcp_nodelay",
     ),
     _cfg(
         "UseIPv6",
@@ -541,6 +559,7 @@ REGISTRY: tuple[Setting, ...] = (
         256 * 1024,
         "Queued outgoing bytes at which a connection stops reading and ready_to_send turns False.",
         applies=_NEW_CONNECTIONS,
+        profile="high_water",
     ),
     _cfg(
         "SendQueueLowWater",
@@ -548,6 +567,7 @@ REGISTRY: tuple[Setting, ...] = (
         64 * 1024,
         "Queued outgoing bytes below which reading resumes and ready_to_send fires again.",
         applies=_NEW_CONNECTIONS,
+        profile="low_water",
     ),
     _cfg(
         "SendQueueLimit",
@@ -556,6 +576,7 @@ REGISTRY: tuple[Setting, ...] = (
         "Hard limit of queued outgoing bytes: past it a send with timeout 0 "
         "fails with 135 (bytes_sent tells what was queued).",
         applies=_NEW_CONNECTIONS,
+        profile="queue_limit",
     ),
     # ---- SSL config settings -------------------------------------------------
     _cfg(

@@ -25,17 +25,20 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tcpserver import errors
+from tcpserver._twisted import route_accept_logs
 from tcpserver.connection import Connection
+from tcpserver.delegates import ConnectionMethods
 from tcpserver.errors import TCPServerError
 from tcpserver.events import Error, Listener
-from tcpserver.factory import SettingProperty, TCPServerFactory
-from tcpserver.settings import SSLStartMode
-from tcpserver.tls import Certificate
+from tcpserver.factory import TCPServerFactory
+from tcpserver.properties import (
+    PropertyAccess,
+    apply_properties,
+    property_names,
+    setting_properties,
+)
 
 __all__ = ["TCPServer"]
-
-#: Methods bound straight to the factory's on every instance (per-line calls).
-_HOT_METHODS = ("send", "send_bytes", "send_text", "send_line")
 
 #: How long ``shutdown()`` lets queued data drain before resetting the rest.
 SHUTDOWN_TIMEOUT = 10.0
@@ -124,7 +127,7 @@ class AcceptErrorLog:
         self._last_seen = now
         if new_burst:
             code = errors.TOO_MANY_OPEN_FILES
-            factory._dispatch(
+            factory.dispatcher.dispatch(
                 "error",
                 Error(
                     "",
@@ -150,16 +153,12 @@ class AcceptErrorLog:
 
 def limit_accept_error_logs(port: object, factory: TCPServerFactory) -> None:
     """Route a Twisted port's accept-error logs through :class:`AcceptErrorLog`."""
-    logger = getattr(port, "_logger", None)
-    if isinstance(logger, Logger):
-        # Port._logger is a class attribute; an instance attribute overrides
-        # it for this port only.
-        port._logger = Logger(  # type: ignore[attr-defined]
-            namespace=logger.namespace, observer=AcceptErrorLog(logger.observer, factory)
-        )
+    route_accept_logs(port, lambda observer: AcceptErrorLog(observer, factory))
 
 
-class TCPServer:
+@setting_properties(port=True)
+@setting_properties(port=False)
+class TCPServer(ConnectionMethods, PropertyAccess):
     """
     A TCP/TLS server with the manual's properties, methods and events.
 
@@ -179,54 +178,26 @@ class TCPServer:
 
     _log = Logger()
 
-    connection_backlog: SettingProperty[int] = SettingProperty("ConnectionBacklog")
-    local_host: SettingProperty[str] = SettingProperty("LocalHost")
-    local_port: SettingProperty[int] = SettingProperty("LocalPort")
-    default_eol: SettingProperty[bytes] = SettingProperty("DefaultEOL")
-    default_idle_timeout: SettingProperty[float] = SettingProperty("DefaultIdleTimeout")
-    default_max_line_length: SettingProperty[int] = SettingProperty("DefaultMaxLineLength")
-    default_single_line_mode: SettingProperty[bool] = SettingProperty("DefaultSingleLineMode")
-    default_timeout: SettingProperty[float] = SettingProperty("DefaultTimeout")
-    keep_alive: SettingProperty[bool] = SettingProperty("KeepAlive")
-    linger: SettingProperty[bool] = SettingProperty("Linger")
-    ssl_authenticate_clients: SettingProperty[bool] = SettingProperty("SSLAuthenticateClients")
-    ssl_cert: SettingProperty[Certificate | None] = SettingProperty("SSLCert")
-    ssl_enabled: SettingProperty[bool] = SettingProperty("SSLEnabled")
-    ssl_provider: SettingProperty[int] = SettingProperty("SSLProvider")
-    ssl_start_mode: SettingProperty[SSLStartMode] = SettingProperty("SSLStartMode")
-
-    #: Properties settable as constructor keywords.
-    PROPERTIES: tuple[str, ...] = (
-        "connection_backlog",
-        "local_host",
-        "local_port",
-        *TCPServerFactory.PROPERTIES,
-    )
+    #: Properties settable as constructor keywords (the port's, then the factory's).
+    PROPERTIES: tuple[str, ...] = (*property_names(port=True), *TCPServerFactory.PROPERTIES)
 
     def __init__(self, reactor: IReactorTime | None = None, **properties: Any) -> None:
         #: The Twisted factory behind this server (share it with endpoints).
         self.factory = TCPServerFactory(reactor)
         self.reactor = self.factory.reactor
-        self._settings = self.factory._settings
+        #: The factory's settings (one store for both).
+        self.settings = self.factory.settings
+        #: The factory's connections (the per-connection methods look them up here).
+        self.table = self.factory.table
         self._port: IListeningPort | None = None
         self._endpoint_ports: list[tuple[str, IListeningPort]] = []
         self._in_run = False
         self._stopping: Deferred[None] | None = None
-        self.factory._apply_properties(properties, self.PROPERTIES)
-        for name in properties:
-            if name not in TCPServerFactory.PROPERTIES:
-                setattr(self, name, properties[name])
-        # The per-line methods skip this facade: the factory's bound methods
-        # stand in for the delegating ones below (same signatures and docs).
-        for name in _HOT_METHODS:
-            self.__dict__[name] = getattr(self.factory, name)
+        apply_properties(self, properties, self.PROPERTIES)
 
     def __repr__(self) -> str:
         state = f"listening on {self.local_port}" if self.listening else "not listening"
         return f"<TCPServer {state}, {len(self.connections)} connection(s)>"
-
-    def _change_setting(self, name: str, value: object) -> None:
-        self._settings.set(name, value, listening=self.listening)
 
     # -- read-only properties --------------------------------------------------------
 
@@ -285,67 +256,6 @@ class TCPServer:
         """Set or read a config setting; see :meth:`TCPServerFactory.config`."""
         return self.factory.config(configuration)
 
-    # -- per-connection methods (delegated) ----------------------------------------------
-
-    def send(self, connection_id: str, data: bytes) -> Deferred[None] | None:
-        """Send bytes; see :meth:`TCPServerFactory.send`."""
-        return self.factory.send(connection_id, data)
-
-    def send_bytes(self, connection_id: str, data: bytes) -> Deferred[None] | None:
-        """Send bytes; see :meth:`TCPServerFactory.send_bytes`."""
-        return self.factory.send_bytes(connection_id, data)
-
-    def send_text(self, connection_id: str, text: str) -> Deferred[None] | None:
-        """Send text in the ``CodePage``; see :meth:`TCPServerFactory.send_text`."""
-        return self.factory.send_text(connection_id, text)
-
-    def send_line(self, connection_id: str, text: str | bytes) -> Deferred[None] | None:
-        """Send text plus CRLF; see :meth:`TCPServerFactory.send_line`."""
-        return self.factory.send_line(connection_id, text)
-
-    def send_file(self, connection_id: str, path: str) -> Deferred[int]:
-        """Stream a file; see :meth:`TCPServerFactory.send_file`."""
-        return self.factory.send_file(connection_id, path)
-
-    def interrupt(self, connection_id: str) -> None:
-        """Stop a ``send_file``; see :meth:`TCPServerFactory.interrupt`."""
-        self.factory.interrupt(connection_id)
-
-    def disconnect(self, connection_id: str) -> None:
-        """Close a connection; see :meth:`TCPServerFactory.disconnect`."""
-        self.factory.disconnect(connection_id)
-
-    def pause_data(self, connection_id: str) -> None:
-        """Hold back ``data_in``; see :meth:`TCPServerFactory.pause_data`."""
-        self.factory.pause_data(connection_id)
-
-    def process_data(self, connection_id: str) -> None:
-        """Resume ``data_in``; see :meth:`TCPServerFactory.process_data`."""
-        self.factory.process_data(connection_id)
-
-    def change_record_length(self, connection_id: str, record_length: int) -> None:
-        """Fixed-size records; see :meth:`TCPServerFactory.change_record_length`."""
-        self.factory.change_record_length(connection_id, record_length)
-
-    def change_length_prefix(
-        self,
-        connection_id: str,
-        size: int,
-        byteorder: str = "big",
-        adjust: int = 0,
-        strip: bool = True,
-    ) -> None:
-        """See :meth:`TCPServerFactory.change_length_prefix`."""
-        self.factory.change_length_prefix(connection_id, size, byteorder, adjust, strip)
-
-    def send_frame(self, connection_id: str, data: bytes) -> Deferred[None] | None:
-        """See :meth:`TCPServerFactory.send_frame`."""
-        return self.factory.send_frame(connection_id, data)
-
-    def start_ssl(self, connection_id: str) -> Deferred[None]:
-        """Upgrade to TLS; see :meth:`TCPServerFactory.start_ssl`."""
-        return self.factory.start_ssl(connection_id)
-
     # -- listening ---------------------------------------------------------------------
 
     def start_listening(self) -> None:
@@ -360,7 +270,7 @@ class TCPServer:
                 errors.ALREADY_LISTENING,
                 f"{errors.description_for(errors.ALREADY_LISTENING)} (on port {self.local_port})",
             )
-        settings = self._settings
+        settings = self.settings
         host: str = settings["LocalHost"]
         port: int = settings["LocalPort"]
         family, address = bind_address(host, port, settings["UseIPv6"])
@@ -376,7 +286,7 @@ class TCPServer:
             )
             bound = listening.getHost().port  # type: ignore[attr-defined]
         self._port = listening
-        self.factory._server_ports += 1
+        self.factory.listening_ports += 1
         settings.record("LocalPort", bound)
         self._log.info(
             "tcpserver listening on {address} (port {port})",
@@ -387,7 +297,7 @@ class TCPServer:
     def _adopt(
         self, family: int, address: tuple[Any, ...], shown: str
     ) -> tuple[IListeningPort, int]:
-        settings = self._settings
+        settings = self.settings
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -458,8 +368,8 @@ class TCPServer:
         finally:
             sock.close()  # the reactor holds its own duplicate
         self._port = listening
-        self.factory._server_ports += 1
-        self._settings.record("LocalPort", bound)
+        self.factory.listening_ports += 1
+        self.settings.record("LocalPort", bound)
         self._log.info("tcpserver serving descriptor {fd} (port {port})", fd=fd, port=bound)
 
     def listen_endpoint(self, description: str) -> Deferred[IListeningPort]:
@@ -485,7 +395,7 @@ class TCPServer:
 
         def listening(port: IListeningPort) -> IListeningPort:
             self._endpoint_ports.append((description, port))
-            self.factory._server_ports += 1
+            self.factory.listening_ports += 1
             host = port.getHost()
             shown = getattr(host, "port", None) or getattr(host, "name", host)
             if isinstance(shown, bytes):
@@ -522,13 +432,13 @@ class TCPServer:
         endpoints, self._endpoint_ports = self._endpoint_ports, []
         closing: list[Deferred[Any]] = []
         if port is not None:
-            self.factory._server_ports -= 1
+            self.factory.listening_ports -= 1
             self._log.info("tcpserver stopped listening on port {port}", port=self.local_port)
             result = port.stopListening()
             if isinstance(result, Deferred):
                 closing.append(result)
         for description, listening in endpoints:
-            self.factory._server_ports -= 1
+            self.factory.listening_ports -= 1
             self._log.info("tcpserver stopped listening on {endpoint}", endpoint=description)
             result = listening.stopListening()
             if isinstance(result, Deferred):
@@ -569,7 +479,7 @@ class TCPServer:
         every property and config setting to its default.  Listeners stay.
         """
         self.stop_listening()
-        self.factory._abort_all()
+        self.factory.abort_all()
         self.factory.reset_settings()
 
     # -- running the reactor -------------------------------------------------------------

@@ -411,6 +411,10 @@ class Setting:
         must be stored with it to keep them consistent (``SSLStartMode`` and
         ``SSLEnabled``); :class:`~tcpserver.settings.Settings` stores them in
         the same change and reports each one that changed.
+    :ivar port: a property of the listening port (:class:`~tcpserver.TCPServer`
+        only); the other properties are the factory's.
+    :ivar profile: the field of :class:`~tcpserver.profile.ConnectionProfile`
+        this setting feeds (a connection copies it when accepted), or ``None``.
     """
 
     name: str
@@ -426,6 +430,8 @@ class Setting:
     flag: str | None = None
     effect: Effect | None = None
     couples: Coupling | None = None
+    port: bool = False
+    profile: str | None = None
 
     def parse(self, text: str) -> Any:
         """Parse ``text`` for this setting; bad values raise 10022."""

@@ -251,14 +251,14 @@ class Options(usage.Options):
             # one of the supervisor's workers: unique ids, a share of MaxConnections
             count = max(self["worker-count"], 1)
             server.factory.id_prefix = f"w{self['worker-index']}.{self['worker-generation']}-"
-            limit = server._settings["MaxConnections"]
-            server._settings.set("MaxConnections", -(-limit // count), listening=False)
+            limit = server.settings["MaxConnections"]
+            server.settings.set("MaxConnections", -(-limit // count), listening=False)
             # the global accept rate is shared the same way; per-address
             # limits apply per worker (the kernel spreads a client's
             # connections over the workers)
-            rate = server._settings["MaxAcceptRate"]
+            rate = server.settings["MaxAcceptRate"]
             if rate:
-                server._settings.set("MaxAcceptRate", rate / count, listening=False)
+                server.settings.set("MaxAcceptRate", rate / count, listening=False)
         self["server"] = server
         self["handler_object"] = self._load_handler()
 
@@ -408,7 +408,7 @@ class Options(usage.Options):
     @staticmethod
     def _set(server: TCPServer, name: str, value: str, flag: str) -> None:
         try:
-            server._settings.set_string(name, value)
+            server.settings.set_string(name, value)
         except TCPServerError as exc:
             raise usage.UsageError(f"{flag} {value!r}: {exc.description}") from None
 
@@ -444,15 +444,15 @@ def _reloader(raw_args: list[str]) -> Any:
                 continue
             if setting.name in ("LocalPort", "LocalHost", "SSLEnabled"):
                 continue
-            value = new._settings[setting.name]
-            if value != live._settings[setting.name]:
-                live._settings.set(setting.name, value, listening=True)
+            value = new.settings[setting.name]
+            if value != live.settings[setting.name]:
+                live.settings.set(setting.name, value, listening=True)
                 changed.append(setting.name)
         certificates = getattr(svc, "sni_certificates", None)
         if certificates is not None:
             certificates.clear()
             certificates.update(fresh["sni"])
-        live.factory._tls_contexts.invalidate()  # certificates are re-read for new handshakes
+        live.factory.tls_contexts.invalidate()  # certificates are re-read for new handshakes
         from twisted.logger import Logger
 
         Logger().info(
@@ -469,7 +469,7 @@ def makeService(options: Options) -> service.Service:
     if options["workers"] and options["worker-fd"] is None:
         from tcpserver.workers import WorkerPool, worker_args
 
-        settings = server._settings
+        settings = server.settings
         return WorkerPool(
             settings["LocalHost"],
             settings["LocalPort"],

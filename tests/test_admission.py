@@ -258,6 +258,6 @@ def test_workers_share_the_global_accept_rate():
         ["--worker-fd", "3", "--worker-count", "4", "--max-accept-rate", "100",
          "--max-accept-rate-per-address", "5"]
     )  # fmt: skip
-    settings = options["server"]._settings
+    settings = options["server"].settings
     assert settings["MaxAcceptRate"] == 25
     assert settings["MaxAcceptRatePerAddress"] == 5  # per worker, as documented

@@ -20,16 +20,11 @@ from helpers import client, in_thread, read_until, sleep, tls_client
 
 from tcpserver import SSLStartMode, TCPServer
 from tcpserver._clienthello import ClientHelloParser
-from tcpserver.protocol import OPEN, TCPServerProtocol
+from tcpserver.lifecycle import State
 from tcpserver.testing import MemoryConnection, memory_server
 
 
-def _echo(server: TCPServer) -> None:
-    server.default_eol = b"\n"
-    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-
-
-async def _until(predicate, timeout: float = 5.0) -> None:
+async def until(predicate, timeout: float = 5.0) -> None:
     waited = 0.0
     while not predicate():
         assert waited < timeout, "condition not reached"
@@ -37,52 +32,60 @@ async def _until(predicate, timeout: float = 5.0) -> None:
         waited += 0.01
 
 
+def _echo(server: TCPServer) -> None:
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+
+
 @pytest_twisted.ensureDeferred
-async def test_quick_open_is_taken_only_while_nobody_needs_telling(server):
+async def test_quick_open_is_taken_only_while_nobody_needs_telling(server, monkeypatch):
     _echo(server)
     server.start_listening()
     port = server.local_port
     factory = server.factory
-    assert factory._quiet_open
-    opened: list[TCPServerProtocol] = []
-    real_open = TCPServerProtocol._open_at_once
+    assert factory.quiet_open
+    # a connection that must be decided waits in the table's pending set
+    # first; one that opens in one step never does
+    pending: list[object] = []
+    real_add = factory.table.add_pending
 
-    def spy(self: TCPServerProtocol) -> None:
-        opened.append(self)
-        real_open(self)
+    def spy(entry: object) -> None:
+        pending.append(entry)
+        real_add(entry)
 
-    TCPServerProtocol._open_at_once = spy
-    try:
-        assert await in_thread(client, port, b"a\n", 2) == b"a\n"
-        assert len(opened) == 1
-        await _until(lambda: opened[0]._state != OPEN)  # it closes in one step too
-        assert not server.connections
+    monkeypatch.setattr(factory.table, "add_pending", spy)
+    states: list[State] = []
+    server.on("data_in", lambda e: states.append(factory.table.by_id[e.connection_id].state))
+    assert await in_thread(client, port, b"a\n", 2) == b"a\n"
+    assert pending == []
+    assert states == [State.OPEN]
+    await until(lambda: not server.connections)  # it closes in one step too
 
-        # a listener for any accept-time event turns the fast path off ...
-        for name in ("connection_request", "connected", "ready_to_send"):
-            seen: list[object] = []
-            server.on(name, seen.append)
-            assert not factory._quiet_open
-            assert await in_thread(client, port, b"b\n", 2) == b"b\n"
-            assert len(seen) == 1, name
-            assert len(opened) == 1, name
-            server.off(name, seen.append)
-            assert factory._quiet_open
+    # a listener for any accept-time event turns the fast path off ...
+    for name in ("connection_request", "connected", "ready_to_send"):
+        seen: list[object] = []
+        server.on(name, seen.append)
+        assert not factory.quiet_open
+        assert await in_thread(client, port, b"b\n", 2) == b"b\n"
+        assert len(seen) == 1, name
+        assert len(pending) == 1, name
+        pending.clear()
+        server.off(name, seen.append)
+        assert factory.quiet_open
 
-        # ... and so do access limits
-        server.config("BlockedClients=127.0.0.1")
-        assert not factory._quiet_open
-        assert await in_thread(client, port, b"c\n", 2, shut=True) == b""
-        assert factory.stats["refused_access"] == 1
-        server.config("BlockedClients=")
-        server.config("MaxConnectionsPerAddress=5")
-        assert not factory._quiet_open
-        server.config("MaxConnectionsPerAddress=0")
-        assert factory._quiet_open
-        assert await in_thread(client, port, b"d\n", 2) == b"d\n"
-        assert len(opened) == 2
-    finally:
-        TCPServerProtocol._open_at_once = real_open
+    # ... and so do access limits
+    server.config("BlockedClients=127.0.0.1")
+    assert not factory.quiet_open
+    assert await in_thread(client, port, b"c\n", 2, shut=True) == b""
+    assert factory.stats["refused_access"] == 1
+    server.config("BlockedClients=")
+    server.config("MaxConnectionsPerAddress=5")
+    assert not factory.quiet_open
+    server.config("MaxConnectionsPerAddress=0")
+    assert factory.quiet_open
+    pending.clear()
+    assert await in_thread(client, port, b"d\n", 2) == b"d\n"
+    assert pending == []
 
 
 @pytest_twisted.ensureDeferred
@@ -93,19 +96,19 @@ async def test_quick_open_sets_tcp_nodelay_and_counts(server):
     seen: dict[str, object] = {}
 
     def on_data(event):
-        protocol = server.factory._protocols[event.connection_id]
+        protocol = server.factory.table.by_id[event.connection_id]
         handle = protocol.transport.getHandle()
         seen["nodelay"] = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         seen["ready"] = server.connections[event.connection_id].ready_to_send
-        seen["pending"] = len(server.factory._pending)
+        seen["pending"] = server.factory.table.pending
 
     server.on("data_in", on_data)
     assert await in_thread(client, server.local_port, b"x\n", 2) == b"x\n"
     assert seen == {"nodelay": 1, "ready": True, "pending": 0}
     stats = server.stats()
     assert stats["connections_accepted"] == 1
-    await _until(lambda: not server.connections)
-    assert server.factory._open == 0
+    await until(lambda: not server.connections)
+    assert server.factory.table.open_sockets == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -114,12 +117,12 @@ async def test_quiet_close_still_tells_a_late_disconnected_listener(server):
     server.start_listening()
     port = server.local_port
     assert await in_thread(client, port, b"a\n", 2, shut=True) == b"a\n"
-    await _until(lambda: not server.connections)
+    await until(lambda: not server.connections)
 
     gone: list[object] = []
     server.on("disconnected", gone.append)
     assert await in_thread(client, port, b"b\n", 2, shut=True) == b"b\n"
-    await _until(lambda: len(gone) == 1)
+    await until(lambda: len(gone) == 1)
     assert gone[0].status_code == 0  # type: ignore[attr-defined]
     assert not server.connections
     assert server.stats()["bytes_received"] == 4
@@ -134,9 +137,9 @@ async def test_quiet_close_delivers_a_last_partial_line(server):
     server.on("data_in", lambda e: got.append((e.text, e.eol)))
     server.start_listening()
     await in_thread(client, server.local_port, b"one\ntwo", 0, shut=True)
-    await _until(lambda: len(got) == 2)
+    await until(lambda: len(got) == 2)
     assert got == [(b"one", True), (b"two", False)]
-    await _until(lambda: not server.connections)
+    await until(lambda: not server.connections)
 
 
 # -- a read batch: nothing is checked per line, yet every change applies to the next line
@@ -170,7 +173,11 @@ def test_listeners_changed_mid_batch_apply_to_the_next_line():
     client.feed(b"w\nx\ny\n")
     assert second == [b"c", b"d", b"w", b"x", b"y"]
     assert both == [b"+w", b"x", b"+x", b"+y"]
-    assert not server.factory._delivering
+    # no batch is left in progress: a later change disturbs nothing
+    server.off("data_in", take_second)
+    client.feed(b"z\n")
+    assert second == [b"c", b"d", b"w", b"x", b"y"]
+    assert both == [b"+w", b"x", b"+x", b"+y", b"+z"]
 
 
 def test_a_framing_change_mid_batch_reframes_the_rest():
@@ -218,7 +225,7 @@ def _tls_echo(server: TCPServer, tls) -> int:
     server.ssl_cert = tls.certificate()
     server.ssl_start_mode = SSLStartMode.IMPLICIT
     server.start_listening()
-    return server.local_port
+    return int(server.local_port)
 
 
 @pytest_twisted.ensureDeferred
@@ -263,7 +270,7 @@ async def test_an_unwatched_tls_port_still_rejects_plaintext(server, tls):
             return b""
 
     assert await in_thread(plaintext) == b""
-    await _until(lambda: len(errors) == 1)
+    await until(lambda: len(errors) == 1)
     assert errors[0].error_code == 276  # type: ignore[attr-defined]
     assert opened == []
 
@@ -275,7 +282,7 @@ async def test_an_unwatched_tls_port_still_rejects_plaintext(server, tls):
     assert time.monotonic() - started < 5
     got, _ = await in_thread(tls_client, port, tls.client_context(), b"ok\n", 3)
     assert got == b"ok\n"
-    await _until(lambda: len(opened) == 1)
+    await until(lambda: len(opened) == 1)
     assert len(errors) == 1
 
     # half a ClientHello, then a half-close: a failed handshake, at once
@@ -283,7 +290,7 @@ async def test_an_unwatched_tls_port_still_rejects_plaintext(server, tls):
     started = time.monotonic()
     await in_thread(client, port, partial, 0, shut=True, timeout=10)
     assert time.monotonic() - started < 5
-    await _until(lambda: len(errors) == 2)
+    await until(lambda: len(errors) == 2)
     assert errors[1].error_code == 276  # type: ignore[attr-defined]
 
 
@@ -299,10 +306,10 @@ async def test_a_started_handshake_that_stops_is_a_failure_either_way(server, tl
     port = _tls_echo(server, tls)
     partial = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
     await in_thread(client, port, partial, 0, shut=True, timeout=10)
-    await _until(lambda: len(errors) == 1)
+    await until(lambda: len(errors) == 1)
     assert errors[0].error_code == 276  # type: ignore[attr-defined]
     await in_thread(client, port, b"", 0, shut=True, timeout=10)
-    await _until(lambda: not server.connections)
+    await until(lambda: not server.connections)
     assert len(errors) == 1
     assert server.stats()["tls_failures"] == 1
 
@@ -373,9 +380,9 @@ def test_a_timed_send_in_a_batch_fires_once_its_bytes_are_handed():
 
     def listener(event):
         cid = event.connection_id
-        server.factory._protocols[cid].send_timeout = 0  # an untimed send first
+        server.factory.table.by_id[cid].send_timeout = 0  # an untimed send first
         server.send(cid, b"first\n")
-        server.factory._protocols[cid].send_timeout = 5
+        server.factory.table.by_id[cid].send_timeout = 5
         done = server.send(cid, event.text + b"\n")
         assert done is not None  # timed
         seen.append(done.called)

@@ -25,7 +25,7 @@ from tcpserver.handlers import echo, wire_handler
 
 def listen(server: TCPServer) -> int:
     server.start_listening()
-    return server.local_port
+    return int(server.local_port)
 
 
 def closed_unanswered(port: int, family: int = socket.AF_INET, host: str = "127.0.0.1") -> bool:
@@ -559,8 +559,8 @@ async def test_ten_thousand_connect_close_cycles_leak_nothing(server, recorder):
     await sleep(0.2)
     assert len(server.connections) == 0
     assert open_fds() == baseline
-    assert server.factory._open == 0
-    assert not server.factory._live()
+    assert server.factory.table.open_sockets == 0
+    assert not server.factory.table.live()
 
 
 EMFILE_SERVER = textwrap.dedent(

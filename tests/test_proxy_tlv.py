@@ -107,7 +107,7 @@ def test_failed_client_verification_and_v1_and_local():
     assert info.source is None
     assert server.connections[local.connection_id].remote_host == "127.0.0.1"
     direct = memory_server()
-    assert MemoryConnection(direct).protocol._proxy_info is None  # type: ignore[union-attr]
+    assert MemoryConnection(direct).protocol.proxy_info is None  # type: ignore[union-attr]
 
 
 def test_a_truncated_tlv_is_a_bad_header():

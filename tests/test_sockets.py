@@ -25,7 +25,7 @@ from tcpserver.handlers import echo, wire_handler
 
 def listen(server: TCPServer) -> int:
     server.start_listening()
-    return server.local_port
+    return int(server.local_port)
 
 
 # -- events ---------------------------------------------------------------------

@@ -217,7 +217,7 @@ def test_an_issuer_restricted_to_servers_cannot_vouch_for_clients():
 
 
 def test_equal_certificates_share_one_context(tls):
-    contexts = TCPServer().factory._tls_contexts
+    contexts = TCPServer().factory.tls_contexts
     first = contexts.factory_for(tls.certificate())
     for _ in range(5):
         assert contexts.factory_for(tls.certificate()) is first
@@ -242,7 +242,7 @@ def _pem_certificate(number: int) -> Certificate:
 
 
 def test_context_cache_is_bounded_and_keeps_the_recent():
-    contexts = TCPServer().factory._tls_contexts
+    contexts = TCPServer().factory.tls_contexts
     limit = TLSContexts.CACHE_SIZE
     assert limit == 64
     first = _pem_certificate(0)
@@ -371,7 +371,7 @@ def test_key_log_file_is_created_private(tls, tmp_path):
     log_path = tmp_path / "keys.log"
     server = TCPServer()
     server.config(f"SSLKeyLogFile={log_path}")
-    context = server.factory._tls_contexts.build_context(tls.certificate())
+    context = server.factory.tls_contexts.build_context(tls.certificate())
     old_umask = os.umask(0o022)
     try:
         _handshake_in_memory(context)

@@ -182,8 +182,8 @@ def test_sends_during_a_stalled_handshake_are_bounded(files: TLSFiles) -> None:
     with pytest.raises(TCPServerError) as caught:
         flood()
     assert caught.value.code == 135
-    held = server_side(connection).connection.queued_bytes
-    assert held <= factory._settings["SendQueueLimit"]
+    held = factory.connections[connection.connection_id].queued_bytes
+    assert held <= factory.settings["SendQueueLimit"]
     assert server_side(connection)._tls.engine._appSendBuffer == []
 
 
@@ -248,11 +248,12 @@ def test_timed_send_parked_before_start_ssl_goes_out_in_plaintext(files: TLSFile
     def on_data(event: Any) -> None:
         if event.text == b"STARTTLS":
             cid = event.connection_id
-            factory.send(cid, b"x" * factory._settings["SendQueueLimit"])  # fills the queue
+            factory.send(cid, b"x" * factory.settings["SendQueueLimit"])  # fills the queue
             parked = factory.send(cid, b"220 ready for TLS\n")  # no room: parked
             assert parked is not None
             parked.addBoth(results.append)
-            assert factory._protocols[cid]._parked
+            assert factory.connections[cid].bytes_sent == 0  # parked, not queued
+            assert not parked.called
             factory.start_ssl(cid)
 
     factory.on("data_in", on_data)
@@ -382,7 +383,7 @@ def test_alerts_are_reported_once_someone_listens(files: TLSFiles) -> None:
     handshake_and_close()
     assert "alert received: warning close_notify" in messages
     factory.off("ssl_status", listener)
-    assert factory._tls_contexts._cache == {}  # rebuilt without the callback
+    assert factory.tls_contexts._cache == {}  # rebuilt without the callback
     messages.clear()
     factory.on("ssl_status", lambda e: None)  # (someone else listens again)
     factory.off("ssl_status", listener)

@@ -23,7 +23,7 @@ def start(server: TCPServer, certificate: Certificate) -> int:
     server.ssl_start_mode = SSLStartMode.IMPLICIT
     wire_handler(server, echo)
     server.start_listening()
-    return server.local_port
+    return int(server.local_port)
 
 
 def handshake(port: int, context: ssl.SSLContext, server_name: str = "localhost"):
@@ -82,7 +82,7 @@ async def test_signature_algorithms(server, recorder, tls):
 
 def test_renegotiation_option():
     server = TCPServer()
-    contexts = server.factory._tls_contexts
+    contexts = server.factory.tls_contexts
 
     def options(cert):
         return contexts.build_context(cert).set_options(0)  # returns the current options

@@ -21,7 +21,7 @@ def tls_server(server: TCPServer, tls, mode=SSLStartMode.IMPLICIT, eol=b"\n") ->
     server.ssl_start_mode = mode
     server.default_eol = eol
     server.start_listening()
-    return server.local_port
+    return int(server.local_port)
 
 
 # -- implicit TLS ------------------------------------------------------------------------
@@ -181,7 +181,7 @@ async def test_starttls_awaited_in_an_async_listener(server, recorder, tls):
 
 @pytest_twisted.ensureDeferred
 async def test_starttls_after_more_plaintext_than_the_high_water_mark(server, recorder, tls):
-    size = 3 * server.factory._settings["SendQueueHighWater"]  # a multiple of 64 KiB
+    size = 3 * server.factory.settings["SendQueueHighWater"]  # a multiple of 64 KiB
 
     def on_data(event):
         if event.text == b"STARTTLS":
@@ -352,7 +352,7 @@ async def test_sni_picks_the_certificate(server, recorder, tls):
     chosen = await in_thread(peer_name, "other.example")
     assert ("commonName", "localhost") in sum(default["subject"], ())
     assert ("commonName", "other.example") in sum(chosen["subject"], ())
-    contexts = server.factory._tls_contexts
+    contexts = server.factory.tls_contexts
     assert contexts.factory_for(other) is contexts.factory_for(other)
     assert len(contexts._cache) == 2  # one per certificate, not per handshake
     await in_thread(peer_name, "other.example")

@@ -344,7 +344,7 @@ def test_tls_settings_accepted(tls):
     server.ssl_start_mode = 1
     assert server.ssl_enabled is True
     # the context builds with every one of them
-    context = server.factory._tls_contexts.build_context(server.ssl_cert)
+    context = server.factory.tls_contexts.build_context(server.ssl_cert)
     assert context is not None
     server.ssl_enabled = False
     assert server.ssl_start_mode == 3
@@ -353,7 +353,7 @@ def test_tls_settings_accepted(tls):
 def test_contexts_are_cached_per_certificate(tls):
     server = TCPServer()
     cert = tls.certificate()
-    contexts = server.factory._tls_contexts
+    contexts = server.factory.tls_contexts
     first = contexts.factory_for(cert)
     assert contexts.factory_for(cert) is first
     assert contexts.factory_for(tls.certificate(tls.other_pem)) is not first

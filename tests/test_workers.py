@@ -154,7 +154,7 @@ def test_worker_arguments_and_shares(tmp_path: Path):
     )
     server = options["server"]
     assert server.factory.id_prefix == "w1.2-"
-    assert server._settings["MaxConnections"] == 4  # a third of 10, rounded up
+    assert server.settings["MaxConnections"] == 4  # a third of 10, rounded up
     assert options.raw_args[:2] == ["--worker-fd", "3"]
 
 

@@ -1,0 +1,159 @@
+"""The one place that reads Twisted's transport internals.
+
+A plain TCP (or UNIX) connection's answer to a read batch is sent straight
+on its socket when nothing is buffered in the transport: Twisted's
+``write`` would buffer it, register the socket for writing and send it on
+the next reactor turn (two ``epoll_ctl`` calls and a dispatch per batch).
+Doing that needs to know whether the transport holds unsent bytes, which
+Twisted keeps in private attributes of ``twisted.internet.abstract``
+``FileDescriptor`` (``dataBuffer``, ``_tempDataLen``, ...).  This module is
+the only code that reads them, through :class:`SocketTransport` - a
+``typing.Protocol`` naming exactly what is read, so mypy checks every use -
+and ``tests/test_twisted_adapter.py`` checks that the installed Twisted
+still has each attribute (:data:`REQUIRED_ATTRIBUTES`).
+
+What the kernel does not take, and every error, goes through the
+transport's own ``write``: ordering, flow control and connection loss stay
+Twisted's.  Nothing else here changes a transport's state.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Protocol, cast
+
+from twisted.internet import tcp, unix
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+
+__all__ = [
+    "REQUIRED_ATTRIBUTES",
+    "SocketTransport",
+    "close_at_once",
+    "direct_transport",
+    "ipv4_client",
+    "nothing_buffered",
+    "route_accept_logs",
+    "send_direct",
+    "set_nodelay",
+]
+
+
+class SocketTransport(Protocol):
+    """What is read of a ``tcp.Server`` / ``unix.Server`` (see the module docstring)."""
+
+    connected: int
+    disconnecting: bool
+    #: bytes being written (FileDescriptor)
+    dataBuffer: bytes
+    #: bytes waiting behind dataBuffer (FileDescriptor)
+    _tempDataLen: int
+    #: loseWriteConnection() was called (FileDescriptor)
+    _writeDisconnecting: bool
+    #: abortConnection() was called (tcp.Connection)
+    _aborting: bool
+    socket: socket.socket
+    producer: object | None
+
+    def write(self, data: bytes) -> None: ...
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+    def connectionLost(self, reason: Any) -> None: ...
+
+
+#: Every attribute :class:`SocketTransport` names, with the classes that must
+#: have it (checked against the installed Twisted by the tests).
+REQUIRED_ATTRIBUTES = (
+    "connected",
+    "disconnecting",
+    "dataBuffer",
+    "_tempDataLen",
+    "_writeDisconnecting",
+    "_aborting",
+    "socket",
+    "producer",
+)
+
+# Exact types: a wrapper such as TLS or HAProxy must see every byte.
+_DIRECT_TYPES = (tcp.Server, unix.Server)
+
+
+def direct_transport(transport: object) -> SocketTransport | None:
+    """``transport`` if its socket may be written directly, else ``None``."""
+    if type(transport) in _DIRECT_TYPES:
+        return cast(SocketTransport, transport)
+    return None
+
+
+def ipv4_client(transport: object) -> tuple[str, int] | None:
+    """
+    The peer ``(host, port)`` of an IPv4 ``tcp.Server`` as ``accept()``
+    returned it (no ``IPv4Address`` built), else ``None``.
+    """
+    if type(transport) is tcp.Server:
+        client = transport.client
+        if type(client) is tuple and len(client) == 2:
+            return cast(tuple[str, int], client)
+    return None
+
+
+def nothing_buffered(transport: SocketTransport) -> bool:
+    """Whether a direct transport holds no unsent bytes and is not closing."""
+    return bool(
+        transport.connected
+        and not transport._tempDataLen
+        and not transport.dataBuffer
+        and not transport.disconnecting
+        and not transport._writeDisconnecting
+        and not transport._aborting
+    )
+
+
+def send_direct(transport: SocketTransport, data: bytes) -> bytes:
+    """
+    Send what the kernel takes of ``data`` now, if nothing is buffered.
+
+    :returns: the bytes still to write through ``transport.write``
+        (``b""`` when all went out).
+    """
+    if nothing_buffered(transport):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # EAGAIN, or an error write() will report
+            return data
+        return data[sent:] if sent else data
+    return data
+
+
+def set_nodelay(transport: SocketTransport) -> bool:
+    """TCP_NODELAY on a direct TCP socket; ``False`` if the socket refused it."""
+    try:
+        transport.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        return False
+    return True
+
+
+def close_at_once(transport: SocketTransport) -> None:
+    """
+    End a direct transport now, as Twisted does for a protocol that does not
+    take half-closes (its ``connectionLost`` stops reading and writing).
+    """
+    transport.connectionLost(connectionDone)
+
+
+def route_accept_logs(port: object, wrap: Any) -> bool:
+    """
+    Send a Twisted listening port's own log lines (accept errors) through
+    ``wrap(observer)``; ``Port._logger`` is a class attribute, so an instance
+    attribute overrides it for this port only.
+
+    :returns: whether the port has such a logger.
+    """
+    logger = getattr(port, "_logger", None)
+    if not isinstance(logger, Logger):
+        return False
+    setattr(port, "_logger", Logger(namespace=logger.namespace, observer=wrap(logger.observer)))  # noqa: B010
+    return True

@@ -1,0 +1,290 @@
+"""What the application may do to one connection: the manual's per-connection methods.
+
+:class:`ConnectionControls` is the part of
+:class:`~tcpserver.protocol.TCPServerProtocol` that implements ``send*``,
+``send_file``, ``interrupt``, ``disconnect``, ``pause_data``,
+``process_data``, ``change_record_length``, ``change_length_prefix`` and
+the per-connection read-outs.  The factory and the server expose each with
+the connection id first (:mod:`tcpserver.delegates`).  Each checks the
+connection's state first - 126 for a connection that is closed (or, for
+sending, closing) - then asks the part that owns the rule: the
+:class:`~tcpserver.outbound.Outbound` for sending, the framer for framing,
+the protocol's lifecycle for closing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError
+from tcpserver.lifecycle import ENDED, PAUSE_USER, State
+from tcpserver.sockopts import plain_address
+
+if TYPE_CHECKING:
+    from tcpserver.framing import Framer
+    from tcpserver.host import ConnectionHost
+    from tcpserver.outbound import Outbound
+    from tcpserver.profile import ConnectionProfile
+
+__all__ = ["ADDRESSABLE", "CONNECTED", "LOST_STATES", "ConnectionControls"]
+
+S = State
+#: the transport has gone; events are still being delivered
+LOST_STATES = frozenset({S.LOST, S.FAREWELL})
+#: ``connected`` fired and the transport is still there
+CONNECTED = frozenset({S.OPEN, S.UPGRADING, S.INPUT_ENDED, S.DRAINING, S.CLOSING})
+#: registered: framing controls work until ``disconnected``
+ADDRESSABLE = frozenset(
+    {S.HANDSHAKING, S.OPEN, S.UPGRADING, S.INPUT_ENDED, S.DRAINING, S.CLOSING, S.LOST, S.FAREWELL}
+)
+
+
+class ConnectionControls:
+    """The per-connection methods of a connection's protocol (see the module docstring)."""
+
+    if TYPE_CHECKING:  # what it uses of TCPServerProtocol
+        factory: ConnectionHost
+        connection_id: str
+        transport: Any
+        outbound: Outbound
+        _state: State
+        _profile: ConnectionProfile
+        _read_pauses: int
+
+        @property
+        def framer(self) -> Framer: ...
+        def _move(self, new: State) -> None: ...
+        def _refresh(self) -> None: ...
+        def _advance(self) -> None: ...
+        def _pause_reading(self, reason: int) -> None: ...
+        def _resume_reading(self, reason: int) -> None: ...
+        def _close(self, abort: bool) -> None: ...
+        def _close_when_sent(self) -> None: ...
+
+    # -- read-outs (the Connection view) ---------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """``connected`` has fired and the connection has not closed."""
+        return self._state in CONNECTED
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes of the last send that were taken."""
+        return self.outbound.bytes_sent
+
+    @property
+    def ready_to_send(self) -> bool:
+        """False after a 135 or above the high-water mark, until ``ready_to_send``."""
+        return self.outbound.ready
+
+    @property
+    def send_timeout(self) -> float:
+        """The send timeout (``Connection.timeout``)."""
+        return self.outbound.timeout
+
+    @send_timeout.setter
+    def send_timeout(self, seconds: float) -> None:
+        self.outbound.timeout = seconds
+
+    @property
+    def queued(self) -> int:
+        """Outgoing bytes held here, not yet handed to the transport."""
+        return self.outbound.queued
+
+    @property
+    def local_address(self) -> str:
+        """The local IP address the connection came in on."""
+        host = self.transport.getHost() if self.transport is not None else None
+        return plain_address(str(getattr(host, "host", "") or ""))
+
+    @property
+    def accept_data(self) -> bool:
+        """Whether ``data_in`` may fire (not paused by :meth:`pause_data`)."""
+        return not self._read_pauses & PAUSE_USER
+
+    # -- the methods -------------------------------------------------------------------------
+
+    def _check_open(self, what: str) -> None:
+        """:raises TCPServerError: 126 unless the connection is accepted and its transport there."""
+        if self._state not in ADDRESSABLE or self._state in LOST_STATES:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closed",
+            )
+
+    def _check_not_closing(self, what: str) -> None:
+        if not self.outbound.taking_sends:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closing",
+            )
+
+    def _check_delivering(self, what: str) -> None:
+        """Framing controls work until ``disconnected``: buffered data may still be
+        on its way to listeners after the socket closed."""
+        if self._state not in ADDRESSABLE:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"{what}: connection {self.connection_id!r} is closed",
+            )
+
+    def send(self, data: bytes) -> Deferred[None] | None:
+        """
+        Send bytes.
+
+        :returns: ``None`` when the connection's ``timeout`` is 0; otherwise a
+            Deferred that fires when the bytes are written (10060 if no
+            progress for ``timeout`` seconds).
+        :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
+            ``Connection.bytes_sent``); 10022 if ``data`` is not bytes.
+        """
+        return self.outbound.send(data)
+
+    def send_bytes(self, data: bytes) -> Deferred[None] | None:
+        """Same as :meth:`send` (the manual has both names)."""
+        return self.outbound.send(data, "send_bytes")
+
+    def send_text(self, text: str) -> Deferred[None] | None:
+        """Send ``text`` encoded with the ``CodePage`` setting (UTF-8 by default)."""
+        return self.outbound.send(self._encode(text, "send_text"), "send_text")
+
+    def send_line(self, text: str | bytes) -> Deferred[None] | None:
+        """Send ``text`` followed by CRLF (``str`` is encoded with ``CodePage``)."""
+        data = text if isinstance(text, bytes) else self._encode(text, "send_line")
+        return self.outbound.send(data + b"\r\n", "send_line")
+
+    def send_frame(self, data: bytes) -> Deferred[None] | None:
+        """
+        Send ``data`` with the connection's length prefix in front.
+
+        :raises TCPServerError: 10022 if the connection has no length prefix
+            or ``data`` does not fit it.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"send_frame: data must be bytes, got {type(data).__name__}",
+            )
+        try:
+            framed = self.framer.encode_prefixed(bytes(data))
+        except ValueError as exc:
+            raise TCPServerError(errors.INVALID_ARGUMENT, f"send_frame: {exc}") from None
+        return self.outbound.send(framed, "send_frame")
+
+    def _encode(self, text: object, what: str) -> bytes:
+        if not isinstance(text, str):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"{what} takes str, not {type(text).__name__}: {text!r:.60}",
+            )
+        codec = self.factory.codec
+        try:
+            return text.encode(codec)
+        except UnicodeEncodeError as exc:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"{what}: {text!r:.60} cannot be encoded with code page "
+                f"{self.factory.settings['CodePage']} ({codec}): {exc.reason}",
+            ) from None
+
+    def send_file(self, path: str) -> Deferred[int]:
+        """
+        Stream a regular file through the send queue without reading it
+        whole; files sent while one is in progress follow it in order.
+
+        :returns: a Deferred firing with the number of bytes sent; it fails
+            with 10004 after :meth:`interrupt`, with the close status if the
+            connection closes first, and with the OS error's code if reading
+            fails.
+        :raises TCPServerError: 126 if the connection is closed or closing;
+            10022 if ``path`` is not a regular file; an OS error's code if it
+            cannot be opened.
+        """
+        self._check_open("send_file")
+        self._check_not_closing("send_file")
+        return self.outbound.send_file(path)
+
+    def interrupt(self) -> None:
+        """Stop the file being sent (and drop queued ones); the connection stays."""
+        self._check_open("interrupt")
+        self.outbound.interrupt()
+        if self._state is S.DRAINING:
+            self._close_when_sent()
+
+    def disconnect(self) -> None:
+        """
+        Close the connection: gracefully once every queued byte and file has
+        been sent when ``linger`` is True, at once with a reset when it is
+        False.  Calling it again while closing does nothing.
+        """
+        state = self._state
+        if state in ENDED or state is S.REFUSED or state is S.NEW or state is S.REQUESTING:
+            raise TCPServerError(
+                errors.INVALID_CONNECTION_ID,
+                f"disconnect: connection {self.connection_id!r} is closed",
+            )
+        self.outbound.refuse_sends()
+        if not self._profile.linger:
+            self._close(abort=True)
+            return
+        if state is S.OPEN or state is S.INPUT_ENDED:
+            self._move(S.DRAINING)
+        # (during a TLS handshake, held output goes once it is done: tls_up)
+        self._close_when_sent()
+
+    def pause_data(self) -> None:
+        """Stop ``data_in`` (and reading from the socket) until :meth:`process_data`."""
+        self._check_delivering("pause_data")
+        self._pause_reading(PAUSE_USER)
+        self._refresh()
+
+    def process_data(self) -> None:
+        """Resume ``data_in`` after :meth:`pause_data`; buffered data follows at once."""
+        self._check_delivering("process_data")
+        self._resume_reading(PAUSE_USER)
+        self._refresh()
+        self._advance()
+
+    def change_record_length(self, length: int) -> None:
+        """Deliver fixed ``length``-byte records from the next byte on (0: off)."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"record length must be an integer >= 0, got {length!r}",
+            )
+        self._check_delivering("change_record_length")
+        self.framer.record_length = length
+
+    def change_length_prefix(
+        self, size: int, byteorder: str = "big", adjust: int = 0, strip: bool = True
+    ) -> None:
+        """
+        Receive length-prefixed frames from the next byte on: each starts
+        with its length in ``size`` bytes (1, 2, 4 or 8; 0 turns it off),
+        ``byteorder`` ``"big"`` or ``"little"``; the payload is ``length +
+        adjust`` bytes; ``strip`` delivers it without the prefix.  Frames
+        longer than ``MaxFrameLength`` fire ``error`` 907 and close the
+        connection (or are skipped: ``SkipTooLongFrames``).
+
+        :raises TCPServerError: 10022 for a bad size or byte order.
+        """
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"length prefix size must be 0, 1, 2, 4 or 8, got {size!r}"
+            )
+        if isinstance(adjust, bool) or not isinstance(adjust, int):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT, f"adjust must be an integer, got {adjust!r}"
+            )
+        self._check_delivering("change_length_prefix")
+        # the limits this connection was accepted with (as for its framer)
+        accepted = self._profile.length_prefix
+        limit, skip = (accepted[4], accepted[5]) if accepted is not None else (1 << 20, False)
+        try:
+            self.framer.set_length_prefix(size, byteorder, adjust, bool(strip), limit, skip)
+        except ValueError as exc:
+            raise TCPServerError(errors.INVALID_ARGUMENT, str(exc)) from None

@@ -1,0 +1,109 @@
+"""The per-connection methods of the factory and the server, made once.
+
+Every per-connection method of the manual (``send``, ``disconnect``,
+``pause_data``...) is written once, on
+:class:`~tcpserver.protocol.TCPServerProtocol`.  :class:`ConnectionMethods`
+turns each into a method taking the connection id first - looking the
+connection up in the owner's :class:`~tcpserver.table.ConnectionTable`
+(126 for an unknown id) - and both
+:class:`~tcpserver.factory.TCPServerFactory` and
+:class:`~tcpserver.server.TCPServer` inherit them: one list (the class body
+below), no copy per class.  ``send`` is the hot path (an answer per line):
+it is written out so that it costs one call before the connection's
+:meth:`Outbound.send <tcpserver.outbound.Outbound.send>`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError
+from tcpserver.protocol import TCPServerProtocol
+from tcpserver.table import ConnectionTable
+
+__all__ = ["CONNECTION_METHODS", "ConnectionMethods", "connection_method"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class HasTable(Protocol):
+    """An owner of per-connection methods: it has a connection table."""
+
+    table: ConnectionTable[TCPServerProtocol]
+
+
+def connection_method(
+    target: Callable[Concatenate[TCPServerProtocol, P], R],
+) -> Callable[Concatenate[HasTable, str, P], R]:
+    """``target`` (a protocol method) as a method taking the connection id first."""
+    name = target.__name__
+
+    def method(self: HasTable, connection_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return target(self.table.get(connection_id, name), *args, **kwargs)
+
+    _describe(method, target)
+    return method
+
+
+def _describe(method: Callable[..., object], target: Callable[..., object]) -> None:
+    """Name, docstring and signature of ``target``, with ``connection_id`` first."""
+    method.__name__ = method.__qualname__ = target.__name__
+    method.__doc__ = target.__doc__
+    signature = inspect.signature(target)
+    parameters = list(signature.parameters.values())
+    connection_id = inspect.Parameter(
+        "connection_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str"
+    )
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[parameters[0], connection_id, *parameters[1:]]
+    )
+
+
+def _send(self: HasTable, connection_id: str, data: bytes, /) -> Deferred[None] | None:
+    try:
+        protocol = self.table.by_id[connection_id]
+    except (KeyError, TypeError):
+        raise TCPServerError(
+            errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
+        ) from None
+    return protocol.outbound.send(data)
+
+
+_describe(_send, TCPServerProtocol.send)
+
+
+class ConnectionMethods:
+    """
+    The manual's per-connection methods, connection id first.  Each one
+    raises :class:`~tcpserver.errors.TCPServerError` 126 for an unknown or
+    closed connection id, then does what the protocol method of the same
+    name does (its documentation follows).
+    """
+
+    table: ConnectionTable[TCPServerProtocol]
+
+    send = _send
+    send_bytes = connection_method(TCPServerProtocol.send_bytes)
+    send_text = connection_method(TCPServerProtocol.send_text)
+    send_line = connection_method(TCPServerProtocol.send_line)
+    send_frame = connection_method(TCPServerProtocol.send_frame)
+    send_file = connection_method(TCPServerProtocol.send_file)
+    interrupt = connection_method(TCPServerProtocol.interrupt)
+    disconnect = connection_method(TCPServerProtocol.disconnect)
+    pause_data = connection_method(TCPServerProtocol.pause_data)
+    process_data = connection_method(TCPServerProtocol.process_data)
+    change_record_length = connection_method(TCPServerProtocol.change_record_length)
+    change_length_prefix = connection_method(TCPServerProtocol.change_length_prefix)
+    start_ssl = connection_method(TCPServerProtocol.start_ssl)
+
+
+#: The names of the per-connection methods (the class body above is the list).
+CONNECTION_METHODS: tuple[str, ...] = tuple(
+    name for name in vars(ConnectionMethods) if not name.startswith("_") and name != "table"
+)

@@ -1,0 +1,239 @@
+"""Inbound delivery: read batches and one connection's event order.
+
+:class:`Inbound` delivers what a connection received and the events it
+owes, in the order API.md promises::
+
+    connection_request -> connected -> ready_to_send -> data_in* -> disconnected
+
+Bytes go into the connection's :class:`~tcpserver.framing.Framer`; complete
+frames come out as ``data_in`` through the factory's
+:class:`~tcpserver.dispatch.Dispatcher`.  A listener that returns a Deferred
+or a coroutine holds back every later event of its connection until it
+completes (:meth:`Inbound.wait`; the owner stops reading from the socket
+meanwhile), and events fired in the meantime queue behind it
+(:meth:`Inbound.fire`).  Changes made inside a listener - framing, pause,
+listeners added or removed - take effect for the very next byte: whatever
+must stop a read batch settles the framer, which ends the batch's iteration.
+
+When nothing deliverable is left the owner takes over
+(:meth:`InboundOwner.settled`): it decides what the end of the input means
+for the connection's lifecycle.  This module knows nothing of sockets,
+timers or states.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+from tcpserver.dispatch import Dispatcher
+from tcpserver.framing import Framer, FrameTooLongError
+
+__all__ = ["Inbound", "InboundOwner"]
+
+
+class InboundOwner(Protocol):
+    """What an :class:`Inbound` asks of its connection."""
+
+    connection_id: str
+
+    def new_framer(self) -> Framer:
+        """A framer with the connection's framing settings (made on first use)."""
+
+    def hold_reading(self, held: bool) -> None:
+        """An async listener started (``True``) or finished: stop or resume reading."""
+
+    def settled(self) -> bool:
+        """
+        Nothing deliverable is left, nothing is in flight and the input is
+        over (:attr:`Inbound.ending`): the connection's turn.
+
+        :returns: whether it queued or delivered something to look at again.
+        """
+
+    def frame_too_long(self, error: FrameTooLongError) -> bool:
+        """Report a too-long frame; ``True`` if the stream goes on (skipped)."""
+
+
+class Inbound:
+    """
+    The inbound side of one connection (see the module docstring).
+
+    :ivar deliver: ``data_in`` may be delivered now (the owner computes it).
+    :ivar ending: the input is over: when nothing is left, the owner's
+        :meth:`~InboundOwner.settled` runs (the owner computes it).
+    """
+
+    __slots__ = (
+        "_advancing",
+        "_busy",
+        "_dispatcher",
+        "_framer",
+        "_owner",
+        "_steps",
+        "deliver",
+        "ending",
+    )
+
+    def __init__(self, owner: InboundOwner, dispatcher: Dispatcher) -> None:
+        self._owner = owner
+        self._dispatcher = dispatcher
+        self._framer: Framer | None = None  # made when first needed
+        self._busy: Deferred[Any] | None = None  # an async listener in flight
+        # events waiting for _busy (made when first needed)
+        self._steps: deque[tuple[str, Any]] | None = None
+        self._advancing = False
+        self.deliver = False
+        self.ending = False
+
+    @property
+    def framer(self) -> Framer:
+        """The connection's framer (made on first use)."""
+        framer = self._framer
+        if framer is None:
+            framer = self._framer = self._owner.new_framer()
+        return framer
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to deliver and nothing in flight."""
+        framer = self._framer
+        return (
+            self._busy is None
+            and not self._steps
+            and not self._advancing
+            and (framer is None or not framer.has_input)
+        )
+
+    @property
+    def waiting(self) -> bool:
+        """An async listener of this connection has not finished."""
+        return self._busy is not None
+
+    # -- bytes -------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """
+        Bytes of the connection's stream (decrypted under TLS).  The common
+        case - whole lines on an idle buffer - is delivered at once as a
+        batch; everything else goes through :meth:`advance`.
+        """
+        framer = self._framer
+        if framer is None:
+            framer = self.framer
+        if self._busy is not None or not self.deliver:
+            framer.receive(data)
+            return
+        if self._advancing or self._steps:
+            framer.receive(data)
+            self.advance()
+            return
+        lines = framer.receive_lines(data)
+        self._advancing = True
+        try:
+            if lines is not None:
+                self._dispatcher.deliver_batch(self._owner.connection_id, framer, self.wait)
+                if not (framer.has_input or self._steps or self._busy is not None or self.ending):
+                    return  # nothing else to do (the common case)
+            self._loop()
+        finally:
+            self._advancing = False
+
+    def take_rest(self) -> bytes:
+        """Remove and return every buffered byte (the input is over, or TLS starts)."""
+        framer = self._framer
+        return framer.flush() if framer is not None else b""
+
+    def end_batch(self) -> None:
+        """
+        Something ends the read batch being delivered (a pause, a state
+        change): the lines after the current one go back to the framer, for
+        :meth:`advance` to deliver when it may.
+        """
+        framer = self._framer
+        if framer is not None:
+            framer.settle()
+
+    # -- events ------------------------------------------------------------------------
+
+    def fire(self, name: str, event: Any) -> None:
+        """Fire a connection event now, or after the async listener in flight."""
+        if self._busy is not None or self._steps:
+            if self._steps is None:
+                self._steps = deque()
+            self._steps.append((name, event))
+            self.end_batch()
+            return
+        waiting = self._dispatcher.dispatch(name, event)
+        if waiting is not None:
+            self.wait(waiting)
+
+    def deliver_one(self, text: bytes, eol: bool) -> None:
+        """One ``data_in`` event, now (the caller keeps the order)."""
+        waiting = self._dispatcher.deliver(self._owner.connection_id, text, eol)
+        if waiting is not None:
+            self.wait(waiting)
+
+    def wait(self, waiting: Deferred[Any]) -> None:
+        """Hold later events (and reading) until ``waiting`` fires."""
+        self._busy = waiting
+        self.end_batch()
+        self._owner.hold_reading(True)
+        waiting.addBoth(self._unblock)
+
+    def _unblock(self, result: object) -> None:
+        self._busy = None
+        self._owner.hold_reading(False)
+        self.advance()
+
+    def advance(self) -> None:
+        """Deliver queued events and buffered frames, in order, while we can."""
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            self._loop()
+        finally:
+            self._advancing = False
+
+    def hold_delivery(self, held: bool) -> None:
+        """
+        While ``held``, :meth:`advance` does nothing: ``connected`` and
+        ``ready_to_send`` go out before any ``data_in``, even if a
+        ``connected`` listener calls ``process_data()``.
+        """
+        self._advancing = held
+
+    def _loop(self) -> None:
+        dispatcher = self._dispatcher
+        owner = self._owner
+        while self._busy is None:
+            steps = self._steps
+            if steps:
+                name, event = steps.popleft()
+                waiting = dispatcher.dispatch(name, event)
+                if waiting is not None:
+                    self.wait(waiting)
+                continue
+            framer = self._framer  # None: nothing was ever received
+            if self.deliver and framer is not None and framer.has_input:
+                lines = framer.split_lines()
+                if lines:
+                    dispatcher.deliver_batch(owner.connection_id, framer, self.wait)
+                    continue
+                if lines is None:
+                    try:
+                        frame = framer.next_frame()
+                    except FrameTooLongError as exc:
+                        if owner.frame_too_long(exc):
+                            continue
+                        self.deliver = False
+                        framer.flush()
+                        continue
+                    if frame is not None:
+                        self.deliver_one(frame[0], frame[1])
+                        continue
+            if not self.ending or not owner.settled():
+                return

@@ -1,0 +1,243 @@
+"""TLS on a connection: the connection's side of its :class:`~tcpserver._tlssession.TLSSession`.
+
+:class:`ConnectionTLS` is the part of
+:class:`~tcpserver.protocol.TCPServerProtocol` that starts TLS - at
+accept (IMPLICIT), on a first byte of 0x16 (AUTOMATIC) or at
+:meth:`~ConnectionTLS.start_ssl` (STARTTLS) - and answers the session
+(the ``TLSOwner`` interface): output accepted before TLS started goes out in
+plaintext and the rest is held (:meth:`Outbound.hold
+<tcpserver.outbound.Outbound.hold>`) until the handshake and the client
+certificate check are done; the engine takes over the socket once that
+plaintext is out; a failure costs only this connection.  The handshake
+itself - ClientHello, certificate choice, OpenSSL - is the session's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from tcpserver import errors
+from tcpserver._tlssession import TLSSession
+from tcpserver.errors import TCPServerError
+from tcpserver.events import Error, SSLStatus
+from tcpserver.lifecycle import CLOSE_CALLED, ENDED, PAUSE_PENDING, State
+from tcpserver.settings import SSLStartMode
+
+if TYPE_CHECKING:
+    from tcpserver._twisted import SocketTransport
+    from tcpserver.delivery import Inbound
+    from tcpserver.host import ConnectionHost
+    from tcpserver.outbound import Outbound
+
+__all__ = ["ConnectionTLS"]
+
+S = State
+
+
+class ConnectionTLS:
+    """The TLS part of a connection's protocol (see the module docstring)."""
+
+    _log: Logger
+
+    if TYPE_CHECKING:  # what it uses of TCPServerProtocol
+        factory: ConnectionHost
+        connection_id: str
+        remote_host: str
+        outbound: Outbound
+        _state: State
+        _tls: TLSSession | None
+        _in: Inbound | None
+        _raw_hook: Any
+        _direct: SocketTransport | None
+        _sink: Any
+        _close_status: tuple[int, str] | None
+
+        def _move(self, new: State) -> None: ...
+        def _established(self) -> None: ...
+        def _set_tls_reading(self, on: bool) -> None: ...
+        def _pause_reading(self, reason: int) -> None: ...
+        def _resume_reading(self, reason: int) -> None: ...
+        def _close(self, abort: bool) -> None: ...
+        def _close_when_sent(self) -> None: ...
+        def _check_open(self, what: str) -> None: ...
+        def _check_not_closing(self, what: str) -> None: ...
+        def plaintext_received(self, data: bytes) -> None: ...
+
+    def _sniff(self, data: bytes) -> None:
+        """SSLStartMode.AUTOMATIC: a TLS record (0x16) starts TLS, anything else is plaintext."""
+        if data[:1] == b"\x16":
+            self._begin_tls()  # (what was sent before this byte goes out encrypted)
+            assert self._tls is not None
+            self._tls.data(data)
+            return
+        self._raw_hook = None
+        self._established()
+        self._release_output()
+        if self._state not in ENDED:
+            self.plaintext_received(data)
+
+    def _hold_output(self) -> None:
+        """From now on only the bytes accepted so far go out (until _release_output)."""
+        self.outbound.hold()
+        self._set_tls_reading(True)
+
+    def _release_output(self) -> None:
+        """TLS is up (or AUTOMATIC found plaintext): held output may go."""
+        self._set_tls_reading(False)
+        self.outbound.release()
+        if self._state is S.DRAINING:
+            self._close_when_sent()
+
+    def _begin_tls(self) -> None:
+        """Start TLS: what was accepted before still goes out in plaintext."""
+        self._hold_output()
+        tls = self._tls = TLSSession(self)  # type: ignore[arg-type]  # (a TCPServerProtocol)
+        self._raw_hook = tls.data
+        tls.start()
+
+    @property
+    def closing_or_gone(self) -> bool:
+        """The transport was told to close, or has gone."""
+        return self._state in CLOSE_CALLED or self._state in ENDED
+
+    def maybe_start_engine(self) -> None:
+        """Start the TLS engine once its certificate is chosen and the plaintext is out."""
+        tls = self._tls
+        if tls is None or not tls.ready or self.closing_or_gone:
+            return
+        if not self.outbound.boundary_reached:
+            return  # hold_reached() calls again when the plaintext has been handed on
+        # Output stays held until the handshake is done (tls_up).
+        direct = self._direct
+        if direct is not None:
+            self._direct = None
+            if direct.producer is None:
+                direct.registerProducer(self, True)  # type: ignore[arg-type]
+        self._sink = tls.start_engine()
+
+    def tls_up(self) -> None:
+        """Handshake (and client-certificate check) done."""
+        self.factory.stats["tls_handshakes"] += 1
+        if self._state is not S.HANDSHAKING and self._state is not S.UPGRADING:
+            return  # closed meanwhile
+        self._established()
+        if not self.outbound.taking_sends:
+            self._move(S.DRAINING)  # disconnect() was called during the handshake
+        self._release_output()
+
+    def tls_failed(self, code: int, description: str) -> None:
+        """Give up on TLS: ``error`` with the reason, then a reset."""
+        self._report_tls_failure(code, description)
+        self._close_status = (code, description)
+        if self._tls is not None:
+            self._tls.fail_waiters(TCPServerError(code, description))
+        self._close(abort=True)
+
+    def _report_tls_failure(self, code: int, description: str) -> None:
+        tls = self._tls
+        if tls is not None:
+            if tls.reported:
+                return
+            tls.reported = True
+        self.factory.stats["tls_failures"] += 1
+        self._log.info(
+            "TLS failed on connection {cid} from {peer}: {description}",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            description=description,
+        )
+        self.factory.dispatcher.dispatch("error", Error(self.connection_id, code, description))
+
+    def hold_reading_for_tls(self, hold: bool) -> None:
+        """An async ssl_* listener is deciding: stop reading meanwhile."""
+        if hold:
+            self._pause_reading(PAUSE_PENDING)
+        else:
+            self._resume_reading(PAUSE_PENDING)
+
+    def ssl_status(self, message: str) -> None:
+        """Fire ``ssl_status`` (if anyone listens)."""
+        dispatcher = self.factory.dispatcher
+        if dispatcher.listeners["ssl_status"]:
+            dispatcher.dispatch("ssl_status", SSLStatus(self.connection_id, message))
+
+    def _tls_loss_status(self, code: int, description: str) -> tuple[int, str]:
+        """
+        The close status of a connection lost before TLS came up.  A peer
+        that leaves (even cleanly) once it has started a handshake, or in
+        the middle of a STARTTLS, failed the handshake: the application is
+        told with a 276.  Our own close, or a clean close before the
+        ClientHello (a health check), stays as it is.
+        """
+        tls = self._tls
+        assert tls is not None
+        if (
+            code
+            or self._state in CLOSE_CALLED
+            or not (tls.hello_seen or self._state is S.UPGRADING)
+        ):
+            return code, description
+        return (
+            errors.HANDSHAKE_ERROR,
+            f"{errors.description_for(errors.HANDSHAKE_ERROR)} The peer closed the "
+            "connection during the TLS handshake",
+        )
+
+    def start_ssl(self) -> Deferred[None]:
+        """
+        Start TLS on this plaintext connection (STARTTLS).  Bytes received
+        before and not yet delivered are discarded - they were sent in
+        plaintext and must not be taken as protected - and reported with an
+        ``error`` event (902).  ``connected`` fires again after the handshake.
+
+        :returns: a Deferred that fires when the handshake is done, or fails
+            with the reason it failed.
+        :raises TCPServerError: 126 if the connection is closed; 10045 if
+            ``ssl_start_mode`` is NONE; 10022 if TLS is already on.
+        """
+        self._check_open("start_ssl")
+        if self._tls is not None or self._state not in (S.OPEN, S.INPUT_ENDED, S.DRAINING):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"start_ssl: TLS is already on for connection {self.connection_id!r}",
+            )
+        if self.factory.settings["SSLStartMode"] == SSLStartMode.NONE:
+            raise TCPServerError(
+                errors.NOT_SUPPORTED,
+                "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
+            )
+        self._check_not_closing("start_ssl")
+        if self.outbound.sending_file:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"start_ssl: a send_file is still in progress on connection "
+                f"{self.connection_id!r}; start TLS once its Deferred has fired",
+            )
+        discarded = self._in.take_rest() if self._in is not None else b""
+        self._move(S.UPGRADING)
+        self._begin_tls()
+        assert self._tls is not None
+        waiting: Deferred[None] = Deferred()
+        self._tls.waiters.append(waiting)
+        if discarded:
+            text = (
+                f"{errors.description_for(errors.DISCARDED_PLAINTEXT)} {len(discarded)} "
+                "bytes received before start_ssl() were not delivered"
+            )
+            self._log.info("connection {cid}: {text}", cid=self.connection_id, text=text)
+            self.factory.dispatcher.dispatch(
+                "error", Error(self.connection_id, errors.DISCARDED_PLAINTEXT, text)
+            )
+        return waiting
+
+    @property
+    def tls_active(self) -> bool:
+        """Whether TLS is up on this connection."""
+        return self._tls is not None and self._tls.up
+
+    def readout(self, name: str) -> str:
+        """A per-connection ``SSLNegotiated*`` read-out (``""`` without TLS)."""
+        return self._tls.readout(name) if self._tls is not None else ""

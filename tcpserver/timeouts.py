@@ -1,0 +1,234 @@
+"""A connection's timeouts: idle, read idle, write idle, and the close's grace.
+
+* ``DefaultIdleTimeout`` (the manual's: no traffic either way, 10060) is
+  Twisted's ``TimeoutMixin`` on the protocol; bytes handed on count as
+  traffic too (:attr:`Outbound.on_progress
+  <tcpserver.outbound.Outbound.on_progress>`).
+* ``ReadIdleTimeout`` / ``WriteIdleTimeout`` (903 / 904): an
+  :class:`IdleWatch` looks at the connection's byte counters every quarter
+  of the shorter timeout (at least every 50 ms) and reports the first
+  direction that has been silent for its whole timeout.  One watch per
+  connection that has either set (made when it opens).
+* Every timeout closes gracefully with its own status and escalates to a
+  reset after ``CloseGracePeriod`` (or the timeout's own period) if the
+  peer does not finish the close; ``CloseGracePeriod`` alone bounds every
+  graceful close (905).
+
+:class:`ConnectionTimeouts` is the part of
+:class:`~tcpserver.protocol.TCPServerProtocol` that runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from typing_extensions import override
+
+from tcpserver import errors
+from tcpserver.lifecycle import CLOSE_CALLED, ENDED, State
+
+if TYPE_CHECKING:
+    from tcpserver.host import ConnectionHost
+    from tcpserver.outbound import Outbound
+    from tcpserver.profile import ConnectionProfile
+
+__all__ = ["ConnectionTimeouts", "IdleWatch"]
+
+#: ``(bytes received, bytes sent)`` so far
+Counts = Callable[[], tuple[int, int]]
+#: ``on_idle(code, what, seconds)``
+OnIdle = Callable[[int, str, float], None]
+
+
+class IdleWatch:
+    """
+    The read/write idle timers of one connection.
+
+    :param clock: the reactor's clock.
+    :param read_idle: seconds without receiving anything (0: not watched).
+    :param write_idle: seconds without sending anything (0: not watched).
+    :param counts: the connection's byte counters.
+    """
+
+    __slots__ = (
+        "_call",
+        "_clock",
+        "_counts",
+        "_on_idle",
+        "read_idle",
+        "rx",
+        "rx_at",
+        "step",
+        "tx",
+        "tx_at",
+        "write_idle",
+    )
+
+    def __init__(
+        self, clock: IReactorTime, read_idle: float, write_idle: float, counts: Counts
+    ) -> None:
+        self._clock = clock
+        self._counts = counts
+        self.read_idle = read_idle
+        self.write_idle = write_idle
+        self.step = max(min(t for t in (read_idle, write_idle) if t) / 4, 0.05)
+        now = clock.seconds()
+        self.rx, self.tx = counts()
+        self.rx_at = self.tx_at = now
+        self._call: IDelayedCall | None = None
+        self._on_idle: OnIdle | None = None
+
+    def start(self, on_idle: OnIdle) -> None:
+        """Watch from now on; ``on_idle(code, what, seconds)`` is called at most once."""
+        self._on_idle = on_idle
+        self._call = self._clock.callLater(self.step, self._tick)
+
+    def stop(self) -> None:
+        """Stop watching (the connection has gone)."""
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _tick(self) -> None:
+        """Every step: has anything been read / sent since?"""
+        self._call = None
+        now = self._clock.seconds()
+        rx, tx = self._counts()
+        if rx != self.rx:
+            self.rx, self.rx_at = rx, now
+        if tx != self.tx:
+            self.tx, self.tx_at = tx, now
+        on_idle = self._on_idle
+        assert on_idle is not None
+        if self.read_idle and now - self.rx_at >= self.read_idle:
+            on_idle(errors.READ_IDLE, "received nothing", self.read_idle)
+            return
+        if self.write_idle and now - self.tx_at >= self.write_idle:
+            on_idle(errors.WRITE_IDLE, "sent nothing", self.write_idle)
+            return
+        self._call = self._clock.callLater(self.step, self._tick)
+
+
+class ConnectionTimeouts(TimeoutMixin):
+    """The timeouts of a connection's protocol (see the module docstring)."""
+
+    _log: Logger
+
+    if TYPE_CHECKING:  # what it uses of TCPServerProtocol (and TimeoutMixin)
+        factory: ConnectionHost
+        connection_id: str
+        remote_host: str
+        idle_timeout: float
+        rx_total: int
+        outbound: Outbound
+        _state: State
+        _profile: ConnectionProfile
+        _watch: IdleWatch | None
+        _abort_call: IDelayedCall | None
+        _close_status: tuple[int, str] | None
+
+        def _close(self, abort: bool) -> None: ...
+
+    def _start_idle_watch(self) -> None:
+        """ReadIdleTimeout / WriteIdleTimeout, if set: watch from now on."""
+        profile = self._profile
+        if profile.read_idle or profile.write_idle:
+            watch = self._watch = IdleWatch(
+                self.factory.reactor, profile.read_idle, profile.write_idle, self._idle_counts
+            )
+            watch.start(self._idle_close)
+
+    def _stop_timers(self) -> None:
+        """The connection has gone: no timeout may fire."""
+        if self.timeOut is not None:
+            self.setTimeout(None)
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+
+    def _arm_close_grace(self) -> None:
+        """CloseGracePeriod: a graceful close that takes longer ends with a reset."""
+        grace = self._profile.close_grace
+        if grace and self._abort_call is None and self._state not in ENDED:
+            self._abort_call = self.factory.reactor.callLater(grace, self._grace_expired)
+
+    def _grace_expired(self) -> None:
+        """CloseGracePeriod passed and the connection is still not gone: reset it."""
+        self._abort_call = None
+        if self._state in ENDED:
+            return
+        self._log.info(
+            "connection {cid} from {peer}: the close took longer than {seconds}s, resetting it",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            seconds=self._profile.close_grace,
+        )
+        if self._close_status is None or not self._close_status[0]:
+            # (a timeout's close keeps its own status when it escalates)
+            code = errors.CLOSE_GRACE_EXPIRED
+            self._close_status = (code, errors.description_for(code))
+        self._close(abort=True)
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        """Change this connection's idle timeout (0: none); restarts the clock."""
+        self.idle_timeout = seconds
+        if self._state is State.OPEN:
+            self._set_idle_timer(seconds)
+
+    def _set_idle_timer(self, seconds: float) -> None:
+        self.setTimeout(seconds or None)
+        # bytes handed on count as traffic too
+        self.outbound.on_progress = self.resetTimeout if seconds else None
+
+    @override
+    def callLater(self, period: float, func: Any) -> IDelayedCall:
+        """TimeoutMixin's clock: the factory's reactor (a ``task.Clock`` in tests)."""
+        return self.factory.reactor.callLater(period, func)
+
+    @override
+    def timeoutConnection(self) -> None:
+        self._log.info(
+            "closing idle connection {cid} from {peer} after {seconds}s",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            seconds=self.idle_timeout,
+        )
+        self._timed_out(
+            errors.TIMED_OUT, errors.description_for(errors.TIMED_OUT), self.idle_timeout
+        )
+
+    def _idle_counts(self) -> tuple[int, int]:
+        return self.rx_total, self.outbound.handed
+
+    def _idle_close(self, code: int, what: str, seconds: float) -> None:
+        self._watch = None
+        self._log.info(
+            "closing connection {cid} from {peer}: {what} for {seconds}s",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            what=what,
+            seconds=seconds,
+        )
+        self._timed_out(code, errors.description_for(code), seconds)
+
+    def _timed_out(self, code: int, description: str, period: float) -> None:
+        """
+        Close for a timeout with its own status: gracefully, escalating to an
+        abort after CloseGracePeriod (or the timeout's own period) if the
+        peer does not finish the close.
+        """
+        self._close_status = (code, description)
+        # Nothing moved for a whole period: if output is stuck (or a graceful
+        # close is already waiting on it), waiting longer will not help.
+        stuck = self.outbound.stuck or self._state in CLOSE_CALLED
+        self._close(abort=stuck)
+        if not stuck and self._state not in ENDED and self._abort_call is None:
+            # A FIN the peer never acknowledges must not keep us forever.
+            grace = self._profile.close_grace or max(period, 1.0)
+            self._abort_call = self.factory.reactor.callLater(grace, self._close, True)
