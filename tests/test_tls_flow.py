@@ -207,6 +207,32 @@ def test_nothing_reaches_a_refused_client_certificate(files: TLSFiles, decide: s
     assert "connected" not in log.names()
 
 
+def test_nothing_happens_while_an_async_client_check_is_pending(files: TLSFiles) -> None:
+    # (the clock-tier side of test_tls_sockets' async client check: however long it takes)
+    factory = make_factory(files, SSLStartMode.IMPLICIT)
+    factory.ssl_authenticate_clients = True
+    factory.config("SSLClientCACerts=" + files.ca_pem.read_text())
+    log = Recorder(factory, EVENTS)
+    decided: Deferred[None] = Deferred()
+    factory.on("ssl_client_authentication", lambda e: decided)
+    factory.on("data_in", lambda e: factory.send(e.connection_id, e.text + b"\n"))
+    connection = MemoryConnection(factory)
+    client = MemoryTLSClient(connection, files.client_context(cert=files.client_pem))
+    client.pump()
+    client.ssl.write(b"hi\n")
+    client.pump()
+    assert log.names().count("ssl_client_authentication") == 1
+    clock: Any = factory.reactor
+    clock.advance(60)
+    client.pump()
+    assert "connected" not in log.names()
+    assert client.received == b""
+    decided.callback(None)
+    client.pump()
+    assert "connected" in log.names()
+    assert client.received == b"hi\n"
+
+
 def test_automatic_mode_holds_output_until_it_knows(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.AUTOMATIC)
     # a TLS client: what was sent before its first byte arrives encrypted
