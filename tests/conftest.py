@@ -5,8 +5,14 @@
   ``logged.flush(SomeError)`` for the ones they provoke.
 * ``server``: a real :class:`~tcpserver.TCPServer` on 127.0.0.1, port 0,
   driven by the global reactor (pytest-twisted); shut down afterwards.
-* ``Recorder``: records every event of a server and lets async tests wait
-  for one.
+* ``recorder``: a :class:`helpers.Recorder` of ``server``: every event, and
+  a way for async tests to wait for one.
+* ``processes``: starts long-running child processes (``twistd``, scripts)
+  as :class:`helpers.ServerProcess`; whatever still runs is killed at the end.
+* ``tls``: test certificates (:class:`helpers.TLSFiles`).
+
+The rest of the shared machinery (``until``, ``listen``, ``in_memory``,
+clients) is in ``helpers``.
 
 Real-socket tests run their blocking clients in a thread
 (``deferToThread``) so the reactor keeps serving meanwhile.
@@ -18,7 +24,7 @@ import os
 
 import pytest
 import pytest_twisted
-from helpers import LogCapture, Recorder, TLSFiles
+from helpers import LogCapture, Recorder, ServerProcesses, TLSFiles
 from hypothesis import settings as hypothesis_settings
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -57,6 +63,14 @@ def server():
 @pytest.fixture
 def recorder(server):
     return Recorder(server)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start server processes (in ``tmp_path`` by default); none outlives the test."""
+    group = ServerProcesses(tmp_path)
+    yield group
+    group.close()
 
 
 @pytest.fixture(scope="session")

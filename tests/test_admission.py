@@ -13,7 +13,7 @@ import ssl
 
 import pytest
 import pytest_twisted
-from helpers import client, in_thread, read_until, sleep
+from helpers import client, in_thread, listen, read_until, until
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,33 +94,19 @@ def test_bad_values_are_10022_showing_the_value(server):
 # -- real sockets ---------------------------------------------------------------------------
 
 
-def _listen(server) -> int:
-    server.start_listening()
-    port: int = server.local_port
-    return port
-
-
-async def _until(predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await sleep(0.02)
-    raise AssertionError("condition not reached")
-
-
 @pytest_twisted.ensureDeferred
 async def test_per_address_cap_refuses_the_extra_connection_only(server, recorder):
     server.default_eol = b"\n"
     server.config("MaxConnectionsPerAddress=2")
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-    port = _listen(server)
+    port = listen(server)
     first = socket.create_connection(("127.0.0.1", port))
     second = socket.create_connection(("127.0.0.1", port))
     try:
         await recorder.wait_for(lambda: len(recorder.of("connected")) == 2)
         # a third from the same address: closed, no events, counted
         assert await in_thread(client, port, b"x\n", 2, timeout=3) == b""
-        await _until(lambda: server.stats()["refused"]["per_address"] == 1)
+        await until(lambda: server.stats()["refused"]["per_address"] == 1)
         assert len(recorder.of("connection_request")) == 2
         # another address is not limited by this one's connections
         other = socket.socket()
@@ -146,7 +132,7 @@ async def test_accept_rate_refuses_before_any_tls_work(server, recorder, tls):
     server.ssl_start_mode = SSLStartMode.IMPLICIT
     server.config("MaxAcceptRate=2")
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-    port = _listen(server)
+    port = listen(server)
     context = tls.client_context()
 
     def burst() -> list[bytes | str]:
@@ -179,7 +165,7 @@ async def test_limits_apply_to_the_real_client_behind_a_proxy(server, recorder):
     server.config("ProxyProtocol=True")
     server.config("MaxConnectionsPerAddress=1")
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-    port = _listen(server)
+    port = listen(server)
 
     def via_proxy(source: str) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -211,7 +197,7 @@ async def test_limits_apply_to_the_real_client_behind_a_proxy(server, recorder):
 async def test_limits_change_at_runtime(server, recorder):
     server.default_eol = b"\n"
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-    port = _listen(server)
+    port = listen(server)
     held = socket.create_connection(("127.0.0.1", port))
     try:
         await recorder.wait_for(lambda: len(recorder.of("connected")) == 1)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import read_until, venv_bin
+from helpers import read_until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -26,57 +25,25 @@ def test_handler_tests_from_the_testing_page(examples_on_path):
     module.test_idle_clients_are_dropped()
 
 
-def test_upper_server_script():
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "upper_server.py"), "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def test_upper_server_script(processes):
+    proc = processes.start(
+        [sys.executable, str(EXAMPLES / "upper_server.py"), "0"], merge_stderr=False
     )
-    assert proc.stdout is not None
-    try:
-        port = int(proc.stdout.readline().split()[-1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"make me loud\n")
-            assert read_until(sock, 14) == b"MAKE ME LOUD\r\n"
-        assert proc.stdout.readline().startswith("connected")
-        assert proc.stdout.readline().startswith("gone")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
+    port = int(proc.next_line().split()[-1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"make me loud\n")
+        assert read_until(sock, 14) == b"MAKE ME LOUD\r\n"
+    assert proc.next_line().startswith("connected")
+    assert proc.next_line().startswith("gone")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
 
 
-def test_shout_with_twistd_as_in_the_quick_start():
-    proc = subprocess.Popen(
-        [
-            venv_bin("twistd"),
-            "-n",
-            "--pidfile=",
-            "tcpserver",
-            "--port",
-            "0",
-            "--interface",
-            "127.0.0.1",
-            "--handler",
-            "shout",
-            "--eol",
-            "\\n",
-        ],
+def test_shout_with_twistd_as_in_the_quick_start(processes):
+    proc = processes.twistd(
+        "--port", "0", "--interface", "127.0.0.1", "--handler", "shout", "--eol", "\\n",
         cwd=EXAMPLES,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            if "(port " in line:
-                port = int(line.rsplit("(port ", 1)[1].split(")")[0])
-                break
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"hello\n")
-            assert read_until(sock, 32) == b"welcome - say something\r\nHELLO\r\n"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
+        sock.sendall(b"hello\n")
+        assert read_until(sock, 32) == b"welcome - say something\r\nHELLO\r\n"

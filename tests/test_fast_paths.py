@@ -16,20 +16,12 @@ import time
 
 import pytest
 import pytest_twisted
-from helpers import client, in_thread, read_until, sleep, tls_client
+from helpers import client, in_thread, listen, read_until, tls_client, until
 
 from tcpserver import SSLStartMode, TCPServer
 from tcpserver._clienthello import ClientHelloParser
 from tcpserver.lifecycle import State
 from tcpserver.testing import MemoryConnection, memory_server
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    waited = 0.0
-    while not predicate():
-        assert waited < timeout, "condition not reached"
-        await sleep(0.01)
-        waited += 0.01
 
 
 def _echo(server: TCPServer) -> None:
@@ -224,8 +216,7 @@ def _tls_echo(server: TCPServer, tls) -> int:
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
     server.ssl_cert = tls.certificate()
     server.ssl_start_mode = SSLStartMode.IMPLICIT
-    server.start_listening()
-    return int(server.local_port)
+    return listen(server)
 
 
 @pytest_twisted.ensureDeferred

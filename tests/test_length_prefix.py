@@ -8,13 +8,13 @@ import struct
 
 import pytest
 import pytest_twisted
-from helpers import Recorder, in_thread, read_until
+from helpers import in_memory, in_thread, listen, read_until
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tcpserver import TCPServerError
 from tcpserver.framing import Framer, FrameTooLongError
-from tcpserver.testing import MemoryConnection, memory_server
+from tcpserver.testing import MemoryConnection
 
 SIZES = st.sampled_from([1, 2, 4, 8])
 ORDERS = st.sampled_from(["big", "little"])
@@ -111,16 +111,8 @@ def test_bad_arguments():
 # -- through the server ---------------------------------------------------------------------------
 
 
-def _server(**settings: object):
-    server = memory_server()
-    for name, value in settings.items():
-        server.config(f"{name}={value}")
-    recorder = Recorder(server)
-    return server, recorder
-
-
 def test_settings_frame_new_connections_and_send_frame_answers():
-    server, recorder = _server(DefaultLengthPrefix=2)
+    server, recorder = in_memory(DefaultLengthPrefix=2)
     server.on("data_in", lambda e: server.send_frame(e.connection_id, e.text.upper()))
     client = MemoryConnection(server)
     client.feed(b"\x00\x05hel")
@@ -131,7 +123,7 @@ def test_settings_frame_new_connections_and_send_frame_answers():
 
 
 def test_a_listener_switches_from_lines_to_frames_at_the_next_byte():
-    server, recorder = _server(DefaultEOL="\\r\\n")
+    server, recorder = in_memory(DefaultEOL="\\r\\n")
 
     def on_data(event):
         if event.text == b"BINARY":
@@ -144,7 +136,7 @@ def test_a_listener_switches_from_lines_to_frames_at_the_next_byte():
 
 
 def test_a_too_long_frame_fires_907_and_closes():
-    server, recorder = _server(DefaultLengthPrefix=4, MaxFrameLength=1000)
+    server, recorder = in_memory(DefaultLengthPrefix=4, MaxFrameLength=1000)
     client = MemoryConnection(server)
     client.feed(struct.pack(">I", 1001) + b"x" * 10)
     (error,) = recorder.of("error")
@@ -157,7 +149,7 @@ def test_a_too_long_frame_fires_907_and_closes():
 
 
 def test_a_too_long_frame_is_skipped_when_asked():
-    server, recorder = _server(DefaultLengthPrefix=1, MaxFrameLength=3, SkipTooLongFrames=True)
+    server, recorder = in_memory(DefaultLengthPrefix=1, MaxFrameLength=3, SkipTooLongFrames=True)
     client = MemoryConnection(server)
     client.feed(b"\x02ab\x05xyz")
     client.feed(b"vw\x01c")
@@ -167,7 +159,7 @@ def test_a_too_long_frame_is_skipped_when_asked():
 
 
 def test_bad_values_are_10022_showing_the_value():
-    server, _ = _server()
+    server, _ = in_memory()
     client = MemoryConnection(server)
     cid = client.connection_id
     for args in [(3,), (2, "middle"), (True,), (2, "big", 0.5)]:
@@ -188,8 +180,7 @@ def test_bad_values_are_10022_showing_the_value():
 async def test_frames_through_a_real_socket(server, recorder):
     server.config("DefaultLengthPrefix=2")
     server.on("data_in", lambda e: server.send_frame(e.connection_id, e.text[::-1]))
-    server.start_listening()
-    port = server.local_port
+    port = listen(server)
     payloads = [b"", b"a", b"hello", bytes(range(256)) * 40]
     stream = b"".join(_encode(p, 2, "big", 0) for p in payloads)
 
@@ -215,7 +206,7 @@ def test_a_pending_skip_does_not_outlive_its_framing():
 
 
 def test_change_length_prefix_uses_the_limits_the_connection_was_accepted_with():
-    server, recorder = _server(MaxFrameLength=10)
+    server, recorder = in_memory(MaxFrameLength=10)
     client = MemoryConnection(server)
     server.config("MaxFrameLength=1000")  # for connections accepted from now on
     server.change_length_prefix(client.connection_id, 1)

@@ -11,46 +11,36 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import client
+from helpers import LISTENING, ServerProcess, ServerProcesses, client
 
 PYTHON = sys.executable
 
 
-def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "tcpserver", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    for line in proc.stdout:
-        if "tcpserver listening on" in line:
-            return proc, int(line.rsplit("(port ", 1)[1].split(")")[0])
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError("python -m tcpserver did not start")
+@pytest.fixture
+def tcpserver_main(processes: ServerProcesses):
+    """``python -m tcpserver ARGS``, started and listening."""
+
+    def start(*args: str) -> ServerProcess:
+        proc = processes.start([PYTHON, "-m", "tcpserver", *args])
+        proc.wait_for(LISTENING)
+        return proc
+
+    return start
 
 
-def test_serves_with_the_plugin_options_and_drains_on_sigterm(tmp_path):
+def test_serves_with_the_plugin_options_and_drains_on_sigterm(tcpserver_main, tmp_path):
     (tmp_path / "upper.py").write_text(
         "def on_data_in(server, event):\n"
         "    server.send_line(event.connection_id, event.text.upper())\n"
     )
-    proc, port = _start("--port", "0", "--eol", "\\n", "--handler", "upper", cwd=tmp_path)
-    try:
-        assert client(port, b"quiet\n", 7) == b"QUIET\r\n"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "drained; stopped" in out
+    proc = tcpserver_main("--port", "0", "--eol", "\\n", "--handler", "upper")
+    assert client(proc.port, b"quiet\n", 7) == b"QUIET\r\n"
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "drained; stopped" in proc.log()
 
 
-def test_a_config_file_and_settings_work_as_with_twistd(tmp_path):
+def test_a_config_file_and_settings_work_as_with_twistd(tcpserver_main, tmp_path):
     (tmp_path / "server.toml").write_text(
         textwrap.dedent(
             """
@@ -61,13 +51,10 @@ def test_a_config_file_and_settings_work_as_with_twistd(tmp_path):
             """
         )
     )
-    proc, port = _start("--config-file", "server.toml", cwd=tmp_path)
-    try:
-        assert client(port, b"echo\n", 5) == b"echo\n"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-    assert proc.returncode == 0
+    proc = tcpserver_main("--config-file", "server.toml")
+    assert client(proc.port, b"echo\n", 5) == b"echo\n"
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
 
 
 @pytest.mark.parametrize(

@@ -10,38 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 
+from helpers import Recorder
 from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from tcpserver import TCPServerError
 from tcpserver.events import DataIn, Error
 from tcpserver.testing import MemoryConnection, memory_server
-
-
-class Recorder:
-    def __init__(self, server):
-        self.events = []
-        for name in (
-            "connection_request",
-            "connected",
-            "data_in",
-            "disconnected",
-            "error",
-            "ready_to_send",
-        ):
-            server.on(name, self._make(name))
-
-    def _make(self, name):
-        return lambda event: self.events.append((name, event))
-
-    def names(self):
-        return [n for n, _ in self.events]
-
-    def of(self, name):
-        return [e for n, e in self.events if n == name]
-
-    def data(self):
-        return [(e.text, e.eol) for e in self.of("data_in")]
 
 
 class EventOrderTests(SynchronousTestCase):

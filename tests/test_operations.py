@@ -4,10 +4,8 @@ draining, reload, metrics, JSON logs, examples."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
 import re
 import shutil
 import signal
@@ -16,133 +14,34 @@ import ssl
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import client, read_until, venv_bin
-from test_twistd import TWISTD, run_usage_error
+from helpers import (
+    TWISTD,
+    ServerProcess,
+    ServerProcesses,
+    client,
+    free_port,
+    read_line,
+    read_until,
+    run_twistd,
+    tls_client,
+    venv_bin,
+    wait_for_port,
+    wait_until,
+)
 
 from tcpserver.settings import REGISTRY
-
-
-def read_line(sock: socket.socket, timeout: float = 10) -> bytes:
-    """Read up to and including the next CRLF."""
-    sock.settimeout(timeout)
-    got = b""
-    while not got.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        got += chunk
-    return got
-
-
-class Proc:
-    """A ``twistd -n tcpserver ...`` (or any command) child and its output."""
-
-    def __init__(
-        self,
-        args: list[str],
-        cwd: Path,
-        env: dict[str, str] | None = None,
-        command: list[str] | None = None,
-        **popen: Any,
-    ) -> None:
-        argv = command or [TWISTD, "-n", "--pidfile=", "tcpserver", *args]
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-            **popen,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        # A thread reads the child's output so a wait never blocks past its deadline.
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def _take(self, timeout: float) -> str | None:
-        line = self._queue.get(timeout=max(timeout, 0))
-        if line is not None:
-            self.lines.append(line)
-        return line
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        regex = re.compile(pattern)
-        for line in self.lines:
-            match = regex.search(line)
-            if match:
-                return match
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                taken = self._take(deadline - time.monotonic())
-            except queue.Empty:
-                break
-            if taken is None:
-                break
-            match = regex.search(taken)
-            if match:
-                return match
-        raise AssertionError(f"{pattern!r} not seen; output so far:\n{''.join(self.lines)}")
-
-    def port(self) -> int:
-        return int(self.wait_for(r"tcpserver listening on \S+ \(port (\d+)\)").group(1))
-
-    def signal(self, number: int) -> None:
-        self.proc.send_signal(number)
-
-    def finish(self, timeout: float = 60) -> int:
-        code: int = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        self.drain()
-        return code
-
-    def drain(self) -> str:
-        """Take what the child has written so far without waiting; return the whole log."""
-        with contextlib.suppress(queue.Empty):
-            while self._take(0) is not None:
-                pass
-        return self.log()
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-
-@pytest.fixture
-def run(tmp_path):
-    started: list[Proc] = []
-
-    def start(*args: str, **kw: object) -> Proc:
-        proc = Proc(list(args), tmp_path, **kw)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
-            proc.proc.wait()
-
 
 # -- every setting, config files, bad values ----------------------------------------------
 
 
 def test_help_lists_every_setting_with_its_default(tmp_path):
-    result = run_usage_error(tmp_path, "--help")
+    result = run_twistd(tmp_path, "--help")
     assert result.returncode == 0
     text = result.stdout
     for setting in REGISTRY:
@@ -153,7 +52,7 @@ def test_help_lists_every_setting_with_its_default(tmp_path):
     assert "MaxConnections=1000" in text or "MaxConnections=" in text
 
 
-def test_config_file_with_command_line_winning(run, tmp_path):
+def test_config_file_with_command_line_winning(processes, tmp_path):
     (tmp_path / "server.toml").write_text(
         textwrap.dedent(
             """
@@ -169,11 +68,13 @@ def test_config_file_with_command_line_winning(run, tmp_path):
         "def on_data_in(server, event):\n"
         "    server.send(event.connection_id, event.text.upper() + b'!')\n"
     )
-    proc = run("--config-file", "server.toml", "--port", "0", "--config", "MaxConnections=7")
-    port = proc.port()
-    assert client(port, b"abc|de|", 8) == b"ABC!DE!"
+    proc = processes.twistd(
+        "--config-file", "server.toml", "--port", "0", "--config", "MaxConnections=7"
+    )
+    port = proc.port
+    assert client(port, b"abc|de|", 7) == b"ABC!DE!"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 @pytest.mark.parametrize(
@@ -187,14 +88,14 @@ def test_config_file_with_command_line_winning(run, tmp_path):
 )
 def test_bad_config_files_are_usage_errors(tmp_path, content, message):
     (tmp_path / "bad.toml").write_text(content)
-    result = run_usage_error(tmp_path, "--config-file", "bad.toml")
+    result = run_twistd(tmp_path, "--config-file", "bad.toml")
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_missing_config_file(tmp_path):
-    result = run_usage_error(tmp_path, "--config-file", "nope.toml")
+    result = run_twistd(tmp_path, "--config-file", "nope.toml")
     assert result.returncode != 0
     assert "--config-file 'nope.toml': No such file or directory" in result.stdout + result.stderr
 
@@ -203,7 +104,7 @@ def test_handler_import_error_shows_its_own_traceback_once(tmp_path):
     (tmp_path / "broken.py").write_text(
         "import os\n\ndef helper():\n    return 1 / 0\n\nhelper()\n"
     )
-    result = run_usage_error(tmp_path, "--handler", "broken")
+    result = run_twistd(tmp_path, "--handler", "broken")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert output.count("Traceback") == 1
@@ -217,25 +118,22 @@ def test_handler_import_error_shows_its_own_traceback_once(tmp_path):
 
 
 def tls_ask(port: int, context: ssl.SSLContext, name: str = "localhost") -> tuple[bytes, Any]:
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=name) as sock,
-    ):
-        sock.sendall(b"hello\n")
-        return read_until(sock, 7, 10), sock.getpeercert()
+    """Say hello over TLS: the answer and the server's certificate."""
+    got, info = tls_client(port, context, b"hello\n", 6, server_name=name, timeout=10)
+    return got, info["peer"]
 
 
 def subject_cn(cert: Any) -> str:
     return str(next(v for rdn in cert["subject"] for k, v in rdn if k == "commonName"))
 
 
-def test_tls_flags_cert_key_and_sni(run, tmp_path, tls):
-    proc = run(
+def test_tls_flags_cert_key_and_sni(processes, tmp_path, tls):
+    proc = processes.twistd(
         "--port", "0", "--eol", "\\n",
         "--tls-cert", str(tls.server_cert_pem), "--tls-key", str(tls.server_key_pem),
         "--sni-cert", f"other.example={tls.other_pem}",
     )  # fmt: skip
-    port = proc.port()
+    port = proc.port
     got, cert = tls_ask(port, tls.client_context())
     assert got == b"hello\n"
     assert subject_cn(cert) == "localhost"
@@ -243,11 +141,11 @@ def test_tls_flags_cert_key_and_sni(run, tmp_path, tls):
     _, cert = tls_ask(port, other, "other.example")
     assert "other.example" in str(cert["subjectAltName"])
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_the_tls_walkthrough_of_the_docs(run, tmp_path):
+def test_the_tls_walkthrough_of_the_docs(processes, tmp_path):
     # docs/tls.rst "From an empty directory": openssl's self-signed
     # certificate, examples/shout.py, one twistd command, a Python client.
     subprocess.run(
@@ -259,8 +157,8 @@ def test_the_tls_walkthrough_of_the_docs(run, tmp_path):
     key = (tmp_path / "server.key").read_bytes()
     (tmp_path / "server.pem").write_bytes(key + (tmp_path / "server.crt").read_bytes())
     shutil.copy(EXAMPLES / "shout.py", tmp_path / "shout.py")
-    proc = run("--port", "0", "--handler", "shout", "--tls-cert", "server.pem")
-    port = proc.port()
+    proc = processes.twistd("--port", "0", "--handler", "shout", "--tls-cert", "server.pem")
+    port = proc.port
     context = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
@@ -270,38 +168,38 @@ def test_the_tls_walkthrough_of_the_docs(run, tmp_path):
         tls.sendall(b"hello tls\n")
         assert read_line(tls) == b"HELLO TLS\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_tls_encrypted_key_with_the_password_in_a_file(run, tmp_path, tls):
+def test_tls_encrypted_key_with_the_password_in_a_file(processes, tmp_path, tls):
     (tmp_path / "pw").write_text(tls.password + "\n")
-    proc = run(
+    proc = processes.twistd(
         "--port", "0", "--eol", "\\n", "--tls-cert", str(tls.encrypted_pem),
         "--tls-password-file", "pw",
     )  # fmt: skip
-    got, _ = tls_ask(proc.port(), tls.client_context())
+    got, _ = tls_ask(proc.port, tls.client_context())
     assert got == b"hello\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_tls_pfx_with_password_from_the_environment(run, tls):
-    proc = run(
+def test_tls_pfx_with_password_from_the_environment(processes, tls):
+    proc = processes.twistd(
         "--port", "0", "--eol", "\\n", "--tls-cert", str(tls.pfx),
         "--tls-password-env", "PFX_SECRET", env={"PFX_SECRET": tls.password},
     )  # fmt: skip
-    got, _ = tls_ask(proc.port(), tls.client_context())
+    got, _ = tls_ask(proc.port, tls.client_context())
     assert got == b"hello\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_tls_required_client_certificates(run, tls):
-    proc = run(
+def test_tls_required_client_certificates(processes, tls):
+    proc = processes.twistd(
         "--port", "0", "--eol", "\\n", "--tls-cert", str(tls.server_pem),
         "--tls-client-ca", str(tls.ca_pem), "--tls-require-client-cert",
     )  # fmt: skip
-    port = proc.port()
+    port = proc.port
     got, _ = tls_ask(port, tls.client_context(cert=tls.client_pem))
     assert got == b"hello\n"
     try:
@@ -310,15 +208,15 @@ def test_tls_required_client_certificates(run, tls):
         got = b""
     assert got == b""  # refused: closed without an answer
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_explicit_tls_from_flags_with_openssl_s_client(run, tmp_path, tls):
-    proc = run(
+def test_explicit_tls_from_flags_with_openssl_s_client(processes, tmp_path, tls):
+    proc = processes.twistd(
         "--port", "0", "--handler", str(Path(__file__).parent.parent / "examples" / "starttls.py"),
         "--tls-cert", str(tls.server_pem), "--ssl-start-mode", "EXPLICIT",
     )  # fmt: skip
-    port = proc.port()
+    port = proc.port
     result = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "smtp",
          "-CAfile", str(tls.ca_pem), "-servername", "localhost", "-crlf", "-ign_eof"],
@@ -328,7 +226,7 @@ def test_explicit_tls_from_flags_with_openssl_s_client(run, tmp_path, tls):
     assert "Verify return code: 0 (ok)" in out
     assert "250 OK (encrypted)" in out
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 @pytest.mark.parametrize(
@@ -344,7 +242,7 @@ def test_explicit_tls_from_flags_with_openssl_s_client(run, tmp_path, tls):
     ],
 )
 def test_bad_operation_flags(tmp_path, args, message):
-    result = run_usage_error(tmp_path, *args)
+    result = run_twistd(tmp_path, *args)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output
@@ -353,9 +251,9 @@ def test_bad_operation_flags(tmp_path, args, message):
 # -- endpoints -----------------------------------------------------------------------------
 
 
-def test_listen_on_several_endpoints_sharing_one_factory(run, tmp_path):
+def test_listen_on_several_endpoints_sharing_one_factory(processes, tmp_path):
     path = tmp_path / "s.sock"
-    proc = run(
+    proc = processes.twistd(
         "--listen", "tcp:0:interface=127.0.0.1", "--listen", f"unix:{path}",
         "--handler", "ids", "--max-connections", "2",
     )  # fmt: skip
@@ -363,7 +261,7 @@ def test_listen_on_several_endpoints_sharing_one_factory(run, tmp_path):
         "def on_data_in(server, event):\n"
         "    server.send(event.connection_id, event.connection_id.encode() + b'\\r\\n')\n"
     )
-    port = proc.port()
+    port = proc.port
     proc.wait_for(rf"listening on unix:{re.escape(str(path))}")
     tcp = socket.create_connection(("127.0.0.1", port), timeout=10)
     tcp.sendall(b"x\r\n")
@@ -382,20 +280,20 @@ def test_listen_on_several_endpoints_sharing_one_factory(run, tmp_path):
     tcp.close()
     unix.close()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_listen_with_the_handler_written_first(run, tmp_path):
+def test_listen_with_the_handler_written_first(processes, tmp_path):
     # (the same, with no --port: the default port is not bound)
-    proc = run("--listen", "tcp:0:interface=127.0.0.1")
-    port = proc.port()
+    proc = processes.twistd("--listen", "tcp:0:interface=127.0.0.1")
+    port = proc.port
     assert client(port, b"ping\r\n", 6) == b"ping\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
     assert "9000" not in proc.log()
 
 
-def test_systemd_socket_activation(run, tmp_path):
+def test_systemd_socket_activation(processes, tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -407,12 +305,12 @@ def test_systemd_socket_activation(run, tmp_path):
         f"os.execv({TWISTD!r}, [{TWISTD!r}, '-n', '--pidfile=', 'tcpserver', "
         "'--listen', 'systemd:domain=INET:index=0'])"
     )
-    proc = run(command=[sys.executable, "-c", script], pass_fds=(fd,))
+    proc = processes.start([sys.executable, "-c", script], pass_fds=(fd,))
     proc.wait_for(r"listening on systemd:domain=INET:index=0")
     listener.close()  # the server holds its own copy
     assert client(port, b"activated\r\n", 11) == b"activated\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 # -- draining -------------------------------------------------------------------------------
@@ -426,13 +324,15 @@ BIG = textwrap.dedent(
 )
 
 
-def test_sigterm_drains_a_large_send_to_a_slow_reader(run, tmp_path):
+def test_sigterm_drains_a_large_send_to_a_slow_reader(processes, tmp_path):
     (tmp_path / "big.py").write_text(BIG)
-    proc = run("--port", "0", "--handler", "big", "--drain-timeout", "30")
-    port = proc.port()
+    proc = processes.twistd("--port", "0", "--handler", "big", "--drain-timeout", "30")
+    port = proc.port
     sock = socket.create_connection(("127.0.0.1", port), timeout=20)
     sock.sendall(b"go\r\n")
-    time.sleep(0.5)  # the answer is queued (most of it: the kernel holds ~2 MB)
+    # the answer is on its way (the first byte is here: the rest is queued, though
+    # most of it fits in the kernel's buffers, ~2 MB); peeked, not read
+    assert sock.recv(1, socket.MSG_PEEK) == b"x"
     proc.signal(signal.SIGTERM)
     proc.wait_for(r"SIGTERM: draining 1 connection")
     time.sleep(0.5)  # still not reading: the drain waits for us
@@ -444,36 +344,36 @@ def test_sigterm_drains_a_large_send_to_a_slow_reader(run, tmp_path):
         got += chunk
     assert len(got) == 4_000_003
     assert got.endswith(b"END")
-    assert proc.finish() == 0
+    assert proc.wait() == 0
     assert "drained" in proc.log()
 
 
-def test_drain_timeout_resets_a_reader_that_never_reads(run, tmp_path):
+def test_drain_timeout_resets_a_reader_that_never_reads(processes, tmp_path):
     (tmp_path / "big.py").write_text(BIG)
-    proc = run("--port", "0", "--handler", "big", "--drain-timeout", "1")
-    sock = socket.create_connection(("127.0.0.1", proc.port()), timeout=20)
+    proc = processes.twistd("--port", "0", "--handler", "big", "--drain-timeout", "1")
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (keeps data queued)
     sock.sendall(b"go\r\n")
-    time.sleep(0.3)
+    assert sock.recv(1, socket.MSG_PEEK) == b"x"  # the answer is queued (peeked, not read)
     started = time.monotonic()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
     assert time.monotonic() - started < 15
     sock.close()
 
 
-def test_a_second_sigterm_exits_at_once(run, tmp_path):
+def test_a_second_sigterm_exits_at_once(processes, tmp_path):
     (tmp_path / "big.py").write_text(BIG)
-    proc = run("--port", "0", "--handler", "big", "--drain-timeout", "60")
-    sock = socket.create_connection(("127.0.0.1", proc.port()), timeout=20)
+    proc = processes.twistd("--port", "0", "--handler", "big", "--drain-timeout", "60")
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.sendall(b"go\r\n")
-    time.sleep(0.3)
+    assert sock.recv(1, socket.MSG_PEEK) == b"x"  # the answer is queued (peeked, not read)
     proc.signal(signal.SIGTERM)
     proc.wait_for("draining 1 connection")
     started = time.monotonic()
     proc.signal(signal.SIGTERM)
-    code = proc.finish(timeout=20)
+    code = proc.wait(timeout=20)
     assert time.monotonic() - started < 10
     assert code == 1
     assert "again: exiting without draining" in proc.log()
@@ -483,11 +383,11 @@ def test_a_second_sigterm_exits_at_once(run, tmp_path):
 # -- reload ----------------------------------------------------------------------------------
 
 
-def test_sighup_swaps_the_certificate_and_keeps_connections(run, tmp_path, tls):
+def test_sighup_swaps_the_certificate_and_keeps_connections(processes, tmp_path, tls):
     live = tmp_path / "live.pem"
     shutil.copy(tls.server_pem, live)
-    proc = run("--port", "0", "--eol", "\\n", "--tls-cert", str(live))
-    port = proc.port()
+    proc = processes.twistd("--port", "0", "--eol", "\\n", "--tls-cert", str(live))
+    port = proc.port
     context = ssl.create_default_context(cafile=str(tls.ca_pem))
     context.check_hostname = False
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -517,34 +417,40 @@ def test_sighup_swaps_the_certificate_and_keeps_connections(run, tmp_path, tls):
     assert read_until(old, 4, 10) == b"two\n"
     old.close()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_sighup_rereads_access_lists_from_the_config_file(run, tmp_path):
+def test_sighup_rereads_access_lists_from_the_config_file(processes, tmp_path):
     config = tmp_path / "server.toml"
     config.write_text('[settings]\nBlockedClients = "127.0.0.1"\n')
-    proc = run("--port", "0", "--config-file", str(config))
-    port = proc.port()
+    proc = processes.twistd("--port", "0", "--config-file", str(config))
+    port = proc.port
     assert client(port, b"x\r\n", 3, timeout=3) == b""  # blocked
     config.write_text('[settings]\nBlockedClients = ""\n')
     proc.signal(signal.SIGHUP)
     proc.wait_for(r"reloaded \(changed: BlockedClients\)")
     assert client(port, b"x\r\n", 3) == b"x\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 # -- metrics and logs ---------------------------------------------------------------------------
 
 
-def test_metrics_are_served_over_http(run, tmp_path):
-    proc = run("--port", "0", "--metrics", "tcp:0:interface=127.0.0.1")
-    port = proc.port()
+def test_metrics_are_served_over_http(processes, tmp_path):
+    proc = processes.twistd("--port", "0", "--metrics", "tcp:0:interface=127.0.0.1")
+    port = proc.port
     metrics_port = int(proc.wait_for(r"metrics on \S+ \(port (\d+)\)").group(1))
     assert client(port, b"abc\r\n", 5) == b"abc\r\n"
-    time.sleep(0.2)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
-    text = body.decode()
+    scraped: list[str] = []
+
+    def closed() -> bool:  # (the server has seen our close when nothing is open)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        scraped.append(urllib.request.urlopen(url, timeout=10).read().decode())
+        return "tcpserver_connections_open 0.0" in scraped[-1]
+
+    wait_until(closed)
+    text = scraped[-1]
     assert "tcpserver_connections_accepted_total 1.0" in text
     assert 'tcpserver_events_total{event="data_in"} 1.0' in text
     assert "tcpserver_received_bytes_total 5.0" in text
@@ -553,13 +459,13 @@ def test_metrics_are_served_over_http(run, tmp_path):
     assert "tcpserver_connections_open 0.0" in text
     assert "tcpserver_connections_paused 0.0" in text
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_json_logs(run, tmp_path):
-    proc = run(
-        command=[TWISTD, "--logger", "tcpserver.logs.json_observer", "-n", "--pidfile=",
-                 "tcpserver", "--port", "0"],
+def test_json_logs(processes, tmp_path):
+    proc = processes.start(
+        [TWISTD, "--logger", "tcpserver.logs.json_observer", "-n", "--pidfile=",
+         "tcpserver", "--port", "0"],
     )  # fmt: skip
     match = proc.wait_for(r'"message": "tcpserver listening on')
     record = json.loads(match.string)
@@ -568,7 +474,7 @@ def test_json_logs(run, tmp_path):
     port = record["port"]
     assert client(port, b"hi\r\n", 4) == b"hi\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
     for line in proc.lines:
         if line.strip():
             json.loads(line)  # every line is JSON
@@ -580,12 +486,10 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 def haproxy(
-    tmp_path: Path, backend_port: int, send_proxy: str
-) -> tuple[subprocess.Popen[bytes], int]:
-    front = socket.socket()
-    front.bind(("127.0.0.1", 0))
-    front_port = front.getsockname()[1]
-    front.close()
+    processes: ServerProcesses, tmp_path: Path, backend_port: int, send_proxy: str
+) -> tuple[ServerProcess, int]:
+    """A real HAProxy in front of ``backend_port``: the process and its front port."""
+    front_port = free_port()
     config = tmp_path / f"haproxy-{send_proxy}.cfg"
     config.write_text(
         textwrap.dedent(
@@ -605,17 +509,9 @@ def haproxy(
             """
         )
     )
-    proc = subprocess.Popen(
-        [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", front_port), timeout=1).close()
-            return proc, front_port
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("haproxy did not start")
+    proc = processes.start([HAPROXY, "-db", "-f", str(config)])
+    wait_for_port(front_port)
+    return proc, front_port
 
 
 WHO = textwrap.dedent(
@@ -632,11 +528,11 @@ WHO = textwrap.dedent(
 
 @pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed")
 @pytest.mark.parametrize("send_proxy", ["send-proxy", "send-proxy-v2"])
-def test_proxy_protocol_behind_haproxy(run, tmp_path, send_proxy):
+def test_proxy_protocol_behind_haproxy(processes, tmp_path, send_proxy):
     (tmp_path / "who.py").write_text(WHO)
-    proc = run("--port", "0", "--handler", "who", "--proxy-protocol")
-    port = proc.port()
-    balancer, front = haproxy(tmp_path, port, send_proxy)
+    proc = processes.twistd("--port", "0", "--handler", "who", "--proxy-protocol")
+    port = proc.port
+    balancer, front = haproxy(processes, tmp_path, port, send_proxy)
     try:
         with socket.create_connection(("127.0.0.1", front), timeout=10) as sock:
             mine = sock.getsockname()[1]
@@ -647,54 +543,54 @@ def test_proxy_protocol_behind_haproxy(run, tmp_path, send_proxy):
         # connection_request already saw the real client
         proc.wait_for(rf"request from 127.0.0.1 {mine}")
     finally:
-        balancer.kill()
-        balancer.wait()
+        balancer.close()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 @pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed")
-def test_proxy_headers_from_an_untrusted_source_are_refused(run, tmp_path):
+def test_proxy_headers_from_an_untrusted_source_are_refused(processes, tmp_path):
     (tmp_path / "who.py").write_text(WHO)
-    proc = run(
+    proc = processes.twistd(
         "--port", "0", "--handler", "who", "--proxy-protocol", "--trusted-proxies", "10.9.9.9",
         "--metrics", "tcp:0:interface=127.0.0.1",
     )  # fmt: skip
-    port = proc.port()
+    port = proc.port
     metrics_port = int(proc.wait_for(r"metrics on \S+ \(port (\d+)\)").group(1))
-    balancer, front = haproxy(tmp_path, port, "send-proxy-v2")
+    balancer, front = haproxy(processes, tmp_path, port, "send-proxy-v2")
     try:
         with socket.create_connection(("127.0.0.1", front), timeout=10) as sock:
             sock.sendall(b"who\r\n")
             assert read_until(sock, 1, 10) == b""  # closed, unanswered
     finally:
-        balancer.kill()
-        balancer.wait()
+        balancer.close()
     proc.wait_for("127.0.0.1 is not one")
     # haproxy() probes its front before the test connects, which may or may not reach us:
     # every refusal is both logged once and counted once.
-    deadline = time.monotonic() + 10
-    while True:
+    seen: dict[str, float] = {}
+
+    def settled() -> bool:
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/", timeout=10).read()
         found = re.search(rb'tcpserver_connections_refused_total\{reason="proxy"\} (\S+)', text)
         assert found is not None
-        counted, logged = float(found.group(1)), proc.drain().count("is not one")
-        if counted == logged or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        seen["counted"], seen["logged"] = float(found.group(1)), proc.drain().count("is not one")
+        return seen["counted"] == seen["logged"]
+
+    wait_until(settled, timeout=10, interval=0.1)
+    counted, logged = seen["counted"], seen["logged"]
     assert counted == logged >= 1
     assert "request from" not in proc.log()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_proxy_protocol_without_a_header_is_refused(run, tmp_path):
-    proc = run("--port", "0", "--proxy-protocol")
-    port = proc.port()
+def test_proxy_protocol_without_a_header_is_refused(processes, tmp_path):
+    proc = processes.twistd("--port", "0", "--proxy-protocol")
+    port = proc.port
     assert client(port, b"GET / HTTP/1.0\r\n\r\n", 1, timeout=5) == b""
     proc.wait_for("bad PROXY protocol header")
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
 # -- examples, each with one twistd command -----------------------------------------------------
@@ -702,16 +598,16 @@ def test_proxy_protocol_without_a_header_is_refused(run, tmp_path):
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_example_echo(run):
-    proc = run("--port", "0", "--handler", str(EXAMPLES / "echo.py"))
-    assert client(proc.port(), b"one\r\ntwo\r\n", 10) == b"one\r\ntwo\r\n"
+def test_example_echo(processes):
+    proc = processes.twistd("--port", "0", "--handler", str(EXAMPLES / "echo.py"))
+    assert client(proc.port, b"one\r\ntwo\r\n", 10) == b"one\r\ntwo\r\n"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_example_chat_broadcasts(run):
-    proc = run("--port", "0", "--handler", str(EXAMPLES / "chat.py"))
-    port = proc.port()
+def test_example_chat_broadcasts(processes):
+    proc = processes.twistd("--port", "0", "--handler", str(EXAMPLES / "chat.py"))
+    port = proc.port
     alice = socket.create_connection(("127.0.0.1", port), timeout=10)
     assert b"welcome" in read_line(alice)
     bob = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -727,17 +623,17 @@ def test_example_chat_broadcasts(run):
     assert read_line(bob) == b"* alice left\r\n"
     bob.close()
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_example_kvstore_with_async_setup(run, tmp_path):
+def test_example_kvstore_with_async_setup(processes, tmp_path):
     seed = tmp_path / "seed.txt"
     seed.write_text("greeting=hello\n")
-    proc = run(
+    proc = processes.twistd(
         "--port", "0", "--handler", f"{EXAMPLES / 'kvstore.py'}:KVStore",
         env={"KVSTORE_SEED": str(seed)},
     )  # fmt: skip
-    port = proc.port()
+    port = proc.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET greeting\nSET a 1\nGET a\nDEL a\nGET a\nBOGUS\n")
         answers = b""
@@ -747,10 +643,10 @@ def test_example_kvstore_with_async_setup(run, tmp_path):
         b"VALUE hello", b"OK", b"VALUE 1", b"OK", b"NOT_FOUND", b"ERROR unknown command 'BOGUS'",
     ]  # fmt: skip
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_async_setup_runs_before_listening(run, tmp_path):
+def test_async_setup_runs_before_listening(processes, tmp_path):
     (tmp_path / "slow.py").write_text(
         textwrap.dedent(
             """
@@ -766,27 +662,27 @@ def test_async_setup_runs_before_listening(run, tmp_path):
             """
         )
     )
-    proc = run("--port", "0", "--handler", "slow")
+    proc = processes.twistd("--port", "0", "--handler", "slow")
     proc.wait_for(r"setup done; listening: False")
-    assert client(proc.port(), b"x\r\n", 2) == b"ok"
+    assert client(proc.port, b"x\r\n", 2) == b"ok"
     proc.signal(signal.SIGTERM)
-    assert proc.finish() == 0
+    assert proc.wait() == 0
 
 
-def test_failing_async_setup_stops_with_status_1(run, tmp_path):
+def test_failing_async_setup_stops_with_status_1(processes, tmp_path):
     (tmp_path / "bad.py").write_text(
         "async def setup(server):\n    raise RuntimeError('no database')\n"
         "def on_data_in(server, event):\n    pass\n"
     )
-    proc = run("--port", "0", "--handler", "bad")
-    assert proc.finish() == 1
+    proc = processes.twistd("--port", "0", "--handler", "bad")
+    assert proc.wait() == 1
     assert "RuntimeError: no database" in proc.log()
 
 
 # -- embedding -------------------------------------------------------------------------------------
 
 
-def test_embedding_in_an_application_with_make_service(tmp_path):
+def test_embedding_in_an_application_with_make_service(processes, tmp_path):
     (tmp_path / "app.tac").write_text(
         textwrap.dedent(
             """
@@ -800,18 +696,14 @@ def test_embedding_in_an_application_with_make_service(tmp_path):
             """
         )
     )
-    proc = Proc([], tmp_path, command=[TWISTD, "-n", "--pidfile=", "-y", "app.tac"])
-    try:
-        port = proc.port()
-        assert client(port, b"tac\n", 4) == b"tac\n"
-        proc.signal(signal.SIGTERM)
-        assert proc.finish() == 0
-    finally:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
+    proc = processes.start([TWISTD, "-n", "--pidfile=", "-y", "app.tac"])
+    port = proc.port
+    assert client(port, b"tac\n", 4) == b"tac\n"
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
 
 
-def test_the_factory_with_server_from_string(tmp_path):
+def test_the_factory_with_server_from_string(processes, tmp_path):
     code = textwrap.dedent(
         """
         from twisted.internet import reactor
@@ -828,13 +720,9 @@ def test_the_factory_with_server_from_string(tmp_path):
         reactor.run()
         """
     )
-    proc = Proc([], tmp_path, command=[sys.executable, "-c", code])
-    try:
-        port = int(proc.wait_for(r"port (\d+)").group(1))
-        assert client(port, b"sfs\n", 4) == b"sfs\n"
-    finally:
-        proc.proc.kill()
-        proc.proc.wait()
+    proc = processes.start([sys.executable, "-c", code])
+    port = int(proc.wait_for(r"port (\d+)").group(1))
+    assert client(port, b"sfs\n", 4) == b"sfs\n"
 
 
 def test_venv_has_twistd():

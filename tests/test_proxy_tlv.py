@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 import socket
 import struct
-import subprocess
 import textwrap
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import Recorder, in_thread, read_until
+from helpers import free_port, in_memory, in_thread, listen, read_until, wait_for_port
 
 from tcpserver.testing import MemoryConnection, memory_server
 
@@ -35,14 +34,8 @@ def v2_header(tlvs: bytes = b"", source=("198.51.100.7", 40001), local: bool = F
     return SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
 
 
-def _server(**settings: object):
-    server = memory_server(default_eol=b"\n")
-    server.config("ProxyProtocol=True")
-    for name, value in settings.items():
-        server.config(f"{name}={value}")
-    recorder = Recorder(server)
-    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
-    return server, recorder
+#: in_memory(**PROXIED): an echo server behind the PROXY protocol
+PROXIED: dict[str, Any] = {"default_eol": b"\n", "echo": True, "ProxyProtocol": True}
 
 
 def test_every_tlv_is_exposed():
@@ -64,7 +57,7 @@ def test_every_tlv_is_exposed():
         + tlv(0x04, b"")
         + tlv(0xE0, b"custom")
     )
-    server, recorder = _server()
+    server, recorder = in_memory(**PROXIED)
     client = MemoryConnection(server, host="127.0.0.1")
     client.feed(v2_header(tlvs) + b"hello\n")
     assert client.written() == b"hello\n"
@@ -89,7 +82,7 @@ def test_every_tlv_is_exposed():
 
 
 def test_failed_client_verification_and_v1_and_local():
-    server, _ = _server()
+    server, _ = in_memory(**PROXIED)
     failed = MemoryConnection(server, host="127.0.0.1")
     failed.feed(v2_header(tlv(0x20, bytes([0x05]) + struct.pack("!I", 1))))
     info = server.connections[failed.connection_id].proxy_info
@@ -111,7 +104,7 @@ def test_failed_client_verification_and_v1_and_local():
 
 
 def test_a_truncated_tlv_is_a_bad_header():
-    server, recorder = _server()
+    server, recorder = in_memory(**PROXIED)
     client = MemoryConnection(server, host="127.0.0.1")
     client.feed(v2_header(b"\x01\x00\x09h2") + b"x\n")
     assert client.closed
@@ -122,7 +115,7 @@ def test_a_truncated_tlv_is_a_bad_header():
 
 
 def test_detection_serves_clients_without_a_header():
-    server, recorder = _server(ProxyProtocolDetect=True)
+    server, recorder = in_memory(**PROXIED, ProxyProtocolDetect=True)
     proxied = MemoryConnection(server, host="127.0.0.1")
     proxied.feed(b"PROXY TCP4 192.0.2.9 127.0.0.1 5555 9000\r\nvia proxy\n")
     assert proxied.written() == b"via proxy\n"
@@ -137,7 +130,7 @@ def test_detection_serves_clients_without_a_header():
 
 
 def test_detection_refuses_a_header_from_an_untrusted_address():
-    server, recorder = _server(ProxyProtocolDetect=True)
+    server, recorder = in_memory(**PROXIED, ProxyProtocolDetect=True)
     spoof = MemoryConnection(server, host="192.0.2.66")
     spoof.feed(b"PROXY TCP4 10.0.0.1 127.0.0.1 5555 9000\r\n")
     assert spoof.closed
@@ -146,7 +139,7 @@ def test_detection_refuses_a_header_from_an_untrusted_address():
 
 
 def test_detection_serves_a_silent_client_after_the_header_timeout():
-    server, recorder = _server(ProxyProtocolDetect=True, ProxyHeaderTimeout=2)
+    server, recorder = in_memory(**PROXIED, ProxyProtocolDetect=True, ProxyHeaderTimeout=2)
     server.on("connected", lambda e: server.send(e.connection_id, b"220 hello\n"))
     client = MemoryConnection(server, host="192.0.2.50")
     assert client.written() == b""
@@ -164,7 +157,7 @@ OPTIONS = "proxy-v2-options unique-id,authority,crc32c"
 
 @pytest.mark.skipif(not Path(HAPROXY).exists(), reason="haproxy is not installed")
 @pytest_twisted.ensureDeferred
-async def test_tlvs_from_a_real_haproxy(server, recorder, tmp_path):
+async def test_tlvs_from_a_real_haproxy(server, recorder, processes, tmp_path):
     server.default_eol = b"\n"
     server.config("ProxyProtocol=True")
     seen = []
@@ -174,12 +167,8 @@ async def test_tlvs_from_a_real_haproxy(server, recorder, tmp_path):
         server.send(event.connection_id, event.text + b"\n")
 
     server.on("data_in", on_data)
-    server.start_listening()
-    backend = server.local_port
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    front = probe.getsockname()[1]
-    probe.close()
+    backend = listen(server)
+    front = free_port()
     config = tmp_path / "haproxy.cfg"
     config.write_text(
         textwrap.dedent(
@@ -198,30 +187,19 @@ async def test_tlvs_from_a_real_haproxy(server, recorder, tmp_path):
             """
         )
     )
-    balancer = subprocess.Popen(
-        [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    balancer = processes.start([HAPROXY, "-db", "-f", str(config)])
     try:
+        await in_thread(wait_for_port, front)
 
         def talk() -> tuple[bytes, int]:
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    sock = socket.create_connection(("127.0.0.1", front), timeout=5)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            with sock:
+            with socket.create_connection(("127.0.0.1", front), timeout=5) as sock:
                 mine = sock.getsockname()[1]
                 sock.sendall(b"tlv\n")
                 return read_until(sock, 4), mine
 
         answer, mine = await in_thread(talk)
     finally:
-        balancer.kill()
-        balancer.wait()
+        balancer.close()
     assert answer == b"tlv\n"
     info = seen[-1]
     assert info is not None
@@ -233,7 +211,7 @@ async def test_tlvs_from_a_real_haproxy(server, recorder, tmp_path):
 
 
 def test_no_client_certificate_is_never_verified():
-    server, _ = _server()
+    server, _ = in_memory(**PROXIED)
     for client_flags in (0x00, 0x01):  # plaintext to the proxy; TLS without a certificate
         client = MemoryConnection(server, host="127.0.0.1", port=51000 + client_flags)
         client.feed(v2_header(tlv(0x20, bytes([client_flags]) + struct.pack("!I", 0))))
@@ -245,7 +223,7 @@ def test_no_client_certificate_is_never_verified():
 
 
 def test_a_local_header_with_an_address_block_is_accepted():
-    server, recorder = _server()
+    server, recorder = in_memory(**PROXIED)
     addresses = socket.inet_aton("10.0.0.1") + socket.inet_aton("10.0.0.2") + b"\x00\x01\x00\x02"
     body = addresses + tlv(0x05, b"health")
     header = SIGNATURE + bytes([0x20, 0x11]) + struct.pack("!H", len(body)) + body
@@ -259,7 +237,7 @@ def test_a_local_header_with_an_address_block_is_accepted():
 
 
 def test_a_connection_gone_before_its_header_leaves_no_timer():
-    server, _ = _server()
+    server, _ = in_memory(**PROXIED)
     for port in range(3):
         client = MemoryConnection(server, host="127.0.0.1", port=52000 + port)
         client.close()

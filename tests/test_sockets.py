@@ -10,23 +10,16 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import time
 from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import Recorder, client, in_thread, read_until, sleep
+from helpers import Recorder, client, in_thread, listen, read_until, until
 from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 
 from tcpserver import TCPServer, TCPServerError, TCPServerFactory
 from tcpserver.handlers import echo, wire_handler
-
-
-def listen(server: TCPServer) -> int:
-    server.start_listening()
-    return int(server.local_port)
-
 
 # -- events ---------------------------------------------------------------------
 
@@ -37,15 +30,13 @@ async def test_every_event_through_a_real_socket(server, recorder):
     server.on("data_in", lambda e: server.send_line(e.connection_id, b"got " + e.text))
     port = listen(server)
 
-    def talk():
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            local_port = sock.getsockname()[1]
-            sock.sendall(b"hello\r\nwor")
-            time.sleep(0.05)
-            sock.sendall(b"ld\r\n")
-            return local_port, read_until(sock, 22)
-
-    local_port, answer = await in_thread(talk)
+    sock = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    with sock:
+        local_port = sock.getsockname()[1]
+        await in_thread(sock.sendall, b"hello\r\nwor")
+        await recorder.wait("data_in")  # "wor" arrives in a later read
+        await in_thread(sock.sendall, b"ld\r\n")
+        answer = await in_thread(read_until, sock, 22)
     assert answer == b"got hello\r\ngot world\r\n"
     await recorder.wait("disconnected")
     cid = recorder.of("connected")[0].connection_id
@@ -85,12 +76,10 @@ async def test_connection_fields_while_connected(server, recorder):
 
     server.on("connected", on_connected)
 
-    def talk():
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            time.sleep(0.2)
-            return sock.getsockname()[1]
-
-    client_port = await in_thread(talk)
+    sock = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    with sock:
+        client_port = sock.getsockname()[1]
+        await recorder.wait("connected")  # (seen while connected)
     await recorder.wait("disconnected")
     assert seen == {
         "id": recorder.of("connected")[0].connection_id,
@@ -109,14 +98,11 @@ async def test_connection_fields_while_connected(server, recorder):
 async def test_reset_by_peer_reports_10054(server, recorder):
     port = listen(server)
 
-    def rst():
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(b"partial")
-        time.sleep(0.1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
-
-    await in_thread(rst)
+    sock = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    await in_thread(sock.sendall, b"partial")
+    await recorder.wait("data_in")  # delivered, then the reset
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
     await recorder.wait("disconnected")
     event = recorder.of("disconnected")[0]
     assert (event.status_code, event.description) == (10054, "Connection reset by peer.")
@@ -135,8 +121,10 @@ async def test_refused_client_is_closed_without_connected(server, recorder):
             return b""  # reset or already gone: unread bytes make the kernel send RST
 
     assert await in_thread(knock) == b""
-    await sleep(0.1)
-    assert recorder.names() == ["connection_request"]
+    # a second knock, refused alike, comes after all that the first one could cause
+    assert await in_thread(knock) == b""
+    await recorder.wait("connection_request", 2)
+    assert recorder.names() == ["connection_request"] * 2
 
 
 @pytest_twisted.ensureDeferred
@@ -160,21 +148,27 @@ async def test_raising_listener_keeps_connection_and_server(server, recorder, lo
 # -- framing ---------------------------------------------------------------------
 
 
-def paced(port: int, pieces: list[bytes], expect: int = 0) -> bytes:
-    """Send pieces as separate TCP segments (NODELAY + small pauses)."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+async def paced(server: TCPServer, port: int, pieces: list[bytes]) -> None:
+    """Send pieces as separate reads: each once the server has read the one before."""
+    sock = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        received = server.stats()["bytes_received"]
         for piece in pieces:
-            sock.sendall(piece)
-            time.sleep(0.02)
-        return read_until(sock, expect, 2) if expect else b""
+            await in_thread(sock.sendall, piece)
+            received += len(piece)
+
+            def read_it(count: int = received) -> bool:
+                return bool(server.stats()["bytes_received"] >= count)
+
+            await until(read_it)
 
 
 @pytest_twisted.ensureDeferred
 async def test_multibyte_and_nul_eol_split_across_reads(server, recorder):
     server.default_eol = b"\x00END"
     port = listen(server)
-    await in_thread(paced, port, [b"one\x00E", b"N", b"D\x00ENDtw", b"o\x00END", b"tail"])
+    await paced(server, port, [b"one\x00E", b"N", b"D\x00ENDtw", b"o\x00END", b"tail"])
     await recorder.wait("disconnected")
     assert recorder.data() == [(b"one", True), (b"", True), (b"two", True), (b"tail", False)]
 
@@ -183,7 +177,7 @@ async def test_multibyte_and_nul_eol_split_across_reads(server, recorder):
 async def test_single_line_mode_crlf_split_across_reads(server, recorder):
     server.default_single_line_mode = True
     port = listen(server)
-    await in_thread(paced, port, [b"a\r", b"\nb\n", b"c\rd\r", b"\n"])
+    await paced(server, port, [b"a\r", b"\nb\n", b"c\rd\r", b"\n"])
     await recorder.wait("disconnected")
     assert recorder.data() == [(b"a", True), (b"b", True), (b"c", True), (b"d", True)]
 
@@ -199,7 +193,7 @@ async def test_record_length_and_max_line_length(server, recorder):
 
     server.on("data_in", on_data)
     port = listen(server)
-    await in_thread(paced, port, [b"x" * 300 + b"\nRECORDS\n", b"abcdef", b"gh"])
+    await paced(server, port, [b"x" * 300 + b"\nRECORDS\n", b"abcdef", b"gh"])
     await recorder.wait("disconnected")
     assert recorder.data() == [
         (b"x" * 256, False),
@@ -214,7 +208,7 @@ async def test_record_length_and_max_line_length(server, recorder):
 @pytest_twisted.ensureDeferred
 async def test_raw_mode_delivers_chunks(server, recorder):
     port = listen(server)
-    await in_thread(paced, port, [b"first", b"second"])
+    await paced(server, port, [b"first", b"second"])
     await recorder.wait("disconnected")
     assert b"".join(t for t, _ in recorder.data()) == b"firstsecond"
     assert all(eol for _, eol in recorder.data())
@@ -338,14 +332,13 @@ async def test_a_client_that_stops_reading_still_pauses_direct_sends(server, rec
     server.on("ready_to_send", lambda e: ready.append(e.connection_id))
     port = listen(server)
 
-    def talk():
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            sock.sendall(b"go\n")
-            time.sleep(0.5)  # not reading: the kernel buffers fill, then ours
-            return read_until(sock, state["paused_after"], 20)
-
-    received = await in_thread(talk)
+    sock = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        await in_thread(sock.sendall, b"go\n")
+        # not reading: the kernel buffers fill, then ours, until ready_to_send goes False
+        await recorder.wait("data_in")
+        received = await in_thread(read_until, sock, state["paused_after"], 20)
     assert state["paused_after"] < 64 * len(chunk)  # ready_to_send went False
     assert received == bytes(sent)  # everything, in order, once read
     assert len(ready) >= 2  # once at connect, again when the buffer drained
@@ -564,10 +557,7 @@ async def test_stats_count_what_happens(server, recorder):
     # a refusal, by reason
     server.config("BlockedClients=127.0.0.1")
     assert await in_thread(client, port, b"", 1, timeout=2) == b""
-    for _ in range(100):
-        if server.stats()["refused"]["access"]:
-            break
-        await sleep(0.02)
+    await until(lambda: server.stats()["refused"]["access"])
     assert server.stats()["refused"] == {
         "max_connections": 0, "per_address": 0, "rate": 0, "access": 1, "listener": 0,
         "emfile": 0, "proxy": 0,
@@ -662,28 +652,16 @@ print("run returned", flush=True)
 """
 
 
-def test_run_until_sigterm_closes_connections(tmp_path):
+def test_run_until_sigterm_closes_connections(processes):
     import signal
-    import subprocess
     import sys
 
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RUN_SCRIPT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None
-    try:
-        port = int(proc.stdout.readline().split()[1])
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        assert proc.stdout.readline().startswith("connected")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert out.splitlines() == ["disconnected 1", "run returned"]
-        assert sock.recv(10) == b""
-        sock.close()
-    finally:
-        proc.kill()
+    proc = processes.start([sys.executable, "-c", RUN_SCRIPT], merge_stderr=False)
+    port = int(proc.next_line().split()[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert proc.next_line().startswith("connected")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, proc.err_log()
+    assert proc.log().splitlines()[2:] == ["disconnected 1", "run returned"]
+    assert sock.recv(10) == b""
+    sock.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MemoryTLSClient, TLSFiles
+from helpers import MemoryTLSClient, Recorder, TLSFiles
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -31,22 +31,6 @@ EVENTS = (
     "disconnected",
     "error",
 )
-
-
-class Log:
-    def __init__(self, factory: TCPServerFactory) -> None:
-        self.entries: list[tuple[str, Any]] = []
-        for name in EVENTS:
-            factory.on(name, self._make(name))
-
-    def _make(self, name: str) -> Any:
-        return lambda event: self.entries.append((name, event))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.entries]
-
-    def of(self, name: str) -> list[Any]:
-        return [event for n, event in self.entries if n == name]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +68,7 @@ def starttls_on(factory: TCPServerFactory, connection: MemoryConnection) -> byte
 
 def test_a_listener_may_await_start_ssl(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.EXPLICIT)
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
     finished: list[str] = []
 
     async def on_data(event: Any) -> None:
@@ -192,7 +176,7 @@ def test_nothing_reaches_a_refused_client_certificate(files: TLSFiles, decide: s
     factory = make_factory(files, SSLStartMode.IMPLICIT)
     factory.ssl_authenticate_clients = True
     factory.config("SSLClientCACerts=" + files.ca_pem.read_text())
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
     pending: list[tuple[Deferred[None], Any]] = []
     factory.on(
         "ssl_connection_request",
@@ -221,6 +205,32 @@ def test_nothing_reaches_a_refused_client_certificate(files: TLSFiles, decide: s
     assert client.received == b""
     assert [e.error_code for e in log.of("error")] == [280]
     assert "connected" not in log.names()
+
+
+def test_nothing_happens_while_an_async_client_check_is_pending(files: TLSFiles) -> None:
+    # (the clock-tier side of test_tls_sockets' async client check: however long it takes)
+    factory = make_factory(files, SSLStartMode.IMPLICIT)
+    factory.ssl_authenticate_clients = True
+    factory.config("SSLClientCACerts=" + files.ca_pem.read_text())
+    log = Recorder(factory, EVENTS)
+    decided: Deferred[None] = Deferred()
+    factory.on("ssl_client_authentication", lambda e: decided)
+    factory.on("data_in", lambda e: factory.send(e.connection_id, e.text + b"\n"))
+    connection = MemoryConnection(factory)
+    client = MemoryTLSClient(connection, files.client_context(cert=files.client_pem))
+    client.pump()
+    client.ssl.write(b"hi\n")
+    client.pump()
+    assert log.names().count("ssl_client_authentication") == 1
+    clock: Any = factory.reactor
+    clock.advance(60)
+    client.pump()
+    assert "connected" not in log.names()
+    assert client.received == b""
+    decided.callback(None)
+    client.pump()
+    assert "connected" in log.names()
+    assert client.received == b"hi\n"
 
 
 def test_automatic_mode_holds_output_until_it_knows(files: TLSFiles) -> None:
@@ -299,7 +309,7 @@ def test_start_ssl_waits_for_send_file_and_files_follow_the_handshake(
 
 def test_send_and_disconnect_before_the_handshake_completes(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.IMPLICIT)
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
 
     def refuse_politely(event: Any) -> None:
         factory.send(event.connection_id, b"503 go away\n")
@@ -319,7 +329,7 @@ def test_send_and_disconnect_before_the_handshake_completes(files: TLSFiles) -> 
 
 def test_a_peer_leaving_mid_handshake_is_a_handshake_error(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.EXPLICIT)
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
     outcome: list[Any] = []
     factory.on(
         "data_in",
@@ -339,7 +349,7 @@ def test_a_peer_leaving_mid_handshake_is_a_handshake_error(files: TLSFiles) -> N
 def test_a_clean_close_before_the_client_hello_is_not_an_error(files: TLSFiles) -> None:
     """A health check (connect, close) makes no noise."""
     factory = make_factory(files, SSLStartMode.IMPLICIT)
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
     connection = MemoryConnection(factory)
     connection.close()
     tick(factory)
@@ -349,7 +359,7 @@ def test_a_clean_close_before_the_client_hello_is_not_an_error(files: TLSFiles) 
 
 def test_close_all_closes_a_starttls_handshake_gracefully(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.EXPLICIT)
-    log = Log(factory)
+    log = Recorder(factory, EVENTS)
     factory.on("data_in", lambda e: factory.start_ssl(e.connection_id))
     connection = MemoryConnection(factory)
     starttls_on(factory, connection)

@@ -3,8 +3,7 @@ Twisted TLS client (TLSMemoryBIOFactory); no sockets, a Clock for timers."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from helpers import Recorder, TLSFiles
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.ssl import Certificate as TwistedCertificate
@@ -30,25 +29,16 @@ class Collector(Protocol):
         self.handshakes += 1
 
 
-class Events:
-    def __init__(self, factory: TCPServerFactory) -> None:
-        self.log: list[tuple[str, Any]] = []
-        for name in (
-            "connection_request",
-            "ssl_connection_request",
-            "connected",
-            "ready_to_send",
-            "data_in",
-            "disconnected",
-            "error",
-        ):
-            factory.on(name, self._recorder(name))
-
-    def _recorder(self, name: str) -> Any:
-        return lambda event: self.log.append((name, event))
-
-    def names(self) -> list[str]:
-        return [n for n, _ in self.log]
+#: what these tests record (listening to more, such as ssl_status, would add to names())
+EVENTS = (
+    "connection_request",
+    "ssl_connection_request",
+    "connected",
+    "ready_to_send",
+    "data_in",
+    "disconnected",
+    "error",
+)
 
 
 class TLSInMemoryTests(SynchronousTestCase):
@@ -56,13 +46,11 @@ class TLSInMemoryTests(SynchronousTestCase):
         import tempfile
         from pathlib import Path
 
-        from helpers import TLSFiles
-
         self.tls = TLSFiles(Path(tempfile.mkdtemp()))
         self.clock = Clock()
         self.factory = TCPServerFactory(self.clock, default_eol=b"\n")
         self.factory.ssl_cert = self.tls.certificate()
-        self.events = Events(self.factory)
+        self.events = Recorder(self.factory, EVENTS)
 
     def connect(self, server_name: str = "localhost"):
         ca = TwistedCertificate.loadPEM(self.tls.ca_pem.read_bytes())
@@ -92,7 +80,7 @@ class TLSInMemoryTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(client.wrappedProtocol.received, b"one\ntwo\n")
         self.assertTrue(server.tls_active)
-        self.assertEqual(self.events.log[1][1].server_name, "localhost")
+        self.assertEqual(self.events.events[1][1].server_name, "localhost")
 
     def _accept_quietly(self):
         """A connection that has sent nothing yet."""
@@ -110,7 +98,7 @@ class TLSInMemoryTests(SynchronousTestCase):
         # EXPLICIT is plaintext until start_ssl: a greeting must be possible
         # before the client says anything (SMTP/IMAP STARTTLS servers).
         for mode in (SSLStartMode.EXPLICIT, SSLStartMode.NONE):
-            self.events.log.clear()
+            self.events.events.clear()
             self.factory.ssl_start_mode = mode
             protocol, _transport = self._accept_quietly()
             self.assertEqual(
@@ -153,7 +141,7 @@ class TLSInMemoryTests(SynchronousTestCase):
         self.clock.advance(0.2)
         self.assertTrue(transport.aborted)
         self.clock.advance(0)
-        errors = [e for n, e in self.events.log if n == "error"]
+        errors = [e for n, e in self.events.events if n == "error"]
         self.assertEqual([e.error_code for e in errors], [10060])
 
     def test_handshake_timeout_on_the_clock(self) -> None:
@@ -166,7 +154,7 @@ class TLSInMemoryTests(SynchronousTestCase):
         self.clock.advance(0.2)
         self.assertTrue(transport.aborted)
         self.clock.advance(0)
-        errors = [e for n, e in self.events.log if n == "error"]
+        errors = [e for n, e in self.events.events if n == "error"]
         self.assertEqual([e.error_code for e in errors], [10060])
         self.assertNotIn("disconnected", self.events.names())
         self.assertEqual(len(self.factory.connections), 0)

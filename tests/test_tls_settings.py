@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import pytest_twisted
 import trustme
-from helpers import in_thread, read_until, tls_client
+from helpers import in_thread, listen, read_until, tls_client, until
 from OpenSSL import SSL
 
 from tcpserver import Certificate, CertStoreType, SSLStartMode, TCPServer
@@ -22,8 +22,7 @@ def start(server: TCPServer, certificate: Certificate) -> int:
     server.ssl_cert = certificate
     server.ssl_start_mode = SSLStartMode.IMPLICIT
     wire_handler(server, echo)
-    server.start_listening()
-    return int(server.local_port)
+    return listen(server)
 
 
 def handshake(port: int, context: ssl.SSLContext, server_name: str = "localhost"):
@@ -213,15 +212,11 @@ async def test_large_tls_send_to_a_slow_reader_stays_bounded(server, recorder, t
     server.on("ready_to_send", lambda e: pump(e.connection_id))
     port = start(server, tls.certificate())
 
-    def slow_reader():
-        context = tls.client_context()
-        with (
-            socket.create_connection(("127.0.0.1", port)) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as sock,
-        ):
-            import time
-
-            time.sleep(1.0)  # not reading yet
-            return len(read_until(sock, total, 60))
-
-    assert await in_thread(slow_reader) == total
+    context = tls.client_context()
+    raw = await in_thread(socket.create_connection, ("127.0.0.1", port))
+    with await in_thread(context.wrap_socket, raw, server_hostname="localhost") as sock:
+        await recorder.wait("connected")
+        cid = recorder.of("connected")[0].connection_id
+        # not reading yet: the server fills its queue up to the high-water mark and waits
+        await until(lambda: not server.connections[cid].ready_to_send)
+        assert len(await in_thread(read_until, sock, total, 60)) == total

@@ -3,92 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import socket
-import subprocess
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
-from helpers import client, venv_bin
-
-TWISTD = venv_bin("twistd")
-LISTENING = re.compile(r"tcpserver listening on .* \(port (\d+)\)")
-
-
-class Twistd:
-    """A ``twistd -n tcpserver ...`` child process and its log."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "tcpserver", "--interface", "127.0.0.1", *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.port = int(self.wait_for(LISTENING).group(1))
-
-    def wait_for(self, pattern: re.Pattern[str] | str, timeout: float = 30) -> re.Match[str]:
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        for line in self.lines:
-            match = regex.search(line)
-            if match:
-                return match
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            match = regex.search(line)
-            if match:
-                return match
-        raise AssertionError(f"{pattern!r} not logged; log so far:\n{''.join(self.lines)}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Signal twistd; return 0 for a clean shutdown, else the exit status."""
-        self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=30)
-        self.lines += out.splitlines(keepends=True)
-        code = self.proc.returncode
-        # twistd re-raises the stopping signal after a clean shutdown
-        if code == -sig and "Server Shut Down." in self.log():
-            return 0
-        return code
-
-    def log(self) -> str:
-        return "".join(self.lines)
+from helpers import LISTENING, ServerProcess, ServerProcesses, client, read_until, run_twistd
 
 
 @pytest.fixture
-def spawn(tmp_path):
-    started: list[Twistd] = []
+def spawn(processes: ServerProcesses):
+    """``twistd -n tcpserver --interface 127.0.0.1 ARGS`` in ``tmp_path``."""
 
-    def start(*args: str, cwd: Path = tmp_path) -> Twistd:
-        proc = Twistd(list(args), cwd)
-        started.append(proc)
+    def start(*args: str) -> ServerProcess:
+        proc = processes.twistd("--interface", "127.0.0.1", *args)
+        proc.wait_for(LISTENING)  # started up
         return proc
 
-    yield start
-    for proc in started:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
-            proc.proc.wait()
-
-
-def run_usage_error(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TWISTD, "-n", "--pidfile=", "tcpserver", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return start
 
 
 HANDLER = textwrap.dedent(
@@ -159,7 +91,8 @@ def test_flags_and_config_reach_the_server(spawn):
         "tcpnodelay=yes",
     )
     first = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
-    time.sleep(0.3)
+    first.sendall(b"sync\n")  # answered: the server has accepted it
+    assert read_until(first, 5) == b"sync\n"
     # MaxConnections=1: the second connection is closed at once, unanswered
     second = b""
     with contextlib.suppress(ConnectionResetError):
@@ -187,7 +120,7 @@ def test_flags_and_config_reach_the_server(spawn):
 def test_bad_command_lines_are_one_line_usage_errors(tmp_path, args, message):
     (tmp_path / "nothing_to_wire.py").write_text("x = 1\n")
     (tmp_path / "broken_handler.py").write_text("1 / 0\n")
-    result = run_usage_error(tmp_path, *args)
+    result = run_twistd(tmp_path, *args)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert message in output
@@ -197,7 +130,7 @@ def test_bad_command_lines_are_one_line_usage_errors(tmp_path, args, message):
 
 
 def test_help_lists_flags_and_defaults(tmp_path):
-    result = run_usage_error(tmp_path, "--help")
+    result = run_twistd(tmp_path, "--help")
     assert result.returncode == 0
     for text in (
         "--port",

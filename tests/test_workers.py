@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from helpers import read_until
-from test_twistd import Twistd
+from helpers import LISTENING, ServerProcess, ServerProcesses, read_until, run_twistd, wait_until
 
 from tcpserver.tap import Options
 from tcpserver.workers import worker_args
@@ -31,20 +28,17 @@ WHO = textwrap.dedent(
 
 
 @pytest.fixture
-def pool(tmp_path):
+def pool(processes: ServerProcesses, tmp_path):
     (tmp_path / "who.py").write_text(WHO)
-    started: list[Twistd] = []
 
-    def start(*args: str) -> Twistd:
-        proc = Twistd(["--handler", "who", "--port", "0", *args], tmp_path)
-        started.append(proc)
+    def start(*args: str) -> ServerProcess:
+        proc = processes.twistd(
+            "--interface", "127.0.0.1", "--handler", "who", "--port", "0", *args
+        )
+        proc.wait_for(LISTENING)  # started up
         return proc
 
-    yield start
-    for proc in started:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
-            proc.proc.wait()
+    return start
 
 
 def ask(port: int, sock: socket.socket | None = None) -> tuple[int, str, socket.socket]:
@@ -69,7 +63,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def worker_pids(proc: Twistd, count: int) -> list[int]:
+def worker_pids(proc: ServerProcess, count: int) -> list[int]:
     pids = []
     for index in range(count):
         match = proc.wait_for(rf"worker {index} started \(pid (\d+)\)")
@@ -80,7 +74,7 @@ def worker_pids(proc: Twistd, count: int) -> list[int]:
 def test_two_workers_serve_share_the_socket_and_restart(pool):
     proc = pool("--workers", "2")
     pids = worker_pids(proc, 2)
-    proc.wait_for("serving descriptor 3")
+    proc.wait_for("serving descriptor 3", count=2)  # both workers serve
     # many connections, all served, by both workers, with ids unique server-wide
     served: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
     ids = set()
@@ -124,16 +118,14 @@ def test_two_workers_serve_share_the_socket_and_restart(pool):
 def test_sigterm_drains_every_worker(pool, tmp_path):
     proc = pool("--workers", "2")
     pids = worker_pids(proc, 2)
-    proc.wait_for("serving descriptor 3")
+    proc.wait_for("serving descriptor 3", count=2)  # both workers serve
     _pid, _cid, sock = ask(proc.port)
     assert proc.stop() == 0
     # the open connection was closed gracefully by its worker, not reset
     sock.settimeout(10)
     assert read_until(sock, 1, 10) == b""
+    wait_until(lambda: not any(alive(worker) for worker in pids), timeout=10)
     for worker in pids:
-        deadline = time.monotonic() + 10
-        while alive(worker) and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert not alive(worker)
     assert "restarting" not in proc.log()
 
@@ -159,46 +151,24 @@ def test_worker_arguments_and_shares(tmp_path: Path):
 
 
 def test_negative_workers_is_a_usage_error(tmp_path: Path):
-    from test_twistd import run_usage_error
-
-    result = run_usage_error(tmp_path, "--workers", "-1")
+    result = run_twistd(tmp_path, "--workers", "-1")
     assert result.returncode != 0
     assert "--workers must be 0 or more" in result.stdout + result.stderr
 
 
-def test_run_workers_from_python(tmp_path):
+def test_run_workers_from_python(processes, tmp_path):
     (tmp_path / "who.py").write_text(WHO)
     code = (
         "from tcpserver.workers import run_workers; "
         "run_workers(2, port=0, host='127.0.0.1', args=['--handler', 'who'])"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = None
-        started = 0
-        deadline = time.monotonic() + 30
-        while (port is None or started < 2) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            match = re.search(r"listening on .* \(port (\d+)\) with 2 workers", line)
-            if match:
-                port = int(match.group(1))
-            started += "serving descriptor 3" in line
-        assert port is not None
-        pid, cid, sock = ask(port)
-        assert alive(pid)
-        assert cid.startswith(("w0.0-", "w1.0-"))
-        sock.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-        assert not alive(pid)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = processes.start([sys.executable, "-c", code])
+    port = int(proc.wait_for(r"listening on .* \(port (\d+)\) with 2 workers").group(1))
+    proc.wait_for("serving descriptor 3", count=2)
+    pid, cid, sock = ask(port)
+    assert alive(pid)
+    assert cid.startswith(("w0.0-", "w1.0-"))
+    sock.close()
+    proc.signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert not alive(pid)
