@@ -299,6 +299,11 @@ class Outbound:
         self._boundary = self._accepted_total
 
     @property
+    def holding(self) -> bool:
+        """Output beyond the TLS boundary is held (until :meth:`release`)."""
+        return self._holding
+
+    @property
     def boundary_reached(self) -> bool:
         """Every byte accepted before :meth:`hold` has been handed on."""
         return self._handed_total >= self._boundary
@@ -308,10 +313,9 @@ class Outbound:
         self._holding = False
         if self._gone:
             return
-        if self._queue or self._parked:
-            self._drain()
-        else:
-            self._update_fast()
+        # (even with nothing left to move: the queue may have drained below
+        # its low-water mark while held, and reading must resume)
+        self._drain()
         files = self._files
         if files is not None and files.busy and not self._tx_paused:
             files.pull()
@@ -505,9 +509,17 @@ class Outbound:
             self._progress()
 
     def _enqueue(self, data: bytes) -> None:
-        if self._queue is None:
-            self._queue = deque()
-        self._queue.append(data)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if self._cork:
+            # bytes corked before these go first: into the queue with them
+            queue.extend(self._cork)
+            self._queue_len += self._cork_len
+            self._accepted_total += self._cork_len
+            self._cork = None
+            self._cork_len = 0
+        queue.append(data)
         self._queue_len += len(data)
         self._accepted_total += len(data)
         self._fast = False
