@@ -178,6 +178,9 @@ class MemoryConnection:
         """
         self.transport.close_held = True
 
+    def pump(self) -> None:
+        """Nothing to do: an in-memory transport delivers at once (see SocketConnection)."""
+
     def transport_full(self) -> None:
         """Simulate the kernel buffer filling up (the transport pauses us)."""
         assert self.protocol is not None
@@ -224,6 +227,7 @@ class SocketConnection:
             if buffer_size:
                 self.client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
                 self.client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
+            self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.client.connect(listener.getsockname())
             accepted, address = listener.accept()
         finally:
@@ -231,6 +235,7 @@ class SocketConnection:
         self.client.setblocking(False)
         accepted.setblocking(False)
         self._sent = 0  # bytes the client sent
+        self._received = 0  # bytes the client read
         self._reading = True  # the client reads what the server sends
         self._closed = False
         protocol = factory.buildProtocol(IPv4Address("TCP", *address))
@@ -240,7 +245,10 @@ class SocketConnection:
             accepted.close()
             self.transport: Any = None
             return
-        self.transport = tcp.Server(accepted, protocol, address, None, next(_sessions), self.reactor)
+        # (no listening Port: tcp.Server takes None there and skips its repr)
+        port: Any = None
+        reactor: Any = self.reactor  # (a MemoryReactorClock: an IReactorFDSet too)
+        self.transport = tcp.Server(accepted, protocol, address, port, next(_sessions), reactor)
         if buffer_size:
             self.transport.bufferSize = buffer_size
         protocol.makeConnection(self.transport)
@@ -273,20 +281,36 @@ class SocketConnection:
             self._sent += sent
             self.pump()
             if view and not sent:
-                select.select([], [self.client], [], 1.0)
+                poller = select.poll()
+                poller.register(self.client, select.POLLOUT)
+                poller.poll(1000)
 
     def written(self) -> bytes:
         """What the server sent since the last call (nothing while the client does not read)."""
         if not self._reading:
             self.pump()
             return b""
-        got = []
+        got: list[bytes] = []
         while True:
             self.pump()
             chunk = self._receive()
-            if not chunk:
+            if chunk:
+                got.append(chunk)
+                self._received += len(chunk)
+                continue
+            if not self._in_flight():
                 return b"".join(got)
-            got.append(chunk)
+            poller = select.poll()
+            poller.register(self.client, select.POLLIN)
+            if not poller.poll(1000):
+                return b"".join(got)
+
+    def _in_flight(self) -> bool:
+        """Bytes the server handed to its socket that have not reached the client yet."""
+        transport, protocol = self.transport, self.protocol
+        if protocol is None or not transport.connected or self._closed:
+            return False
+        return nothing_buffered(transport) and self._received < protocol.bytes_handed
 
     def stop_reading(self) -> None:
         """The client stops reading: the kernel's buffers fill, then Twisted's."""
@@ -331,9 +355,16 @@ class SocketConnection:
                 return
 
     def _readable(self, expecting: bool) -> bool:
-        timeout = 1.0 if expecting or self._closed else 0.0
-        ready, _, _ = select.select([self.transport.socket], [], [], timeout)
-        return bool(ready)
+        timeout = 1000 if expecting or self._closed else 0
+        poller = select.poll()
+        poller.register(self.transport.socket, select.POLLIN)
+        return bool(poller.poll(timeout))
+
+    def dispose(self) -> None:
+        """Close both sockets, whatever state the connection is in."""
+        self.client.close()
+        if self.transport is not None and self.transport.connected:
+            self.transport.socket.close()
 
     def _step(self, why: Any, is_read: bool) -> None:
         """What the reactor does with a doRead()/doWrite() result."""
@@ -373,7 +404,7 @@ class SocketConnection:
     def _receive_now(self) -> bytes:
         if self._closed:
             return b""
-        got = []
+        got: list[bytes] = []
         while True:
             try:
                 chunk = self.client.recv(1 << 16)

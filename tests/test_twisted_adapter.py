@@ -1,0 +1,94 @@
+"""The Twisted adapter: what it reads of tcp.Server / unix.Server exists, and works."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from twisted.internet import tcp, unix
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from tcpserver import _twisted
+from tcpserver._twisted import (
+    REQUIRED_ATTRIBUTES,
+    direct_transport,
+    ipv4_client,
+    nothing_buffered,
+    send_direct,
+)
+
+
+class _Quiet:
+    """A protocol that does nothing (the transport only needs one)."""
+
+    def makeConnection(self, transport: object) -> None:
+        pass
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+def _tcp_pair() -> tuple[tcp.Server, socket.socket]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname())
+    accepted, address = listener.accept()
+    listener.close()
+    accepted.setblocking(False)
+    port: object = None
+    transport = tcp.Server(accepted, _Quiet(), address, port, 1, MemoryReactorClock())
+    return transport, client
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_every_attribute_the_adapter_reads_exists_on_the_installed_twisted(kind):
+    if kind == "tcp":
+        transport, peer = _tcp_pair()
+    else:
+        left, peer = socket.socketpair()
+        left.setblocking(False)
+        port: object = None
+        transport = unix.Server(left, _Quiet(), "peer", port, 1, MemoryReactorClock())
+    try:
+        for name in REQUIRED_ATTRIBUTES:
+            assert hasattr(transport, name), f"{type(transport).__name__}.{name} is gone"
+        direct: object = direct_transport(transport)
+        assert direct is transport
+        assert nothing_buffered(transport)
+    finally:
+        transport.socket.close()
+        peer.close()
+
+
+def test_only_the_plain_socket_transports_are_direct():
+    assert direct_transport(StringTransport()) is None
+    assert ipv4_client(StringTransport()) is None
+
+
+def test_send_direct_sends_at_once_and_returns_what_the_kernel_left():
+    transport, peer = _tcp_pair()
+    try:
+        assert ipv4_client(transport) == transport.client
+        assert send_direct(transport, b"hello") == b""
+        assert peer.recv(5) == b"hello"
+        # once something is buffered in the transport, nothing goes around it
+        transport.write(b"queued")
+        assert not nothing_buffered(transport)
+        assert send_direct(transport, b"later") == b"later"
+    finally:
+        transport.socket.close()
+        peer.close()
+
+
+def test_the_adapter_is_the_only_module_that_reads_transport_internals():
+    import pathlib
+
+    package = pathlib.Path(_twisted.__file__).parent
+    names = ("_tempDataLen", "_writeDisconnecting", "_aborting", "dataBuffer")
+    for path in package.rglob("*.py"):
+        if path.name == "_twisted.py":
+            continue
+        text = path.read_text()
+        for name in names:
+            assert name not in text, f"{path.name} reads {name}"
