@@ -23,14 +23,15 @@ import socket
 from typing import Any, Protocol, cast
 
 from twisted.internet import tcp, unix
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 
 __all__ = [
     "REQUIRED_ATTRIBUTES",
     "SocketTransport",
+    "StreamTransport",
     "close_at_once",
+    "direct_peer",
     "direct_transport",
     "ipv4_client",
     "nothing_buffered",
@@ -40,25 +41,62 @@ __all__ = [
 ]
 
 
-class SocketTransport(Protocol):
-    """What is read of a ``tcp.Server`` / ``unix.Server`` (see the module docstring)."""
-
-    connected: int
-    disconnecting: bool
-    #: bytes being written (FileDescriptor)
-    dataBuffer: bytes
-    #: bytes waiting behind dataBuffer (FileDescriptor)
-    _tempDataLen: int
-    #: loseWriteConnection() was called (FileDescriptor)
-    _writeDisconnecting: bool
-    #: abortConnection() was called (tcp.Connection)
-    _aborting: bool
-    socket: socket.socket
-    producer: object | None
+class StreamTransport(Protocol):
+    """
+    What a connection calls on its transport: public methods of Twisted's
+    ``ITCPTransport``, ``IConsumer`` and ``IPushProducer`` that every stream
+    transport we serve (TCP, UNIX, TLS, endpoints' wrappers) has.
+    """
 
     def write(self, data: bytes) -> None: ...
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def getPeer(self) -> Any: ...
+
+    def getHost(self) -> Any: ...
+
+
+class SocketTransport(StreamTransport, Protocol):
+    """What is read of a ``tcp.Server`` / ``unix.Server`` (see the module docstring)."""
+
+    @property
+    def connected(self) -> int: ...
+
+    @property
+    def disconnecting(self) -> bool: ...
+
+    @property
+    def dataBuffer(self) -> bytes:
+        """Bytes being written (FileDescriptor)."""
+
+    @property
+    def _tempDataLen(self) -> int:
+        """Bytes waiting behind dataBuffer (FileDescriptor)."""
+
+    @property
+    def _writeDisconnecting(self) -> bool:
+        """loseWriteConnection() was called (FileDescriptor)."""
+
+    @property
+    def _aborting(self) -> bool:
+        """abortConnection() was called (tcp.Connection)."""
+
+    @property
+    def socket(self) -> socket.socket: ...
+
+    @property
+    def producer(self) -> object | None: ...
 
     def connectionLost(self, reason: Any) -> None: ...
 
@@ -97,6 +135,18 @@ def ipv4_client(transport: object) -> tuple[str, int] | None:
         if type(client) is tuple and len(client) == 2:
             return cast(tuple[str, int], client)
     return None
+
+
+def direct_peer(transport: object) -> tuple[SocketTransport | None, tuple[str, int] | None]:
+    """:func:`direct_transport` and :func:`ipv4_client` in one call (one per accept)."""
+    kind = type(transport)
+    if kind is tcp.Server:
+        client = transport.client  # type: ignore[attr-defined]
+        peer = client if type(client) is tuple and len(client) == 2 else None
+        return cast(SocketTransport, transport), peer
+    if kind is unix.Server:
+        return cast(SocketTransport, transport), None
+    return None, None
 
 
 def nothing_buffered(transport: SocketTransport) -> bool:

@@ -1,7 +1,10 @@
 """What the application may do to one connection: the manual's per-connection methods.
 
 :class:`ConnectionControls` is the part of
-:class:`~tcpserver.protocol.TCPServerProtocol` that implements ``send*``,
+:class:`~tcpserver.protocol.TCPServerProtocol` that decides whether its
+socket is read - a bit set of reasons (``pause_data``, flow control, an
+async listener, a pending decision; a TLS handshake reads whatever holds
+the application data back) - and that implements ``send*``,
 ``send_file``, ``interrupt``, ``disconnect``, ``pause_data``,
 ``process_data``, ``change_record_length``, ``change_length_prefix`` and
 the per-connection read-outs.  The factory and the server expose each with
@@ -20,7 +23,14 @@ from twisted.internet.defer import Deferred
 
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
-from tcpserver.lifecycle import ENDED, PAUSE_USER, State
+from tcpserver.lifecycle import (
+    ENDED,
+    PAUSE_FLOW,
+    PAUSE_PENDING,
+    PAUSE_USER,
+    SENDABLE,
+    State,
+)
 from tcpserver.sockopts import plain_address
 
 if TYPE_CHECKING:
@@ -49,20 +59,70 @@ class ConnectionControls:
         factory: ConnectionHost
         connection_id: str
         transport: Any
-        outbound: Outbound
+        outbound: Outbound | None
         _state: State
         _profile: ConnectionProfile
         _read_pauses: int
+        _tls_reading: bool
 
         @property
         def framer(self) -> Framer: ...
+        def out(self) -> Outbound: ...
         def _move(self, new: State) -> None: ...
         def _refresh(self) -> None: ...
         def _advance(self) -> None: ...
-        def _pause_reading(self, reason: int) -> None: ...
-        def _resume_reading(self, reason: int) -> None: ...
         def _close(self, abort: bool) -> None: ...
         def _close_when_sent(self) -> None: ...
+
+    # -- reading: why the socket is not read --------------------------------------------
+
+    def _reading_blocked(self) -> bool:
+        """
+        Whether the transport should be paused.  During a TLS handshake only
+        the handshake's own pause (an async ``ssl_*`` listener) counts: the
+        handshake needs the peer's bytes whatever holds the application
+        data back, and decrypted data waits in the framer meanwhile.
+        """
+        pauses = self._read_pauses
+        if self._tls_reading:
+            pauses &= PAUSE_PENDING
+        return pauses != 0
+
+    def _pause_reading(self, reason: int) -> None:
+        was_blocked = self._reading_blocked()
+        self._read_pauses |= reason
+        if not was_blocked and self._reading_blocked():
+            self._transport_reading(False)
+
+    def _resume_reading(self, reason: int) -> None:
+        if not self._read_pauses & reason:
+            return
+        was_blocked = self._reading_blocked()
+        self._read_pauses &= ~reason
+        if was_blocked and not self._reading_blocked():
+            self._transport_reading(True)
+
+    def _set_tls_reading(self, on: bool) -> None:
+        if on == self._tls_reading:
+            return
+        was_blocked = self._reading_blocked()
+        self._tls_reading = on
+        blocked = self._reading_blocked()
+        if blocked != was_blocked:
+            self._transport_reading(not blocked)
+
+    def _transport_reading(self, on: bool) -> None:
+        transport = self.transport
+        if transport is not None and self._state not in ENDED:
+            if on:
+                transport.resumeProducing()
+            else:
+                transport.pauseProducing()
+
+    @property
+    def reading_paused(self) -> bool:
+        """Reading is paused by ``pause_data`` or flow control."""
+        return bool(self._read_pauses & (PAUSE_USER | PAUSE_FLOW))
 
     # -- read-outs (the Connection view) ---------------------------------------------------
 
@@ -74,26 +134,38 @@ class ConnectionControls:
     @property
     def bytes_sent(self) -> int:
         """Bytes of the last send that were taken."""
-        return self.outbound.bytes_sent
+        return self.outbound.bytes_sent if self.outbound is not None else 0
 
     @property
     def ready_to_send(self) -> bool:
         """False after a 135 or above the high-water mark, until ``ready_to_send``."""
-        return self.outbound.ready
+        out = self.outbound
+        if out is not None:
+            return out.ready
+        # (no send yet: ready once open, as Outbound.open() would say)
+        return (self._state is S.OPEN or self._state is S.INPUT_ENDED) and bool(
+            self._profile.high_water
+        )
 
     @property
     def send_timeout(self) -> float:
         """The send timeout (``Connection.timeout``)."""
-        return self.outbound.timeout
+        return self.outbound.timeout if self.outbound is not None else self._profile.send_timeout
 
     @send_timeout.setter
     def send_timeout(self, seconds: float) -> None:
-        self.outbound.timeout = seconds
+        self.out().timeout = seconds
+
+    @property
+    def taking_sends(self) -> bool:
+        """Whether sends are taken: accepted, and not closing."""
+        out = self.outbound
+        return out.taking_sends if out is not None else self._state in SENDABLE
 
     @property
     def queued(self) -> int:
         """Outgoing bytes held here, not yet handed to the transport."""
-        return self.outbound.queued
+        return self.outbound.queued if self.outbound is not None else 0
 
     @property
     def local_address(self) -> str:
@@ -117,7 +189,7 @@ class ConnectionControls:
             )
 
     def _check_not_closing(self, what: str) -> None:
-        if not self.outbound.taking_sends:
+        if not self.taking_sends:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"{what}: connection {self.connection_id!r} is closing",
@@ -142,20 +214,20 @@ class ConnectionControls:
         :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
             ``Connection.bytes_sent``); 10022 if ``data`` is not bytes.
         """
-        return self.outbound.send(data)
+        return self.out().send(data)
 
     def send_bytes(self, data: bytes) -> Deferred[None] | None:
         """Same as :meth:`send` (the manual has both names)."""
-        return self.outbound.send(data, "send_bytes")
+        return self.out().send(data, "send_bytes")
 
     def send_text(self, text: str) -> Deferred[None] | None:
         """Send ``text`` encoded with the ``CodePage`` setting (UTF-8 by default)."""
-        return self.outbound.send(self._encode(text, "send_text"), "send_text")
+        return self.out().send(self._encode(text, "send_text"), "send_text")
 
     def send_line(self, text: str | bytes) -> Deferred[None] | None:
         """Send ``text`` followed by CRLF (``str`` is encoded with ``CodePage``)."""
         data = text if isinstance(text, bytes) else self._encode(text, "send_line")
-        return self.outbound.send(data + b"\r\n", "send_line")
+        return self.out().send(data + b"\r\n", "send_line")
 
     def send_frame(self, data: bytes) -> Deferred[None] | None:
         """
@@ -173,7 +245,7 @@ class ConnectionControls:
             framed = self.framer.encode_prefixed(bytes(data))
         except ValueError as exc:
             raise TCPServerError(errors.INVALID_ARGUMENT, f"send_frame: {exc}") from None
-        return self.outbound.send(framed, "send_frame")
+        return self.out().send(framed, "send_frame")
 
     def _encode(self, text: object, what: str) -> bytes:
         if not isinstance(text, str):
@@ -206,12 +278,13 @@ class ConnectionControls:
         """
         self._check_open("send_file")
         self._check_not_closing("send_file")
-        return self.outbound.send_file(path)
+        return self.out().send_file(path)
 
     def interrupt(self) -> None:
         """Stop the file being sent (and drop queued ones); the connection stays."""
         self._check_open("interrupt")
-        self.outbound.interrupt()
+        if self.outbound is not None:
+            self.outbound.interrupt()
         if self._state is S.DRAINING:
             self._close_when_sent()
 
@@ -227,7 +300,7 @@ class ConnectionControls:
                 errors.INVALID_CONNECTION_ID,
                 f"disconnect: connection {self.connection_id!r} is closed",
             )
-        self.outbound.refuse_sends()
+        self.out().refuse_sends()
         if not self._profile.linger:
             self._close(abort=True)
             return

@@ -72,7 +72,10 @@ def _send(self: HasTable, connection_id: str, data: bytes, /) -> Deferred[None] 
         raise TCPServerError(
             errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
         ) from None
-    return protocol.outbound.send(data)
+    out = protocol.outbound  # (made with the first bytes read: see TCPServerProtocol.out)
+    if out is None:
+        out = protocol.out()
+    return out.send(data)
 
 
 _describe(_send, TCPServerProtocol.send)

@@ -39,9 +39,6 @@ class InboundOwner(Protocol):
 
     connection_id: str
 
-    def new_framer(self) -> Framer:
-        """A framer with the connection's framing settings (made on first use)."""
-
     def hold_reading(self, held: bool) -> None:
         """An async listener started (``True``) or finished: stop or resume reading."""
 
@@ -61,6 +58,7 @@ class Inbound:
     """
     The inbound side of one connection (see the module docstring).
 
+    :ivar framer: the connection's framer.
     :ivar deliver: ``data_in`` may be delivered now (the owner computes it).
     :ivar ending: the input is over: when nothing is left, the owner's
         :meth:`~InboundOwner.settled` runs (the owner computes it).
@@ -70,17 +68,17 @@ class Inbound:
         "_advancing",
         "_busy",
         "_dispatcher",
-        "_framer",
         "_owner",
         "_steps",
         "deliver",
         "ending",
+        "framer",
     )
 
-    def __init__(self, owner: InboundOwner, dispatcher: Dispatcher) -> None:
+    def __init__(self, owner: InboundOwner, dispatcher: Dispatcher, framer: Framer) -> None:
         self._owner = owner
         self._dispatcher = dispatcher
-        self._framer: Framer | None = None  # made when first needed
+        self.framer = framer
         self._busy: Deferred[Any] | None = None  # an async listener in flight
         # events waiting for _busy (made when first needed)
         self._steps: deque[tuple[str, Any]] | None = None
@@ -89,22 +87,13 @@ class Inbound:
         self.ending = False
 
     @property
-    def framer(self) -> Framer:
-        """The connection's framer (made on first use)."""
-        framer = self._framer
-        if framer is None:
-            framer = self._framer = self._owner.new_framer()
-        return framer
-
-    @property
     def idle(self) -> bool:
         """Nothing to deliver and nothing in flight."""
-        framer = self._framer
         return (
             self._busy is None
             and not self._steps
             and not self._advancing
-            and (framer is None or not framer.has_input)
+            and not self.framer.has_input
         )
 
     @property
@@ -120,9 +109,7 @@ class Inbound:
         case - whole lines on an idle buffer - is delivered at once as a
         batch; everything else goes through :meth:`advance`.
         """
-        framer = self._framer
-        if framer is None:
-            framer = self.framer
+        framer = self.framer
         if self._busy is not None or not self.deliver:
             framer.receive(data)
             return
@@ -143,8 +130,7 @@ class Inbound:
 
     def take_rest(self) -> bytes:
         """Remove and return every buffered byte (the input is over, or TLS starts)."""
-        framer = self._framer
-        return framer.flush() if framer is not None else b""
+        return self.framer.flush()
 
     def end_batch(self) -> None:
         """
@@ -152,9 +138,7 @@ class Inbound:
         change): the lines after the current one go back to the framer, for
         :meth:`advance` to deliver when it may.
         """
-        framer = self._framer
-        if framer is not None:
-            framer.settle()
+        self.framer.settle()
 
     # -- events ------------------------------------------------------------------------
 
@@ -209,6 +193,7 @@ class Inbound:
     def _loop(self) -> None:
         dispatcher = self._dispatcher
         owner = self._owner
+        framer = self.framer
         while self._busy is None:
             steps = self._steps
             if steps:
@@ -217,8 +202,7 @@ class Inbound:
                 if waiting is not None:
                     self.wait(waiting)
                 continue
-            framer = self._framer  # None: nothing was ever received
-            if self.deliver and framer is not None and framer.has_input:
+            if self.deliver and framer.has_input:
                 lines = framer.split_lines()
                 if lines:
                     dispatcher.deliver_batch(owner.connection_id, framer, self.wait)

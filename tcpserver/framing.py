@@ -75,7 +75,6 @@ class Framer:
 
     __slots__ = (
         "_batch",
-        "_batch_iter",
         "_batch_start",
         "_buf",
         "_cr",
@@ -98,6 +97,7 @@ class Framer:
         "_skip_lf",
         "_skip_too_long",
         "_split_eol_len",
+        "batch",
         "batch_done",
         "generation",
     )
@@ -123,7 +123,13 @@ class Framer:
         self._skip_lf = False  # a CR ended the last line; swallow one LF
         self._split_eol_len = 0  # terminator length of the current batch
         self._batch: list[bytes] | None = None  # lines of a split_lines() batch
-        self._batch_iter: Iterator[bytes] = iter(())  # the consumer's way through them
+        #: The lines of the batch :meth:`split_lines` (or :meth:`receive_lines`)
+        #: started, to be taken in order: a line taken is a line delivered.  A
+        #: framer call made meanwhile (a framing change, :meth:`flush`...)
+        #: settles the position just after the last line taken and ends the
+        #: iteration, so the consumer's loop stops by itself.  Exhausted when
+        #: no batch is open.
+        self.batch: Iterator[bytes] = iter(())
         self._batch_start = 0
         #: how many lines of the last settled batch were taken
         self.batch_done = 0
@@ -234,21 +240,9 @@ class Framer:
             self.generation += 1
 
     @property
-    def batch(self) -> Iterator[bytes]:
-        """
-        The lines of the batch :meth:`split_lines` (or :meth:`receive_lines`)
-        started, to be taken in order: a line taken is a line delivered.  A
-        framer call made meanwhile (a framing change, :meth:`flush`...)
-        settles the position just after the last line taken and ends the
-        iteration, so the consumer's loop stops by itself.  Empty when no
-        batch is open.
-        """
-        return self._batch_iter if self._batch is not None else iter(())
-
-    @property
     def has_input(self) -> bool:
         """Whether received bytes wait here (a batch's undelivered lines included)."""
-        if self._batch is not None and self._batch_iter.__length_hint__():  # type: ignore[attr-defined]
+        if self._batch is not None and self.batch.__length_hint__():  # type: ignore[attr-defined]
             return True
         return self._pos < len(self._buf) or bool(self._held)
 
@@ -260,7 +254,13 @@ class Framer:
         :returns: how many lines were taken (0 when no batch was open and
             none was settled since).
         """
-        if self._batch is not None:
+        lines = self._batch
+        if lines is not None and not self.batch.__length_hint__():  # type: ignore[attr-defined]
+            # every line was taken: the position is already right
+            self._batch = None
+            self.batch_done = 0
+            return len(lines)
+        if lines is not None:
             self.settle()
         done, self.batch_done = self.batch_done, 0
         return done
@@ -366,7 +366,7 @@ class Framer:
         self._buf = data
         self._cr = self._lf = -1
         self._batch = lines
-        self._batch_iter = iter(lines)
+        self.batch = iter(lines)
         self._batch_start = 0
         self._split_eol_len = len(eol)
         self._pos = self._scan = end
@@ -579,7 +579,7 @@ class Framer:
         if len(max(lines, key=len)) > self._limit:
             return None
         self._batch = lines
-        self._batch_iter = iter(lines)
+        self.batch = iter(lines)
         self._batch_start = pos
         self._split_eol_len = len(eol)
         self._pos = self._scan = len(buf) - len(rest)
@@ -595,7 +595,7 @@ class Framer:
         if lines is None:
             return
         self._batch = None
-        iterator = self._batch_iter
+        iterator = self.batch
         self.batch_done = done = len(lines) - iterator.__length_hint__()  # type: ignore[attr-defined]
         if done < len(lines):
             consumed = sum(map(len, lines[:done])) + done * self._split_eol_len

@@ -25,7 +25,8 @@ decision) says nothing is left to deliver, stop, fail or tell.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -47,9 +48,9 @@ from tcpserver._proxy import ProxyHeaderReader, ProxyInfo
 from tcpserver._tlssession import TLSSession
 from tcpserver._twisted import (
     SocketTransport,
+    StreamTransport,
     close_at_once,
-    direct_transport,
-    ipv4_client,
+    direct_peer,
     nothing_buffered,
     send_direct,
     set_nodelay,
@@ -64,6 +65,7 @@ from tcpserver.lifecycle import (
     CLOSE_CALLED,
     DELIVERING,
     ENDED,
+    MOVES,
     PAUSE_ASYNC,
     PAUSE_FLOW,
     PAUSE_PENDING,
@@ -94,7 +96,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     Not created directly: the factory's ``buildProtocol`` makes one per
     connection with the settings in force (its profile).
 
-    :ivar outbound: the connection's outgoing side (sends go here).
+    :ivar outbound: the connection's outgoing side (sends go here), or
+        ``None`` until it is first needed (see :meth:`out`).
     :ivar rx_total: bytes read from the socket (encrypted under TLS).
     :ivar proxy_info: what a PROXY protocol header said, or ``None``.
     """
@@ -149,22 +152,29 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self.rx_total = 0  # (the table sums these: bytes_received)
         self._state = S.NEW
         self._in: Inbound | None = None  # made when first needed (see _inbound)
-        self.outbound = Outbound(self, factory.reactor, profile, profile.send_timeout)
+        # made on first use (see out()): an idle connection has none
+        self.outbound: Outbound | None = None
         self._read_pauses = 0
         self._close_status: tuple[int, str] | None = None
         self._abort_call: IDelayedCall | None = None  # CloseGracePeriod, or a timeout's escalation
         self._watch: IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
         self._tls: TLSSession | None = None
-        self._raw_hook: Any = None  # raw bytes go here first (PROXY header, TLS)
+        # raw bytes go here first (the PROXY header reader, TLS)
+        self._raw_hook: Callable[[bytes], None] | None = None
         # a plain TCP/UNIX transport: an answer goes straight to its socket
         # when nothing is buffered (see write_out)
         self._direct: SocketTransport | None = None
-        self._sink: Any = None  # where bytes go otherwise: the transport or the TLS engine
+        # where bytes go otherwise: the transport or the TLS engine
+        self._sink: StreamTransport | None = None
         # The TLS handshake must read whatever else holds reading back
         # (flow control, pause_data, an async listener): see _reading_blocked.
         self._tls_reading = False
 
     # -- the lifecycle ---------------------------------------------------------------------
+
+    def _transport(self) -> StreamTransport | None:
+        """The transport, as a connection uses it (``_twisted.StreamTransport``)."""
+        return cast("StreamTransport | None", self.transport)
 
     @property
     def state(self) -> State:
@@ -172,8 +182,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         return self._state
 
     def _move(self, new: State) -> None:
-        """The one way the state changes (checked against the table)."""
-        check_move(self._state, new)
+        """The one way the state changes (checked against the table, :func:`check_move`)."""
+        if new not in MOVES[self._state]:
+            check_move(self._state, new)  # (raises, naming both)
         self._state = new
         if self._in is not None:
             self._refresh()
@@ -208,8 +219,28 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             and self.timeOut is None
             and self._watch is None
             and self._abort_call is None
-            and self.outbound.idle
+            and (self.outbound is None or self.outbound.idle)
         )
+
+    def out(self) -> Outbound:
+        """
+        The connection's outgoing side, made when first needed (a send, the
+        first bytes read, TLS, a send timeout) in the state the lifecycle
+        implies: sends taken while the connection is accepted and not
+        closing, ``ready`` once it is open.
+        """
+        out = self.outbound
+        if out is None:
+            profile = self._profile
+            out = self.outbound = Outbound(
+                self, self.factory.reactor, profile, profile.send_timeout
+            )
+            state = self._state
+            if state in SENDABLE:
+                out.accept_sends()
+                if state is S.OPEN or state is S.INPUT_ENDED:
+                    out.open()
+        return out
 
     def check_invariants(self) -> None:
         """
@@ -220,12 +251,13 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         out = self.outbound
         registered = self.factory.table.by_id.get(self.connection_id) is self
         assert registered == (state in ADDRESSABLE), (state, registered)
-        if state in ENDED or state is S.REFUSED or state is S.DRAINING or state is S.CLOSING:
-            assert not out.taking_sends, state
-        if state is S.OPEN or state is S.INPUT_ENDED:
-            assert out.taking_sends, state
-        if state in ENDED:
-            assert out.is_gone, state
+        if out is not None:
+            if state in ENDED or state is S.REFUSED or state is S.DRAINING or state is S.CLOSING:
+                assert not out.taking_sends, state
+            if state is S.OPEN or state is S.INPUT_ENDED:
+                assert out.taking_sends, state
+            if state in ENDED:
+                assert out.is_gone, state
         if self._in is not None:
             expected = state in DELIVERING and (
                 not self._read_pauses & PAUSE_USER or state in LOST_STATES
@@ -238,8 +270,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     @override
     def connectionMade(self) -> None:
-        transport: Any = self.transport
-        peer = ipv4_client(transport)
+        transport = self._transport()
+        assert transport is not None
+        direct, peer = direct_peer(transport)
         if peer is None:
             address = transport.getPeer()
             if type(address) is IPv4Address:
@@ -252,7 +285,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self.remote_host, self.remote_port = peer
         self._sink = transport
         factory = self.factory
-        direct = self._direct = direct_transport(transport)
+        self._direct = direct
         if direct is None:
             # every stream transport is a consumer (duck-typed: no adapter lookup)
             transport.registerProducer(self, True)
@@ -263,9 +296,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             factory.table.register(self)
             if self._profile.tcp_nodelay:
                 self._set_nodelay()
-            self._move(S.OPEN)
-            self.outbound.accept_sends()
-            self.outbound.open()
+            self._move(S.OPEN)  # (sends are taken: see out())
             return
         self._move(S.REQUESTING)
         factory.table.add_pending(self)
@@ -330,7 +361,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             )
         if self.idle_timeout:
             self._set_idle_timer(self.idle_timeout)
-        self.outbound.accept_sends()
+        if self.outbound is not None:
+            self.outbound.accept_sends()
         mode = profile.ssl_start_mode
         if mode == SSLStartMode.IMPLICIT:
             self._move(S.HANDSHAKING)
@@ -364,7 +396,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             self._start_idle_watch()
         self._move(S.OPEN)
         out = self.outbound
-        out.open()  # (output held during a TLS handshake may already fill the queue)
+        if out is not None:
+            out.open()  # (output held during a TLS handshake may already fill the queue)
         listeners = self.factory.dispatcher.listeners
         connected = listeners["connected"]
         ready = listeners["ready_to_send"]
@@ -378,7 +411,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 if connected:
                     self._fire("connected", Connected(self.connection_id))
                 # a send in connected may already have hit 135
-                if out.ready and ready:
+                if self.ready_to_send and ready:
                     self._fire("ready_to_send", ReadyToSend(self.connection_id))
             finally:
                 if inbound is not None:
@@ -404,6 +437,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if inbound is None:
             inbound = self._inbound()
         out = self.outbound
+        if out is None:
+            out = self.out()
         out.cork()
         try:
             inbound.receive(data)
@@ -423,13 +458,18 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         ):
             # The common end, in one step: a clean close with nothing to
             # deliver, stop, fail or tell.
-            if self._close_status is None:
-                self._close_status = (0, "OK")
-            self.outbound.gone(0, "OK")
-            self.factory.table.lost(self)
-            self._closed()
+            self._end_at_once()
             return
         self.tls_lost(reason)
+
+    def _end_at_once(self) -> None:
+        """The one-step end of a clean close (see connectionLost, readConnectionLost)."""
+        if self._close_status is None:
+            self._close_status = (0, "OK")
+        if self.outbound is not None:
+            self.outbound.gone(0, "OK")  # (nothing to fail: it is idle)
+        self.factory.table.lost(self)
+        self._closed()
 
     def tls_lost(self, reason: Failure) -> None:
         """The transport is gone (``reason``); under TLS, as the engine reports it."""
@@ -451,7 +491,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         # (first the state: whoever hears of the loss below sees a closed connection)
         self._move(S.LOST if opened else S.CLOSED)
         self.factory.table.lost(self)
-        self.outbound.gone(code, description)
+        if self.outbound is not None:
+            self.outbound.gone(code, description)
         if tls is not None:
             tls.lost(code, description)
             if handshaking and code and code != errors.CANNOT_SEND_AFTER_SHUTDOWN:
@@ -473,7 +514,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         still reaped.
         """
         state = self._state
-        transport: Any = self.transport
+        transport = self._transport()
         if state is S.HANDSHAKING or state is S.UPGRADING:
             # A peer that stopped sending can no longer start or finish a TLS
             # handshake: close now rather than at the handshake timeout (a
@@ -488,12 +529,16 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             direct is not None
             and self._tls is None
             and (self._in is None or self._in.idle)
-            and not self.outbound.pending
+            and (self.outbound is None or not self.outbound.pending)
             and nothing_buffered(direct)
         ):
             # Nothing to deliver, nothing to answer: close now, as Twisted
             # does for a protocol that does not take half-closes, instead of
-            # a loseConnection() that takes another round of the reactor.
+            # a loseConnection() that takes another round of the reactor -
+            # and end in the same step when nothing is left to stop and
+            # nobody to tell (connectionLost then finds it CLOSED).
+            if self._nothing_to_stop() and self._can_end_now():
+                self._end_at_once()
             close_at_once(direct)
             return
         self._move(S.INPUT_ENDED)
@@ -505,7 +550,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def _closed(self) -> None:
         """The end: every event delivered, the connection forgotten."""
         self._move(S.CLOSED)
-        self.outbound.ready = False
+        if self.outbound is not None:
+            self.outbound.ready = False
         self.factory.table.forget(self)
 
     # -- the inbound side (InboundOwner) --------------------------------------------------
@@ -513,12 +559,12 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def _inbound(self) -> Inbound:
         inbound = self._in
         if inbound is None:
-            inbound = self._in = Inbound(self, self.factory.dispatcher)
+            inbound = self._in = Inbound(self, self.factory.dispatcher, self._new_framer())
             self._refresh()
         return inbound
 
-    def new_framer(self) -> Framer:
-        """A framer from the settings in force at accept (Inbound makes it on first use)."""
+    def _new_framer(self) -> Framer:
+        """A framer from the settings in force at accept."""
         profile = self._profile
         framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
         prefix = profile.length_prefix
@@ -562,7 +608,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             # Input is over and every listener has finished: close once the
             # queued answers are written.
             self._move(S.DRAINING)
-            self.outbound.refuse_sends()
+            if self.outbound is not None:
+                self.outbound.refuse_sends()
             self._close_when_sent()
             return False
         self._move(S.FAREWELL)
@@ -614,7 +661,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         """
         direct = self._direct
         if direct is None:
-            self._sink.write(data)
+            sink = self._sink
+            assert sink is not None  # (set in connectionMade)
+            sink.write(data)
             return
         data = send_direct(direct, data)
         if data:
@@ -634,10 +683,11 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def drained(self) -> None:
         """The send queue drained: close if closing, else ``ready_to_send``."""
         state = self._state
+        out = self.out()
         if state is S.DRAINING:
             self._close_when_sent()
-        elif (state is S.OPEN or state is S.INPUT_ENDED) and not self.outbound.ready:
-            self.outbound.ready = True
+        elif (state is S.OPEN or state is S.INPUT_ENDED) and not out.ready:
+            out.ready = True
             if self.factory.dispatcher.listeners["ready_to_send"]:
                 self._fire("ready_to_send", ReadyToSend(self.connection_id))
 
@@ -647,72 +697,22 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: queue further sends."""
-        self.outbound.pause()
+        self.out().pause()
 
     def resumeProducing(self) -> None:
         """The transport's buffer drained: pass it more of the queue."""
-        self.outbound.resume()
+        self.out().resume()
 
     def stopProducing(self) -> None:
         """The transport is going away; ``connectionLost`` cleans up."""
 
-    # -- reading -------------------------------------------------------------------------
-
-    def _reading_blocked(self) -> bool:
-        """
-        Whether the transport should be paused.  During a TLS handshake only
-        the handshake's own pause (an async ``ssl_*`` listener) counts: the
-        handshake needs the peer's bytes whatever holds the application
-        data back, and decrypted data waits in the framer meanwhile.
-        """
-        pauses = self._read_pauses
-        if self._tls_reading:
-            pauses &= PAUSE_PENDING
-        return pauses != 0
-
-    def _pause_reading(self, reason: int) -> None:
-        was_blocked = self._reading_blocked()
-        self._read_pauses |= reason
-        if not was_blocked and self._reading_blocked():
-            self._transport_reading(False)
-
-    def _resume_reading(self, reason: int) -> None:
-        if not self._read_pauses & reason:
-            return
-        was_blocked = self._reading_blocked()
-        self._read_pauses &= ~reason
-        if was_blocked and not self._reading_blocked():
-            self._transport_reading(True)
-
-    def _set_tls_reading(self, on: bool) -> None:
-        if on == self._tls_reading:
-            return
-        was_blocked = self._reading_blocked()
-        self._tls_reading = on
-        blocked = self._reading_blocked()
-        if blocked != was_blocked:
-            self._transport_reading(not blocked)
-
-    def _transport_reading(self, on: bool) -> None:
-        transport: Any = self.transport
-        if transport is not None and self._state not in ENDED:
-            if on:
-                transport.resumeProducing()
-            else:
-                transport.pauseProducing()
-
-    @property
-    def reading_paused(self) -> bool:
-        """Reading is paused by ``pause_data`` or flow control."""
-        return bool(self._read_pauses & (PAUSE_USER | PAUSE_FLOW))
-
     # -- the PROXY header reader's owner -----------------------------------------------------
 
-    def route_raw(self, hook: Any) -> None:
+    def route_raw(self, hook: Callable[[bytes], None] | None) -> None:
         """Raw bytes go to ``hook`` from now on (``None``: to the stream)."""
         self._raw_hook = hook
 
-    def release_raw(self, hook: Any) -> None:
+    def release_raw(self, hook: Callable[[bytes], None]) -> None:
         """If raw bytes still go to ``hook``, they go to the stream from now on."""
         if self._raw_hook == hook:
             self._raw_hook = None
@@ -736,7 +736,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     @property
     def bytes_handed(self) -> int:
         """Bytes handed to the socket (or to TLS)."""
-        return self.outbound.handed
+        return self.outbound.handed if self.outbound is not None else 0
 
     def shut_down(self) -> None:
         """Close: gracefully if it was open (queued data is sent first), else a reset."""
@@ -754,24 +754,27 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def _close_when_sent(self) -> None:
         """Close gracefully now if nothing is left to send (else drained() will)."""
         self._arm_close_grace()  # (queued data and files count against it too)
-        if not self.outbound.pending:
+        if self.outbound is None or not self.outbound.pending:
             self._close(abort=False)
 
     def _close(self, abort: bool) -> None:
         """Tell the transport to close: gracefully (FIN after the queue) or with a reset."""
-        transport: Any = self.transport
+        transport = self._transport()
         state = self._state
         if transport is None or state in ENDED:
             return
-        self.outbound.refuse_sends()
+        out = self.outbound
+        if out is not None:
+            out.refuse_sends()
         if state in CLOSE_CALLED and not abort:
             return
         if state not in WAS_OPEN and state is not S.REFUSED:
             self._move(S.REFUSED)  # never opened: no events
         elif state is not S.CLOSING and state is not S.REFUSED:
             self._move(S.CLOSING)
-        self.outbound.flush()
-        sink: Any = self._sink if self._sink is not None else transport
+        if out is not None:
+            out.flush()
+        sink = self._sink if self._sink is not None else transport
         if abort:
             sink.abortConnection()
         else:

@@ -14,7 +14,8 @@ itself - ClientHello, certificate choice, OpenSSL - is the session's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -27,7 +28,7 @@ from tcpserver.lifecycle import CLOSE_CALLED, ENDED, PAUSE_PENDING, State
 from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
-    from tcpserver._twisted import SocketTransport
+    from tcpserver._twisted import SocketTransport, StreamTransport
     from tcpserver.delivery import Inbound
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
@@ -46,13 +47,13 @@ class ConnectionTLS:
         factory: ConnectionHost
         connection_id: str
         remote_host: str
-        outbound: Outbound
+        outbound: Outbound | None
         _state: State
         _tls: TLSSession | None
         _in: Inbound | None
-        _raw_hook: Any
+        _raw_hook: Callable[[bytes], None] | None
         _direct: SocketTransport | None
-        _sink: Any
+        _sink: StreamTransport | None
         _close_status: tuple[int, str] | None
 
         def _move(self, new: State) -> None: ...
@@ -65,6 +66,7 @@ class ConnectionTLS:
         def _check_open(self, what: str) -> None: ...
         def _check_not_closing(self, what: str) -> None: ...
         def plaintext_received(self, data: bytes) -> None: ...
+        def out(self) -> Outbound: ...
 
     def _sniff(self, data: bytes) -> None:
         """SSLStartMode.AUTOMATIC: a TLS record (0x16) starts TLS, anything else is plaintext."""
@@ -81,13 +83,13 @@ class ConnectionTLS:
 
     def _hold_output(self) -> None:
         """From now on only the bytes accepted so far go out (until _release_output)."""
-        self.outbound.hold()
+        self.out().hold()
         self._set_tls_reading(True)
 
     def _release_output(self) -> None:
         """TLS is up (or AUTOMATIC found plaintext): held output may go."""
         self._set_tls_reading(False)
-        self.outbound.release()
+        self.out().release()
         if self._state is S.DRAINING:
             self._close_when_sent()
 
@@ -108,14 +110,14 @@ class ConnectionTLS:
         tls = self._tls
         if tls is None or not tls.ready or self.closing_or_gone:
             return
-        if not self.outbound.boundary_reached:
+        if not self.out().boundary_reached:
             return  # hold_reached() calls again when the plaintext has been handed on
         # Output stays held until the handshake is done (tls_up).
         direct = self._direct
         if direct is not None:
             self._direct = None
             if direct.producer is None:
-                direct.registerProducer(self, True)  # type: ignore[arg-type]
+                direct.registerProducer(self, True)
         self._sink = tls.start_engine()
 
     def tls_up(self) -> None:
@@ -124,7 +126,7 @@ class ConnectionTLS:
         if self._state is not S.HANDSHAKING and self._state is not S.UPGRADING:
             return  # closed meanwhile
         self._established()
-        if not self.outbound.taking_sends:
+        if not self.out().taking_sends:
             self._move(S.DRAINING)  # disconnect() was called during the handshake
         self._release_output()
 
@@ -210,7 +212,7 @@ class ConnectionTLS:
                 "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
             )
         self._check_not_closing("start_ssl")
-        if self.outbound.sending_file:
+        if self.outbound is not None and self.outbound.sending_file:
             raise TCPServerError(
                 errors.INVALID_ARGUMENT,
                 f"start_ssl: a send_file is still in progress on connection "

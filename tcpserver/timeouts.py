@@ -124,7 +124,7 @@ class ConnectionTimeouts(TimeoutMixin):
         remote_host: str
         idle_timeout: float
         rx_total: int
-        outbound: Outbound
+        outbound: Outbound | None
         _state: State
         _profile: ConnectionProfile
         _watch: IdleWatch | None
@@ -132,6 +132,7 @@ class ConnectionTimeouts(TimeoutMixin):
         _close_status: tuple[int, str] | None
 
         def _close(self, abort: bool) -> None: ...
+        def out(self) -> Outbound: ...
 
     def _start_idle_watch(self) -> None:
         """ReadIdleTimeout / WriteIdleTimeout, if set: watch from now on."""
@@ -184,7 +185,7 @@ class ConnectionTimeouts(TimeoutMixin):
     def _set_idle_timer(self, seconds: float) -> None:
         self.setTimeout(seconds or None)
         # bytes handed on count as traffic too
-        self.outbound.on_progress = self.resetTimeout if seconds else None
+        self.out().on_progress = self.resetTimeout if seconds else None
 
     @override
     def callLater(self, period: float, func: Any) -> IDelayedCall:
@@ -204,7 +205,7 @@ class ConnectionTimeouts(TimeoutMixin):
         )
 
     def _idle_counts(self) -> tuple[int, int]:
-        return self.rx_total, self.outbound.handed
+        return self.rx_total, self.outbound.handed if self.outbound is not None else 0
 
     def _idle_close(self, code: int, what: str, seconds: float) -> None:
         self._watch = None
@@ -226,7 +227,7 @@ class ConnectionTimeouts(TimeoutMixin):
         self._close_status = (code, description)
         # Nothing moved for a whole period: if output is stuck (or a graceful
         # close is already waiting on it), waiting longer will not help.
-        stuck = self.outbound.stuck or self._state in CLOSE_CALLED
+        stuck = (self.outbound is not None and self.outbound.stuck) or self._state in CLOSE_CALLED
         self._close(abort=stuck)
         if not stuck and self._state not in ENDED and self._abort_call is None:
             # A FIN the peer never acknowledges must not keep us forever.
