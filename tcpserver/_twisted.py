@@ -1,10 +1,9 @@
 """The one place that reads Twisted's transport internals.
 
 A plain TCP (or UNIX) connection's answer to a read batch is sent straight
-on its socket when nothing is buffered in the transport: Twisted's
-``write`` would buffer it, register the socket for writing and send it on
-the next reactor turn (two ``epoll_ctl`` calls and a dispatch per batch).
-Doing that needs to know whether the transport holds unsent bytes, which
+on its socket when nothing is buffered in the transport (see
+``TCPServerProtocol.write_out``).  That needs to know whether the
+transport holds unsent bytes (:func:`nothing_buffered`), which
 Twisted keeps in private attributes of ``twisted.internet.abstract``
 ``FileDescriptor`` (``dataBuffer``, ``_tempDataLen``, ...).  This module is
 the only code that reads them, through :class:`SocketTransport` - a
@@ -36,7 +35,6 @@ __all__ = [
     "ipv4_client",
     "nothing_buffered",
     "route_accept_logs",
-    "send_direct",
     "set_nodelay",
 ]
 
@@ -159,22 +157,6 @@ def nothing_buffered(transport: SocketTransport) -> bool:
         and not transport._writeDisconnecting
         and not transport._aborting
     )
-
-
-def send_direct(transport: SocketTransport, data: bytes) -> bytes:
-    """
-    Send what the kernel takes of ``data`` now, if nothing is buffered.
-
-    :returns: the bytes still to write through ``transport.write``
-        (``b""`` when all went out).
-    """
-    if nothing_buffered(transport):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:  # EAGAIN, or an error write() will report
-            return data
-        return data[sent:] if sent else data
-    return data
 
 
 def set_nodelay(transport: SocketTransport) -> bool:

@@ -218,16 +218,16 @@ class ConnectionControls:
 
     def send_bytes(self, data: bytes) -> Deferred[None] | None:
         """Same as :meth:`send` (the manual has both names)."""
-        return self.out().send(data, "send_bytes")
+        return self.out().send_as(data, "send_bytes")
 
     def send_text(self, text: str) -> Deferred[None] | None:
         """Send ``text`` encoded with the ``CodePage`` setting (UTF-8 by default)."""
-        return self.out().send(self._encode(text, "send_text"), "send_text")
+        return self.out().send_as(self._encode(text, "send_text"), "send_text")
 
     def send_line(self, text: str | bytes) -> Deferred[None] | None:
         """Send ``text`` followed by CRLF (``str`` is encoded with ``CodePage``)."""
         data = text if isinstance(text, bytes) else self._encode(text, "send_line")
-        return self.out().send(data + b"\r\n", "send_line")
+        return self.out().send_as(data + b"\r\n", "send_line")
 
     def send_frame(self, data: bytes) -> Deferred[None] | None:
         """
@@ -245,7 +245,7 @@ class ConnectionControls:
             framed = self.framer.encode_prefixed(bytes(data))
         except ValueError as exc:
             raise TCPServerError(errors.INVALID_ARGUMENT, f"send_frame: {exc}") from None
-        return self.out().send(framed, "send_frame")
+        return self.out().send_as(framed, "send_frame")
 
     def _encode(self, text: object, what: str) -> bytes:
         if not isinstance(text, str):

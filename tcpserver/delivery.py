@@ -31,7 +31,17 @@ from twisted.internet.defer import Deferred
 from tcpserver.dispatch import Dispatcher
 from tcpserver.framing import Framer, FrameTooLongError
 
-__all__ = ["Inbound", "InboundOwner"]
+__all__ = ["Cork", "Inbound", "InboundOwner"]
+
+
+class Cork(Protocol):
+    """Where a read batch's answers gather (the connection's Outbound)."""
+
+    #: a read batch is being delivered: answers gather until :meth:`uncork`
+    corked: bool
+
+    def uncork(self) -> None:
+        """The read batch ended: write what it gathered."""
 
 
 class InboundOwner(Protocol):
@@ -59,6 +69,7 @@ class Inbound:
     The inbound side of one connection (see the module docstring).
 
     :ivar framer: the connection's framer.
+    :ivar out: where the answers of a read batch gather until it ends.
     :ivar deliver: ``data_in`` may be delivered now (the owner computes it).
     :ivar ending: the input is over: when nothing is left, the owner's
         :meth:`~InboundOwner.settled` runs (the owner computes it).
@@ -73,12 +84,16 @@ class Inbound:
         "deliver",
         "ending",
         "framer",
+        "out",
     )
 
-    def __init__(self, owner: InboundOwner, dispatcher: Dispatcher, framer: Framer) -> None:
+    def __init__(
+        self, owner: InboundOwner, dispatcher: Dispatcher, framer: Framer, out: Cork
+    ) -> None:
         self._owner = owner
         self._dispatcher = dispatcher
         self.framer = framer
+        self.out = out
         self._busy: Deferred[Any] | None = None  # an async listener in flight
         # events waiting for _busy (made when first needed)
         self._steps: deque[tuple[str, Any]] | None = None
@@ -105,28 +120,38 @@ class Inbound:
 
     def receive(self, data: bytes) -> None:
         """
-        Bytes of the connection's stream (decrypted under TLS).  The common
-        case - whole lines on an idle buffer - is delivered at once as a
-        batch; everything else goes through :meth:`advance`.
+        Bytes of the connection's stream (decrypted under TLS): one read
+        batch, whose answers are corked until it ends.  The common case -
+        whole lines on an idle buffer - is delivered at once; everything
+        else goes through :meth:`advance`.
         """
         framer = self.framer
         if self._busy is not None or not self.deliver:
             framer.receive(data)
             return
-        if self._advancing or self._steps:
-            framer.receive(data)
-            self.advance()
-            return
-        lines = framer.receive_lines(data)
-        self._advancing = True
+        out = self.out
+        out.corked = True
         try:
-            if lines is not None:
-                self._dispatcher.deliver_batch(self._owner.connection_id, framer, self.wait)
-                if not (framer.has_input or self._steps or self._busy is not None or self.ending):
-                    return  # nothing else to do (the common case)
-            self._loop()
+            if self._advancing or self._steps:
+                framer.receive(data)
+                self.advance()
+                return
+            lines = framer.receive_lines(data)
+            self._advancing = True
+            try:
+                if lines is not None:
+                    done = self._dispatcher.deliver_batch(
+                        self._owner.connection_id, framer, self.wait
+                    )
+                    if done == len(lines) and not (
+                        self._steps or self._busy is not None or self.ending
+                    ):
+                        return  # every line delivered, nothing left (the common case)
+                self._loop()
+            finally:
+                self._advancing = False
         finally:
-            self._advancing = False
+            out.uncork()
 
     def take_rest(self) -> bytes:
         """Remove and return every buffered byte (the input is over, or TLS starts)."""

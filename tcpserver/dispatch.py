@@ -195,7 +195,7 @@ class Dispatcher:
 
     def deliver_batch(
         self, connection_id: str, framer: Batch, wait: Callable[[Deferred[Any]], None]
-    ) -> None:
+    ) -> int:
         """
         Deliver a framer's read batch, one ``data_in`` per line, in order.
 
@@ -204,6 +204,8 @@ class Dispatcher:
         Deferred), a queued event, a change of the ``data_in`` listeners -
         settles the framer, which ends the iteration and keeps the
         undelivered lines buffered: nothing is checked per line here.
+
+        :returns: how many lines were delivered.
         """
         listeners = self.data_in
         single = listeners[0] if len(listeners) == 1 else None
@@ -242,6 +244,7 @@ class Dispatcher:
         done = framer.finish_batch()
         if single is not None:
             self._batched += done
+        return done
 
     def _result_deferred(
         self, result: object, name: str, listener: Listener, event: Any

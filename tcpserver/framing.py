@@ -340,10 +340,11 @@ class Framer:
     def receive_lines(self, data: bytes) -> list[bytes] | None:
         """
         :meth:`receive` and :meth:`split_lines` in one call, for the hot
-        path: when nothing is buffered and ``data`` holds complete lines in
-        EOL mode, buffer it and return those lines as a batch (the
-        :meth:`split_lines` contract: take them from :attr:`batch`, then
-        :meth:`settle`).  Otherwise just buffer it and return ``None``.
+        path: when nothing is buffered and ``data`` is complete lines in EOL
+        mode (it ends with a terminator), buffer it and return those lines
+        as a batch (the :meth:`split_lines` contract: take them from
+        :attr:`batch`, then :meth:`finish_batch`) - once they are all taken,
+        nothing is left buffered.  Otherwise just buffer it and return ``None``.
         """
         eol = self._eol
         if (
@@ -358,9 +359,12 @@ class Framer:
             self.receive(data)
             return None
         lines = data.split(eol)
-        rest = lines.pop()
-        end = len(data) - len(rest)
-        if not lines or (end - len(eol) > self._limit and len(max(lines, key=len)) > self._limit):
+        if lines.pop() or len(lines) == 0:
+            # (a read ending mid-line: split_lines() takes it, with its rest)
+            self.receive(data)
+            return None
+        end = len(data)
+        if end - len(eol) > self._limit and len(max(lines, key=len)) > self._limit:
             self.receive(data)
             return None
         self._buf = data

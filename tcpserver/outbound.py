@@ -6,7 +6,7 @@ writes them to the socket, the transport or the TLS engine), and its timers
 run on the clock it is given.  It owns every rule about sending (API.md
 "Sending and flow control"):
 
-* **cork** - while a read batch is delivered (:meth:`Outbound.cork`), the
+* **cork** - while a read batch is delivered (``Outbound.corked``), the
   listeners' answers are gathered and written once when the batch ends
   (:meth:`Outbound.uncork`), or as soon as :data:`CORK_LIMIT` bytes gather;
 * **queue** - once the transport has pushed back (:meth:`Outbound.pause`),
@@ -109,8 +109,10 @@ class Outbound:
     :ivar bytes_sent: bytes of the last send that were taken.
     :ivar ready: ``ready_to_send``: False after a 135 or above the
         high-water mark, until the queue drains.
-    :ivar timeout: the send timeout; 0 makes a full queue raise 135.
     :ivar on_progress: called whenever bytes are handed on (the idle timer).
+    :ivar corked: a read batch is being delivered: its answers gather and
+        leave in one write at :meth:`uncork` (or once :data:`CORK_LIMIT`
+        bytes gather).
     """
 
     __slots__ = (
@@ -120,7 +122,6 @@ class Outbound:
         "_clock",
         "_cork",
         "_cork_len",
-        "_corked",
         "_fast",
         "_files",
         "_flow_paused",
@@ -136,12 +137,13 @@ class Outbound:
         "_queue_len",
         "_send_timer",
         "_send_timer_period",
+        "_timeout",
         "_tx_paused",
         "_waiters",
         "bytes_sent",
+        "corked",
         "on_progress",
         "ready",
-        "timeout",
     )
 
     def __init__(
@@ -150,14 +152,14 @@ class Outbound:
         self._owner = owner
         self._clock = clock
         self._limits = limits
-        self.timeout = timeout
+        self._timeout = timeout
         self.bytes_sent = 0
         self.ready = False
         self.on_progress: Callable[[], object] | None = None
         self._accepting = False  # sends are taken (accepted, not closing)
         self._gone = False  # the transport is gone: nothing more is written
         self._fast = False  # see _update_fast
-        self._corked = False
+        self.corked = False
         self._cork: list[bytes] | None = None  # writes gathered during a read batch
         self._cork_len = 0
         self._tx_paused = False  # the transport's buffer is full
@@ -183,10 +185,11 @@ class Outbound:
     def _update_fast(self) -> None:
         """
         Whether :meth:`send` may hand bytes straight on (or cork them): sends
-        are taken, and nothing is queued, parked, held or pushed back.
+        are taken, untimed, and nothing is queued, parked, held or pushed back.
         """
         self._fast = (
             self._accepting
+            and not self._timeout
             and not self._queue_len
             and not self._tx_paused
             and not self._parked
@@ -209,7 +212,7 @@ class Outbound:
     def refuse_sends(self) -> None:
         """The connection is closing: further sends raise 126."""
         self._accepting = False
-        self._fast = False
+        self._update_fast()
 
     def gone(self, code: int, description: str) -> None:
         """
@@ -218,7 +221,7 @@ class Outbound:
         """
         self._gone = True
         self._accepting = False
-        self._fast = False
+        self._update_fast()
         self._accepted_total += self._cork_len
         self._cork = None
         self._cork_len = 0
@@ -236,6 +239,16 @@ class Outbound:
         self._queue_len = 0
 
     @property
+    def timeout(self) -> float:
+        """The send timeout (``Connection.timeout``): 0 makes a full queue raise 135."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+        self._update_fast()
+
+    @property
     def taking_sends(self) -> bool:
         """Whether sends are taken (the connection is accepted and not closing)."""
         return self._accepting
@@ -245,33 +258,32 @@ class Outbound:
         """Whether the transport is gone (nothing more is written)."""
         return self._gone
 
-    def cork(self) -> None:
-        """A read batch starts: gather its answers."""
-        self._corked = True
-
     def uncork(self) -> None:
-        """The read batch ended: write what it gathered, at once."""
-        self._corked = False
-        if self._cork is not None:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the corked bytes now (the connection closes mid-batch, or TLS starts)."""
+        """The read batch ended: write what it gathered, at once, in one write."""
+        self.corked = False
         cork = self._cork
+        if cork is None:
+            return
         size = self._cork_len
         self._cork = None
         self._cork_len = 0
         self._accepted_total += size
-        if cork and not self._gone:
+        if not self._gone:
             # One write of the joined batch: Twisted's writeSequence checks
             # and appends every piece, and joins them again before sending.
             self._owner.write_out(cork[0] if len(cork) == 1 else b"".join(cork))
             self._handed(size)
 
+    def flush(self) -> None:
+        """Write the corked bytes now, mid-batch (a full cork, a close, TLS starting)."""
+        corked = self.corked
+        self.uncork()
+        self.corked = corked
+
     def pause(self) -> None:
         """The transport's buffer is full: queue further sends here."""
         self._tx_paused = True
-        self._fast = False
+        self._update_fast()
 
     def resume(self) -> None:
         """The transport's buffer drained: pass it more of the queue."""
@@ -295,7 +307,7 @@ class Outbound:
         self.flush()
         self._admit_parked(force=True)
         self._holding = True
-        self._fast = False
+        self._update_fast()
         self._boundary = self._accepted_total
 
     @property
@@ -362,7 +374,7 @@ class Outbound:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, data: object, what: str = "send") -> Deferred[None] | None:
+    def send(self, data: object, /) -> Deferred[None] | None:
         """
         Take ``data`` for sending.
 
@@ -377,10 +389,10 @@ class Outbound:
             already wait for room; 10022 if ``data`` is not bytes.
         """
         if self._fast and type(data) is bytes:
-            # the hot path: nothing queued, nothing in the way
+            # the hot path (see _update_fast): nothing queued, nothing in the way
             size = len(data)
             self.bytes_sent = size
-            if self._corked:
+            if self.corked:
                 cork = self._cork
                 if cork is None:
                     self._cork = [data]
@@ -393,9 +405,13 @@ class Outbound:
                 self._accepted_total += size
                 self._owner.write_out(data)
                 self._handed(size)
-            if self.timeout:
-                return self._timed_result()
             return None
+        return self._send_slow(as_bytes(data, "send"), "send")
+
+    def send_as(self, data: object, what: str) -> Deferred[None] | None:
+        """:meth:`send`, naming ``what`` (``send_line``...) in its errors."""
+        if self._fast and type(data) is bytes:
+            return self.send(data)
         return self._send_slow(as_bytes(data, what), what)
 
     def _send_slow(self, data: bytes, what: str) -> Deferred[None] | None:
@@ -405,7 +421,7 @@ class Outbound:
                 f"{what}: connection {self._owner.connection_id!r} is closed",
             )
         size = len(data)
-        timeout = self.timeout
+        timeout = self._timeout
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
             self.bytes_sent = size
             self._emit(data)
@@ -436,7 +452,7 @@ class Outbound:
 
     def _emit(self, data: bytes) -> None:
         """Hand accepted bytes on (gathered per read batch when corked)."""
-        if self._corked:
+        if self.corked:
             if self._cork is None:
                 self._cork = [data]
             else:
@@ -484,7 +500,7 @@ class Outbound:
             self._parked = deque()
         self._parked.append((data, waiter))
         self._parked_len += len(data)
-        self._fast = False
+        self._update_fast()
         self.bytes_sent = 0
         self._not_ready()
         self._start_send_timer()
@@ -522,7 +538,7 @@ class Outbound:
         queue.append(data)
         self._queue_len += len(data)
         self._accepted_total += len(data)
-        self._fast = False
+        self._update_fast()
         if self.queued >= self._limits.high_water:
             self._not_ready()
 
@@ -584,7 +600,7 @@ class Outbound:
 
     def _start_send_timer(self) -> None:
         if self._send_timer is None:
-            self._send_timer_period = self.timeout
+            self._send_timer_period = self._timeout
             self._send_timer = self._clock.callLater(self._send_timer_period, self._send_timed_out)
 
     def _send_timed_out(self) -> None:

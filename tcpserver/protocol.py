@@ -52,7 +52,6 @@ from tcpserver._twisted import (
     close_at_once,
     direct_peer,
     nothing_buffered,
-    send_direct,
     set_nodelay,
 )
 from tcpserver.controls import ADDRESSABLE, CONNECTED, LOST_STATES, ConnectionControls
@@ -240,6 +239,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 out.accept_sends()
                 if state is S.OPEN or state is S.INPUT_ENDED:
                     out.open()
+            elif state in ENDED:
+                out.gone(0, "OK")  # (nothing to write any more)
         return out
 
     def check_invariants(self) -> None:
@@ -429,21 +430,17 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if hook is not None:
             hook(data)  # the PROXY header reader or TLS sees the raw bytes first
             return
-        self.plaintext_received(data)
-
-    def plaintext_received(self, data: bytes) -> None:
-        """The connection's stream (decrypted when TLS is on): one read batch."""
         inbound = self._in
         if inbound is None:
             inbound = self._inbound()
-        out = self.outbound
-        if out is None:
-            out = self.out()
-        out.cork()
-        try:
-            inbound.receive(data)
-        finally:
-            out.uncork()
+        inbound.receive(data)
+
+    def plaintext_received(self, data: bytes) -> None:
+        """The connection's stream, decrypted (TLS) or after a PROXY header."""
+        inbound = self._in
+        if inbound is None:
+            inbound = self._inbound()
+        inbound.receive(data)
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -559,7 +556,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def _inbound(self) -> Inbound:
         inbound = self._in
         if inbound is None:
-            inbound = self._in = Inbound(self, self.factory.dispatcher, self._new_framer())
+            inbound = self._in = Inbound(
+                self, self.factory.dispatcher, self._new_framer(), self.out()
+            )
             self._refresh()
         return inbound
 
@@ -656,8 +655,11 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def write_out(self, data: bytes) -> None:
         """
         Hand ``data`` on.  On a plain transport with nothing buffered it is
-        sent on the socket at once (:func:`~tcpserver._twisted.send_direct`);
-        what the kernel does not take goes through ``write`` as usual.
+        sent on the socket at once: Twisted's ``write`` would buffer it,
+        register the socket for writing and send it on the next reactor turn
+        (two ``epoll_ctl`` calls and a dispatch per read batch).  What the
+        kernel does not take, and every error, goes through ``write`` as
+        usual, so ordering, flow control and connection loss stay Twisted's.
         """
         direct = self._direct
         if direct is None:
@@ -665,12 +667,21 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             assert sink is not None  # (set in connectionMade)
             sink.write(data)
             return
-        data = send_direct(direct, data)
-        if data:
-            if direct.producer is None:
-                # From now on the transport's buffer may fill: have it pause us.
-                direct.registerProducer(self, True)
-            direct.write(data)
+        # (no producer yet: the transport never had to buffer anything of
+        # ours, and we write nothing once closing - so nothing is buffered)
+        if direct.producer is None or nothing_buffered(direct):
+            try:
+                sent = direct.socket.send(data)
+            except OSError:  # EAGAIN, or an error write() will report
+                sent = 0
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]
+        if direct.producer is None:
+            # From now on the transport's buffer may fill: have it pause us.
+            direct.registerProducer(self, True)
+        direct.write(data)
 
     def flow(self, paused: bool) -> None:
         """The send queue passed its high-water mark, or drained to its low one."""

@@ -88,7 +88,7 @@ def test_a_read_batch_is_one_write():
     out, owner, _ = make()
     writes: list[bytes] = []
     owner.write_out = writes.append  # type: ignore[assignment]
-    out.cork()
+    out.corked = True
     for line in (b"a\n", b"b\n", b"c\n"):
         out.send(line)
     assert writes == []
@@ -100,7 +100,7 @@ def test_a_read_batch_is_one_write():
 
 def test_the_cork_is_written_once_it_reaches_its_limit():
     out, owner, _ = make(Limits(high_water=1 << 20, low_water=1 << 19, queue_limit=1 << 21))
-    out.cork()
+    out.corked = True
     out.send(b"x" * (CORK_LIMIT - 1))
     assert owner.written == b""
     out.send(b"y")
@@ -157,7 +157,7 @@ def test_a_timed_send_parks_until_there_is_room_and_fails_after_its_timeout():
 def test_a_timed_send_fires_once_its_bytes_are_handed_on():
     out, owner, _ = make()
     out.timeout = 5
-    out.cork()
+    out.corked = True
     done = out.send(b"line\n")
     assert isinstance(done, Deferred)
     assert not done.called
@@ -292,7 +292,7 @@ def test_exactly_the_accepted_bytes_go_out_in_order(ops):
                     result.addBoth(outcome)
         elif kind == "cork" and not corked:
             corked = True
-            out.cork()
+            out.corked = True
         elif kind == "uncork" and corked:
             corked = False
             out.uncork()

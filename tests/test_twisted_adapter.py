@@ -14,7 +14,6 @@ from tcpserver._twisted import (
     direct_transport,
     ipv4_client,
     nothing_buffered,
-    send_direct,
 )
 
 
@@ -66,16 +65,18 @@ def test_only_the_plain_socket_transports_are_direct():
     assert ipv4_client(StringTransport()) is None
 
 
-def test_send_direct_sends_at_once_and_returns_what_the_kernel_left():
+def test_nothing_buffered_sees_what_the_transport_holds():
     transport, peer = _tcp_pair()
     try:
         assert ipv4_client(transport) == transport.client
-        assert send_direct(transport, b"hello") == b""
-        assert peer.recv(5) == b"hello"
-        # once something is buffered in the transport, nothing goes around it
-        transport.write(b"queued")
+        assert nothing_buffered(transport)
+        transport.write(b"queued")  # buffered until the reactor writes it
         assert not nothing_buffered(transport)
-        assert send_direct(transport, b"later") == b"later"
+        transport.doWrite()
+        assert peer.recv(6) == b"queued"
+        assert nothing_buffered(transport)
+        transport.loseConnection()
+        assert not nothing_buffered(transport)  # closing: nothing goes around it
     finally:
         transport.socket.close()
         peer.close()
