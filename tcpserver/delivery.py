@@ -236,10 +236,10 @@ class Inbound:
                     try:
                         frame = framer.next_frame()
                     except FrameTooLongError as exc:
-                        if owner.frame_too_long(exc):
-                            continue
-                        self.deliver = False
-                        framer.flush()
+                        if not owner.frame_too_long(exc):
+                            # the rest cannot be framed (the owner resets the
+                            # connection, which stops reading): drop it
+                            framer.flush()
                         continue
                     if frame is not None:
                         self.deliver_one(frame[0], frame[1])

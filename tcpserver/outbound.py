@@ -105,10 +105,13 @@ class Outbound:
     :param clock: runs the send timer (a ``task.Clock`` in tests).
     :param limits: ``high_water``, ``low_water`` and ``queue_limit``.
     :param timeout: the send timeout (``Connection.timeout``), seconds.
+    :param taking_sends: start as :meth:`accept_sends` leaves it.
+    :param is_open: start as :meth:`open` leaves it (``ready``).
 
     :ivar bytes_sent: bytes of the last send that were taken.
     :ivar ready: ``ready_to_send``: False after a 135 or above the
         high-water mark, until the queue drains.
+    :ivar handed: bytes handed on so far.
     :ivar on_progress: called whenever bytes are handed on (the idle timer).
     :ivar corked: a read batch is being delivered: its answers gather and
         leave in one write at :meth:`uncork` (or once :data:`CORK_LIMIT`
@@ -127,7 +130,6 @@ class Outbound:
         "_flow_paused",
         "_flushed_mark",
         "_gone",
-        "_handed_total",
         "_holding",
         "_limits",
         "_owner",
@@ -142,23 +144,30 @@ class Outbound:
         "_waiters",
         "bytes_sent",
         "corked",
+        "handed",
         "on_progress",
         "ready",
     )
 
     def __init__(
-        self, owner: OutboundOwner, clock: IReactorTime, limits: Limits, timeout: float = 0
+        self,
+        owner: OutboundOwner,
+        clock: IReactorTime,
+        limits: Limits,
+        timeout: float = 0,
+        *,
+        taking_sends: bool = False,
+        is_open: bool = False,
     ) -> None:
         self._owner = owner
         self._clock = clock
         self._limits = limits
         self._timeout = timeout
         self.bytes_sent = 0
-        self.ready = False
+        self.ready = is_open and limits.high_water > 0
         self.on_progress: Callable[[], object] | None = None
-        self._accepting = False  # sends are taken (accepted, not closing)
+        self._accepting = taking_sends  # sends are taken (accepted, not closing)
         self._gone = False  # the transport is gone: nothing more is written
-        self._fast = False  # see _update_fast
         self.corked = False
         self._cork: list[bytes] | None = None  # writes gathered during a read batch
         self._cork_len = 0
@@ -169,7 +178,7 @@ class Outbound:
         self._queue_len = 0
         # bytes send() took, corked ones excepted: uncork() adds those
         self._accepted_total = 0
-        self._handed_total = 0
+        self.handed = 0
         self._flushed_mark = 0  # handed bytes the transport did not push back on
         self._waiters: deque[tuple[int, Deferred[None]]] | None = None
         self._send_timer: IDelayedCall | None = None
@@ -179,6 +188,7 @@ class Outbound:
         self._holding = False
         self._boundary = 0
         self._files: FileStreamer | None = None
+        self._update_fast()  # (the one place _fast is computed)
 
     # -- the one derived flag ------------------------------------------------------------
 
@@ -228,7 +238,7 @@ class Outbound:
         if self._waiters or self._parked or self._send_timer is not None:
             if code == 0:
                 # A clean close means Twisted flushed everything it was handed.
-                self._flushed_mark = self._handed_total
+                self._flushed_mark = self.handed
                 self._progress()
                 code = errors.CANNOT_SEND_AFTER_SHUTDOWN
                 description = errors.description_for(code)
@@ -288,8 +298,8 @@ class Outbound:
     def resume(self) -> None:
         """The transport's buffer drained: pass it more of the queue."""
         self._tx_paused = False
-        if self._flushed_mark < self._handed_total:
-            self._flushed_mark = self._handed_total
+        if self._flushed_mark < self.handed:
+            self._flushed_mark = self.handed
             self._progress()
         self._drain()
         files = self._files
@@ -318,7 +328,7 @@ class Outbound:
     @property
     def boundary_reached(self) -> bool:
         """Every byte accepted before :meth:`hold` has been handed on."""
-        return self._handed_total >= self._boundary
+        return self.handed >= self._boundary
 
     def release(self) -> None:
         """TLS is up (or AUTOMATIC found plaintext): held output may go."""
@@ -338,11 +348,6 @@ class Outbound:
     def accepted(self) -> int:
         """Bytes taken by sends so far."""
         return self._accepted_total + self._cork_len
-
-    @property
-    def handed(self) -> int:
-        """Bytes handed on so far."""
-        return self._handed_total
 
     @property
     def queued(self) -> int:
@@ -518,9 +523,9 @@ class Outbound:
             self._waiters.append((self.accepted, waiter))
 
     def _handed(self, size: int) -> None:
-        self._handed_total += size
+        self.handed += size
         if not self._tx_paused:
-            self._flushed_mark = self._handed_total
+            self._flushed_mark = self.handed
         if self.on_progress is not None or self._waiters or self._parked:
             self._progress()
 
@@ -553,7 +558,7 @@ class Outbound:
         queue = self._queue
         moved = 0
         while not self._gone and not self._tx_paused:
-            if self._holding and self._handed_total + moved >= self._boundary:
+            if self._holding and self.handed + moved >= self._boundary:
                 break  # what remains is for the TLS engine, which is not up yet
             if not queue:
                 if not self._parked:

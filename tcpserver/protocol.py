@@ -195,30 +195,29 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             return
         state = self._state
         inbound.ending = state in _ENDING
-        inbound.deliver = deliver = state in DELIVERING and (
+        deliver = state in DELIVERING and (
             not self._read_pauses & PAUSE_USER or state in LOST_STATES
         )
-        if not deliver:
-            inbound.end_batch()
+        if inbound.deliver and not deliver:
+            inbound.end_batch()  # (a batch is only ever open while delivering)
+        inbound.deliver = deliver
 
     def _can_end_now(self) -> bool:
         """
-        The one "close now" decision: the input is delivered and nobody
-        listens to ``disconnected``, so the connection can end at once.
+        The one "close now" decision: nothing to stop or fail (no hook, timer,
+        waiter or file), nobody to tell (no ``disconnected`` listener) and
+        nothing left to deliver - so the connection can end in one step.
         """
+        out = self.outbound
         inbound = self._in
-        return (inbound is None or inbound.idle) and not self.factory.dispatcher.listeners[
-            "disconnected"
-        ]
-
-    def _nothing_to_stop(self) -> bool:
-        """No hook, timer, waiter or file to stop or fail."""
         return (
-            self._raw_hook is None
+            not self.factory.dispatcher.listeners["disconnected"]
+            and self._raw_hook is None
             and self.timeOut is None
             and self._watch is None
             and self._abort_call is None
-            and (self.outbound is None or self.outbound.idle)
+            and (out is None or out.idle)
+            and (inbound is None or inbound.idle)
         )
 
     def out(self) -> Outbound:
@@ -231,15 +230,16 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         out = self.outbound
         if out is None:
             profile = self._profile
-            out = self.outbound = Outbound(
-                self, self.factory.reactor, profile, profile.send_timeout
-            )
             state = self._state
-            if state in SENDABLE:
-                out.accept_sends()
-                if state is S.OPEN or state is S.INPUT_ENDED:
-                    out.open()
-            elif state in ENDED:
+            out = self.outbound = Outbound(
+                self,
+                self.factory.reactor,
+                profile,
+                profile.send_timeout,
+                taking_sends=state in SENDABLE,
+                is_open=state is S.OPEN or state is S.INPUT_ENDED,
+            )
+            if state in ENDED:
                 out.gone(0, "OK")  # (nothing to write any more)
         return out
 
@@ -271,8 +271,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     @override
     def connectionMade(self) -> None:
-        transport = self._transport()
-        assert transport is not None
+        transport: Any = self.transport  # (a stream transport: see StreamTransport)
         direct, peer = direct_peer(transport)
         if peer is None:
             address = transport.getPeer()
@@ -444,15 +443,12 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._state in ENDED:
+            return  # (it ended already: see readConnectionLost)
         tls = self._tls
         if tls is not None and tls.forward_loss(reason):
             return  # the TLS engine reports back through tls_lost
-        if (
-            self._state is S.OPEN
-            and type(reason.value) is ConnectionDone
-            and self._nothing_to_stop()
-            and self._can_end_now()
-        ):
+        if self._state is S.OPEN and type(reason.value) is ConnectionDone and self._can_end_now():
             # The common end, in one step: a clean close with nothing to
             # deliver, stop, fail or tell.
             self._end_at_once()
@@ -465,7 +461,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             self._close_status = (0, "OK")
         if self.outbound is not None:
             self.outbound.gone(0, "OK")  # (nothing to fail: it is idle)
-        self.factory.table.lost(self)
+        self.factory.table.lost(self, self.rx_total, self.bytes_handed)
         self._closed()
 
     def tls_lost(self, reason: Failure) -> None:
@@ -487,7 +483,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         opened = state in WAS_OPEN
         # (first the state: whoever hears of the loss below sees a closed connection)
         self._move(S.LOST if opened else S.CLOSED)
-        self.factory.table.lost(self)
+        self.factory.table.lost(self, self.rx_total, self.bytes_handed)
         if self.outbound is not None:
             self.outbound.gone(code, description)
         if tls is not None:
@@ -511,33 +507,30 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         still reaped.
         """
         state = self._state
-        transport = self._transport()
-        if state is S.HANDSHAKING or state is S.UPGRADING:
-            # A peer that stopped sending can no longer start or finish a TLS
-            # handshake: close now rather than at the handshake timeout (a
-            # health check that half-closes gets its EOF at once).
-            if transport is not None:
-                transport.loseConnection()
-            return
         if state is not S.OPEN:
+            if state is S.HANDSHAKING or state is S.UPGRADING:
+                # A peer that stopped sending can no longer start or finish a
+                # TLS handshake: close now rather than at the handshake
+                # timeout (a health check that half-closes gets its EOF at once).
+                transport = self._transport()
+                if transport is not None:
+                    transport.loseConnection()
             return  # (closing already; Twisted repeats this when reading resumes)
         direct = self._direct
-        if (
-            direct is not None
-            and self._tls is None
-            and (self._in is None or self._in.idle)
-            and (self.outbound is None or not self.outbound.pending)
-            and nothing_buffered(direct)
-        ):
-            # Nothing to deliver, nothing to answer: close now, as Twisted
-            # does for a protocol that does not take half-closes, instead of
-            # a loseConnection() that takes another round of the reactor -
-            # and end in the same step when nothing is left to stop and
-            # nobody to tell (connectionLost then finds it CLOSED).
-            if self._nothing_to_stop() and self._can_end_now():
+        if direct is not None and self._tls is None and nothing_buffered(direct):
+            # Close now, as Twisted does for a protocol that does not take
+            # half-closes, instead of a loseConnection() that takes another
+            # round of the reactor ...
+            if self._can_end_now():
+                # ... and end in the same step (connectionLost finds it CLOSED)
                 self._end_at_once()
-            close_at_once(direct)
-            return
+                close_at_once(direct)
+                return
+            out = self.outbound
+            if (self._in is None or self._in.idle) and (out is None or not out.pending):
+                # ... with nothing to deliver or answer (connectionLost tells)
+                close_at_once(direct)
+                return
         self._move(S.INPUT_ENDED)
         self._advance()
 
@@ -554,23 +547,19 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     # -- the inbound side (InboundOwner) --------------------------------------------------
 
     def _inbound(self) -> Inbound:
+        """The connection's Inbound, made (with its framer) when first needed."""
         inbound = self._in
         if inbound is None:
-            inbound = self._in = Inbound(
-                self, self.factory.dispatcher, self._new_framer(), self.out()
-            )
+            # the framer takes the settings in force at accept
+            profile = self._profile
+            framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
+            prefix = profile.length_prefix
+            if prefix is not None and prefix[0]:
+                size, order, adjust, strip, limit, skip = prefix
+                framer.set_length_prefix(size, order, adjust, strip, limit, skip)
+            inbound = self._in = Inbound(self, self.factory.dispatcher, framer, self.out())
             self._refresh()
         return inbound
-
-    def _new_framer(self) -> Framer:
-        """A framer from the settings in force at accept."""
-        profile = self._profile
-        framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
-        prefix = profile.length_prefix
-        if prefix is not None and prefix[0]:
-            size, order, adjust, strip, limit, skip = prefix
-            framer.set_length_prefix(size, order, adjust, strip, limit, skip)
-        return framer
 
     @property
     def framer(self) -> Framer:
@@ -747,7 +736,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     @property
     def bytes_handed(self) -> int:
         """Bytes handed to the socket (or to TLS)."""
-        return self.outbound.handed if self.outbound is not None else 0
+        out = self.outbound
+        return out.handed if out is not None else 0
 
     def shut_down(self) -> None:
         """Close: gracefully if it was open (queued data is sent first), else a reset."""

@@ -173,15 +173,18 @@ class ConnectionTable(Generic[E]):
         self._stats["accepted"] += 1
         return connection_id
 
-    def lost(self, entry: E) -> None:
-        """``entry``'s socket has gone (its events may still be delivered)."""
+    def lost(self, entry: E, received: int, handed: int) -> None:
+        """
+        ``entry``'s socket has gone (its events may still be delivered), having
+        read ``received`` bytes and handed on ``handed``.
+        """
         self._open -= 1
         if self._admitted:
             host = self._admitted.pop(entry, None)
             if host is not None:
                 self.admission.release(host)
-        self._handed_closed += entry.bytes_handed
-        self._received_closed += entry.rx_total
+        self._handed_closed += handed
+        self._received_closed += received
         if not entry.connection_id:
             self._pending.discard(entry)
             self._check_all_gone()
