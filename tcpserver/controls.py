@@ -24,11 +24,22 @@ from twisted.internet.defer import Deferred
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
 from tcpserver.lifecycle import (
+    CLOSING,
+    DRAINING,
     ENDED,
+    FAREWELL,
+    HANDSHAKING,
+    INPUT_ENDED,
+    LOST,
+    NEW,
+    OPEN,
     PAUSE_FLOW,
     PAUSE_PENDING,
     PAUSE_USER,
+    REFUSED,
+    REQUESTING,
     SENDABLE,
+    UPGRADING,
     State,
 )
 from tcpserver.sockopts import plain_address
@@ -41,14 +52,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ADDRESSABLE", "CONNECTED", "LOST_STATES", "ConnectionControls"]
 
-S = State
 #: the transport has gone; events are still being delivered
-LOST_STATES = frozenset({S.LOST, S.FAREWELL})
+LOST_STATES = frozenset({LOST, FAREWELL})
 #: ``connected`` fired and the transport is still there
-CONNECTED = frozenset({S.OPEN, S.UPGRADING, S.INPUT_ENDED, S.DRAINING, S.CLOSING})
+CONNECTED = frozenset({OPEN, UPGRADING, INPUT_ENDED, DRAINING, CLOSING})
 #: registered: framing controls work until ``disconnected``
 ADDRESSABLE = frozenset(
-    {S.HANDSHAKING, S.OPEN, S.UPGRADING, S.INPUT_ENDED, S.DRAINING, S.CLOSING, S.LOST, S.FAREWELL}
+    {HANDSHAKING, OPEN, UPGRADING, INPUT_ENDED, DRAINING, CLOSING, LOST, FAREWELL}
 )
 
 
@@ -143,7 +153,7 @@ class ConnectionControls:
         if out is not None:
             return out.ready
         # (no send yet: ready once open, as Outbound.open() would say)
-        return (self._state is S.OPEN or self._state is S.INPUT_ENDED) and bool(
+        return (self._state is OPEN or self._state is INPUT_ENDED) and bool(
             self._profile.high_water
         )
 
@@ -285,7 +295,7 @@ class ConnectionControls:
         self._check_open("interrupt")
         if self.outbound is not None:
             self.outbound.interrupt()
-        if self._state is S.DRAINING:
+        if self._state is DRAINING:
             self._close_when_sent()
 
     def disconnect(self) -> None:
@@ -295,7 +305,7 @@ class ConnectionControls:
         False.  Calling it again while closing does nothing.
         """
         state = self._state
-        if state in ENDED or state is S.REFUSED or state is S.NEW or state is S.REQUESTING:
+        if state in ENDED or state is REFUSED or state is NEW or state is REQUESTING:
             raise TCPServerError(
                 errors.INVALID_CONNECTION_ID,
                 f"disconnect: connection {self.connection_id!r} is closed",
@@ -304,8 +314,8 @@ class ConnectionControls:
         if not self._profile.linger:
             self._close(abort=True)
             return
-        if state is S.OPEN or state is S.INPUT_ENDED:
-            self._move(S.DRAINING)
+        if state is OPEN or state is INPUT_ENDED:
+            self._move(DRAINING)
         # (during a TLS handshake, held output goes once it is done: tls_up)
         self._close_when_sent()
 

@@ -71,17 +71,19 @@ class Inbound:
     :ivar framer: the connection's framer.
     :ivar out: where the answers of a read batch gather until it ends.
     :ivar deliver: ``data_in`` may be delivered now (the owner computes it).
+    :ivar delivering: the delivery loop is running (a read batch can only be
+        open meanwhile); read it, never write it.
     :ivar ending: the input is over: when nothing is left, the owner's
         :meth:`~InboundOwner.settled` runs (the owner computes it).
     """
 
     __slots__ = (
-        "_advancing",
         "_busy",
         "_dispatcher",
         "_owner",
         "_steps",
         "deliver",
+        "delivering",
         "ending",
         "framer",
         "out",
@@ -97,7 +99,7 @@ class Inbound:
         self._busy: Deferred[Any] | None = None  # an async listener in flight
         # events waiting for _busy (made when first needed)
         self._steps: deque[tuple[str, Any]] | None = None
-        self._advancing = False
+        self.delivering = False
         self.deliver = False
         self.ending = False
 
@@ -107,7 +109,7 @@ class Inbound:
         return (
             self._busy is None
             and not self._steps
-            and not self._advancing
+            and not self.delivering
             and not self.framer.has_input
         )
 
@@ -132,12 +134,12 @@ class Inbound:
         out = self.out
         out.corked = True
         try:
-            if self._advancing or self._steps:
+            if self.delivering or self._steps:
                 framer.receive(data)
                 self.advance()
                 return
             lines = framer.receive_lines(data)
-            self._advancing = True
+            self.delivering = True
             try:
                 if lines is not None:
                     done = self._dispatcher.deliver_batch(
@@ -149,7 +151,7 @@ class Inbound:
                         return  # every line delivered, nothing left (the common case)
                 self._loop()
             finally:
-                self._advancing = False
+                self.delivering = False
         finally:
             out.uncork()
 
@@ -199,13 +201,13 @@ class Inbound:
 
     def advance(self) -> None:
         """Deliver queued events and buffered frames, in order, while we can."""
-        if self._advancing:
+        if self.delivering:
             return
-        self._advancing = True
+        self.delivering = True
         try:
             self._loop()
         finally:
-            self._advancing = False
+            self.delivering = False
 
     def hold_delivery(self, held: bool) -> None:
         """
@@ -213,7 +215,7 @@ class Inbound:
         ``ready_to_send`` go out before any ``data_in``, even if a
         ``connected`` listener calls ``process_data()``.
         """
-        self._advancing = held
+        self.delivering = held
 
     def _loop(self) -> None:
         dispatcher = self._dispatcher

@@ -115,7 +115,8 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         )
         self.connections: Mapping[str, Connection] = ConnectionMap(self.table.by_id)
         self.listening_ports = 0
-        self._profile: ConnectionProfile | None = None
+        #: what a connection accepted now takes from the settings (rebuilt on every change)
+        self.profile: ConnectionProfile = build_profile(self.settings.view)
         self._allowed = AddressMatcher.parse("*")
         self._blocked = AddressMatcher.parse("")
         self._open_access = True  # every address allowed, no limits: no per-connection check
@@ -156,7 +157,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.table.id_prefix = prefix
 
     def _setting_changed(self, setting: Setting, value: Any) -> None:
-        self._profile = None
+        self.profile = build_profile(self.settings.view)
         if setting.effect is not None:
             self._effects[setting.effect]()
 
@@ -201,13 +202,6 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
             and not listeners["connected"]
             and not listeners["ready_to_send"]
         )
-
-    def profile(self) -> ConnectionProfile:
-        """What new connections take from the settings (one shared object)."""
-        profile = self._profile
-        if profile is None:
-            profile = self._profile = build_profile(self.settings.view)
-        return profile
 
     def config(self, configuration: str) -> str:
         """

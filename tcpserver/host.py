@@ -39,9 +39,8 @@ class ConnectionHost(Protocol):
     trusted_proxies: AddressMatcher
     #: the Python codec of the CodePage setting
     codec: str
-
-    def profile(self) -> ConnectionProfile:
-        """What a connection accepted now takes from the settings."""
+    #: what a connection accepted now takes from the settings
+    profile: ConnectionProfile
 
     @property
     def quiet_open(self) -> bool:

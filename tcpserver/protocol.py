@@ -62,14 +62,26 @@ from tcpserver.framing import Framer, FrameTooLongError
 from tcpserver.host import ConnectionHost
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
+    CLOSED,
+    CLOSING,
     DELIVERING,
+    DRAINING,
     ENDED,
+    FAREWELL,
+    HANDSHAKING,
+    INPUT_ENDED,
+    LOST,
     MOVES,
+    NEW,
+    OPEN,
     PAUSE_ASYNC,
     PAUSE_FLOW,
     PAUSE_PENDING,
     PAUSE_USER,
+    REFUSED,
+    REQUESTING,
     SENDABLE,
+    UPGRADING,
     WAS_OPEN,
     State,
     check_move,
@@ -82,9 +94,8 @@ from tcpserver.timeouts import ConnectionTimeouts, IdleWatch
 
 __all__ = ["TCPServerProtocol"]
 
-S = State
 #: the input is over: when nothing is left to deliver, settled() decides what next
-_ENDING = frozenset({S.INPUT_ENDED, S.LOST, S.FAREWELL})
+_ENDING = frozenset({INPUT_ENDED, LOST, FAREWELL})
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
@@ -142,14 +153,14 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self.timeOut = None
         self._TimeoutMixin__timeoutCall = None
         self.connection_id = ""
-        self._profile = profile = factory.profile()
+        self._profile = profile = factory.profile
         self.remote_host = ""
         self.remote_port = 0
         self.idle_timeout: float = profile.idle_timeout
         self.user_data: Any = None
         self.proxy_info: ProxyInfo | None = None
         self.rx_total = 0  # (the table sums these: bytes_received)
-        self._state = S.NEW
+        self._state = NEW
         self._in: Inbound | None = None  # made when first needed (see _inbound)
         # made on first use (see out()): an idle connection has none
         self.outbound: Outbound | None = None
@@ -198,7 +209,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         deliver = state in DELIVERING and (
             not self._read_pauses & PAUSE_USER or state in LOST_STATES
         )
-        if inbound.deliver and not deliver:
+        if inbound.deliver and not deliver and inbound.delivering:
             inbound.end_batch()  # (a batch is only ever open while delivering)
         inbound.deliver = deliver
 
@@ -237,7 +248,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 profile,
                 profile.send_timeout,
                 taking_sends=state in SENDABLE,
-                is_open=state is S.OPEN or state is S.INPUT_ENDED,
+                is_open=state is OPEN or state is INPUT_ENDED,
             )
             if state in ENDED:
                 out.gone(0, "OK")  # (nothing to write any more)
@@ -253,9 +264,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         registered = self.factory.table.by_id.get(self.connection_id) is self
         assert registered == (state in ADDRESSABLE), (state, registered)
         if out is not None:
-            if state in ENDED or state is S.REFUSED or state is S.DRAINING or state is S.CLOSING:
+            if state in ENDED or state is REFUSED or state is DRAINING or state is CLOSING:
                 assert not out.taking_sends, state
-            if state is S.OPEN or state is S.INPUT_ENDED:
+            if state is OPEN or state is INPUT_ENDED:
                 assert out.taking_sends, state
             if state in ENDED:
                 assert out.is_gone, state
@@ -296,9 +307,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             factory.table.register(self)
             if self._profile.tcp_nodelay:
                 self._set_nodelay()
-            self._move(S.OPEN)  # (sends are taken: see out())
+            self._move(OPEN)  # (sends are taken: see out())
             return
-        self._move(S.REQUESTING)
+        self._move(REQUESTING)
         factory.table.add_pending(self)
         if self._profile.proxy_protocol:
             profile = self._profile
@@ -333,14 +344,14 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def refuse_now(self) -> None:
         """Close a connection that is not accepted (no events)."""
-        self._move(S.REFUSED)
+        self._move(REFUSED)
         if self.transport is not None:
             self.transport.loseConnection()
 
     def _decided(self, accept: bool) -> None:
         if self._read_pauses:
             self._resume_reading(PAUSE_PENDING)
-        if self._state is not S.REQUESTING:
+        if self._state is not REQUESTING:
             return  # it left while connection_request decided
         if not accept:
             self.refuse_now()
@@ -365,12 +376,12 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             self.outbound.accept_sends()
         mode = profile.ssl_start_mode
         if mode == SSLStartMode.IMPLICIT:
-            self._move(S.HANDSHAKING)
+            self._move(HANDSHAKING)
             self._begin_tls()
         elif mode == SSLStartMode.AUTOMATIC:
             # Plaintext or TLS is not known until the first byte: hold output
             # meanwhile (a TLS client must not get plaintext).
-            self._move(S.HANDSHAKING)
+            self._move(HANDSHAKING)
             self._hold_output()
             self._raw_hook = self._sniff
         else:  # NONE, or EXPLICIT (plaintext until start_ssl)
@@ -392,9 +403,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def _established(self) -> None:
         """Plaintext accepted (or a TLS handshake done): the connection is open."""
-        if self._state is not S.UPGRADING:  # (the first time)
+        if self._state is not UPGRADING:  # (the first time)
             self._start_idle_watch()
-        self._move(S.OPEN)
+        self._move(OPEN)
         out = self.outbound
         if out is not None:
             out.open()  # (output held during a TLS handshake may already fill the queue)
@@ -448,7 +459,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         tls = self._tls
         if tls is not None and tls.forward_loss(reason):
             return  # the TLS engine reports back through tls_lost
-        if self._state is S.OPEN and type(reason.value) is ConnectionDone and self._can_end_now():
+        if self._state is OPEN and type(reason.value) is ConnectionDone and self._can_end_now():
             # The common end, in one step: a clean close with nothing to
             # deliver, stop, fail or tell.
             self._end_at_once()
@@ -459,9 +470,12 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         """The one-step end of a clean close (see connectionLost, readConnectionLost)."""
         if self._close_status is None:
             self._close_status = (0, "OK")
-        if self.outbound is not None:
-            self.outbound.gone(0, "OK")  # (nothing to fail: it is idle)
-        self.factory.table.lost(self, self.rx_total, self.bytes_handed)
+        out = self.outbound
+        handed = 0
+        if out is not None:
+            out.gone(0, "OK")  # (nothing to fail: it is idle)
+            handed = out.handed
+        self.factory.table.lost(self, self.rx_total, handed)
         self._closed()
 
     def tls_lost(self, reason: Failure) -> None:
@@ -482,7 +496,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         code, description = self._close_status
         opened = state in WAS_OPEN
         # (first the state: whoever hears of the loss below sees a closed connection)
-        self._move(S.LOST if opened else S.CLOSED)
+        self._move(LOST if opened else CLOSED)
         self.factory.table.lost(self, self.rx_total, self.bytes_handed)
         if self.outbound is not None:
             self.outbound.gone(code, description)
@@ -507,8 +521,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         still reaped.
         """
         state = self._state
-        if state is not S.OPEN:
-            if state is S.HANDSHAKING or state is S.UPGRADING:
+        if state is not OPEN:
+            if state is HANDSHAKING or state is UPGRADING:
                 # A peer that stopped sending can no longer start or finish a
                 # TLS handshake: close now rather than at the handshake
                 # timeout (a health check that half-closes gets its EOF at once).
@@ -531,7 +545,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 # ... with nothing to deliver or answer (connectionLost tells)
                 close_at_once(direct)
                 return
-        self._move(S.INPUT_ENDED)
+        self._move(INPUT_ENDED)
         self._advance()
 
     def writeConnectionLost(self) -> None:
@@ -539,7 +553,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def _closed(self) -> None:
         """The end: every event delivered, the connection forgotten."""
-        self._move(S.CLOSED)
+        self._move(CLOSED)
         if self.outbound is not None:
             self.outbound.ready = False
         self.factory.table.forget(self)
@@ -581,10 +595,10 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         state = self._state
         inbound = self._in
         assert inbound is not None
-        if state is S.FAREWELL:
+        if state is FAREWELL:
             self._closed()
             return False
-        if state is S.INPUT_ENDED and self._read_pauses & PAUSE_USER:
+        if state is INPUT_ENDED and self._read_pauses & PAUSE_USER:
             return False  # half-closed but paused: wait for process_data()
         # Nothing received is lost: what never completed a line comes out as
         # a last data_in with eol=False.
@@ -592,15 +606,15 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if rest:
             inbound.deliver_one(rest, False)
             return True
-        if state is S.INPUT_ENDED:
+        if state is INPUT_ENDED:
             # Input is over and every listener has finished: close once the
             # queued answers are written.
-            self._move(S.DRAINING)
+            self._move(DRAINING)
             if self.outbound is not None:
                 self.outbound.refuse_sends()
             self._close_when_sent()
             return False
-        self._move(S.FAREWELL)
+        self._move(FAREWELL)
         if self.factory.dispatcher.listeners["disconnected"]:
             code, description = self._close_status or (0, "OK")
             inbound.fire("disconnected", Disconnected(self.connection_id, code, description))
@@ -684,9 +698,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         """The send queue drained: close if closing, else ``ready_to_send``."""
         state = self._state
         out = self.out()
-        if state is S.DRAINING:
+        if state is DRAINING:
             self._close_when_sent()
-        elif (state is S.OPEN or state is S.INPUT_ENDED) and not out.ready:
+        elif (state is OPEN or state is INPUT_ENDED) and not out.ready:
             out.ready = True
             if self.factory.dispatcher.listeners["ready_to_send"]:
                 self._fire("ready_to_send", ReadyToSend(self.connection_id))
@@ -741,7 +755,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def shut_down(self) -> None:
         """Close: gracefully if it was open (queued data is sent first), else a reset."""
-        if self._state in (S.OPEN, S.UPGRADING, S.INPUT_ENDED):
+        if self._state in (OPEN, UPGRADING, INPUT_ENDED):
             self.disconnect()
         elif self._state not in CONNECTED:
             self._close(abort=True)
@@ -769,10 +783,10 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             out.refuse_sends()
         if state in CLOSE_CALLED and not abort:
             return
-        if state not in WAS_OPEN and state is not S.REFUSED:
-            self._move(S.REFUSED)  # never opened: no events
-        elif state is not S.CLOSING and state is not S.REFUSED:
-            self._move(S.CLOSING)
+        if state not in WAS_OPEN and state is not REFUSED:
+            self._move(REFUSED)  # never opened: no events
+        elif state is not CLOSING and state is not REFUSED:
+            self._move(CLOSING)
         if out is not None:
             out.flush()
         sink = self._sink if self._sink is not None else transport

@@ -24,7 +24,17 @@ from tcpserver import errors
 from tcpserver._tlssession import TLSSession
 from tcpserver.errors import TCPServerError
 from tcpserver.events import Error, SSLStatus
-from tcpserver.lifecycle import CLOSE_CALLED, ENDED, PAUSE_PENDING, State
+from tcpserver.lifecycle import (
+    CLOSE_CALLED,
+    DRAINING,
+    ENDED,
+    HANDSHAKING,
+    INPUT_ENDED,
+    OPEN,
+    PAUSE_PENDING,
+    UPGRADING,
+    State,
+)
 from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
@@ -34,8 +44,6 @@ if TYPE_CHECKING:
     from tcpserver.outbound import Outbound
 
 __all__ = ["ConnectionTLS"]
-
-S = State
 
 
 class ConnectionTLS:
@@ -90,7 +98,7 @@ class ConnectionTLS:
         """TLS is up (or AUTOMATIC found plaintext): held output may go."""
         self._set_tls_reading(False)
         self.out().release()
-        if self._state is S.DRAINING:
+        if self._state is DRAINING:
             self._close_when_sent()
 
     def _begin_tls(self) -> None:
@@ -123,11 +131,11 @@ class ConnectionTLS:
     def tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
         self.factory.stats["tls_handshakes"] += 1
-        if self._state is not S.HANDSHAKING and self._state is not S.UPGRADING:
+        if self._state is not HANDSHAKING and self._state is not UPGRADING:
             return  # closed meanwhile
         self._established()
         if not self.out().taking_sends:
-            self._move(S.DRAINING)  # disconnect() was called during the handshake
+            self._move(DRAINING)  # disconnect() was called during the handshake
         self._release_output()
 
     def tls_failed(self, code: int, description: str) -> None:
@@ -176,11 +184,7 @@ class ConnectionTLS:
         """
         tls = self._tls
         assert tls is not None
-        if (
-            code
-            or self._state in CLOSE_CALLED
-            or not (tls.hello_seen or self._state is S.UPGRADING)
-        ):
+        if code or self._state in CLOSE_CALLED or not (tls.hello_seen or self._state is UPGRADING):
             return code, description
         return (
             errors.HANDSHAKE_ERROR,
@@ -201,7 +205,7 @@ class ConnectionTLS:
             ``ssl_start_mode`` is NONE; 10022 if TLS is already on.
         """
         self._check_open("start_ssl")
-        if self._tls is not None or self._state not in (S.OPEN, S.INPUT_ENDED, S.DRAINING):
+        if self._tls is not None or self._state not in (OPEN, INPUT_ENDED, DRAINING):
             raise TCPServerError(
                 errors.INVALID_ARGUMENT,
                 f"start_ssl: TLS is already on for connection {self.connection_id!r}",
@@ -219,7 +223,7 @@ class ConnectionTLS:
                 f"{self.connection_id!r}; start TLS once its Deferred has fired",
             )
         discarded = self._in.take_rest() if self._in is not None else b""
-        self._move(S.UPGRADING)
+        self._move(UPGRADING)
         self._begin_tls()
         assert self._tls is not None
         waiting: Deferred[None] = Deferred()

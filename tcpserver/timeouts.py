@@ -29,7 +29,12 @@ from twisted.protocols.policies import TimeoutMixin
 from typing_extensions import override
 
 from tcpserver import errors
-from tcpserver.lifecycle import CLOSE_CALLED, ENDED, State
+from tcpserver.lifecycle import (
+    CLOSE_CALLED,
+    ENDED,
+    OPEN,
+    State,
+)
 
 if TYPE_CHECKING:
     from tcpserver.host import ConnectionHost
@@ -179,7 +184,7 @@ class ConnectionTimeouts(TimeoutMixin):
     def set_idle_timeout(self, seconds: float) -> None:
         """Change this connection's idle timeout (0: none); restarts the clock."""
         self.idle_timeout = seconds
-        if self._state is State.OPEN:
+        if self._state is OPEN:
             self._set_idle_timer(seconds)
 
     def _set_idle_timer(self, seconds: float) -> None:
