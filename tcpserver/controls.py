@@ -134,6 +134,30 @@ class ConnectionControls:
         """Reading is paused by ``pause_data`` or flow control."""
         return bool(self._read_pauses & (PAUSE_USER | PAUSE_FLOW))
 
+    # -- what the table asks (Entry) ----------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """The transport has not gone."""
+        return self._state not in ENDED
+
+    @property
+    def bytes_handed(self) -> int:
+        """Bytes handed to the socket (or to TLS)."""
+        out = self.outbound
+        return out.handed if out is not None else 0
+
+    def shut_down(self) -> None:
+        """Close: gracefully if it was open (queued data is sent first), else a reset."""
+        if self._state in (OPEN, UPGRADING, INPUT_ENDED):
+            self.disconnect()
+        elif self._state not in CONNECTED:
+            self._close(abort=True)
+
+    def abort(self) -> None:
+        """Reset the connection now."""
+        self._close(abort=True)
+
     # -- read-outs (the Connection view) ---------------------------------------------------
 
     @property

@@ -9,8 +9,8 @@ connection up in the owner's :class:`~tcpserver.table.ConnectionTable`
 :class:`~tcpserver.factory.TCPServerFactory` and
 :class:`~tcpserver.server.TCPServer` inherit them: one list (the class body
 below), no copy per class.  ``send`` is the hot path (an answer per line):
-it is written out so that it costs one call before the connection's
-:meth:`Outbound.send <tcpserver.outbound.Outbound.send>`.
+it is :func:`tcpserver.outbound.send_by_id`, the send fast path, one
+call from the listener to the socket.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred
-
-from tcpserver import errors
-from tcpserver.errors import TCPServerError
+from tcpserver.outbound import send_by_id
 from tcpserver.protocol import TCPServerProtocol
 from tcpserver.table import ConnectionTable
 
@@ -36,8 +33,6 @@ class HasTable(Protocol):
     """An owner of per-connection methods: it has a connection table."""
 
     table: ConnectionTable[TCPServerProtocol]
-    #: the table's ``by_id`` (one attribute lookup less on the hot path)
-    _by_id: dict[str, TCPServerProtocol]
 
 
 def connection_method(
@@ -67,22 +62,6 @@ def _describe(method: Callable[..., object], target: Callable[..., object]) -> N
     )
 
 
-def _send(self: HasTable, connection_id: str, data: bytes, /) -> Deferred[None] | None:
-    try:
-        protocol = self._by_id[connection_id]
-    except (KeyError, TypeError):
-        raise TCPServerError(
-            errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
-        ) from None
-    out = protocol.outbound  # (made with the first bytes read: see TCPServerProtocol.out)
-    if out is None:
-        out = protocol.out()
-    return out.send(data)
-
-
-_describe(_send, TCPServerProtocol.send)
-
-
 class ConnectionMethods:
     """
     The manual's per-connection methods, connection id first.  Each one
@@ -92,9 +71,10 @@ class ConnectionMethods:
     """
 
     table: ConnectionTable[TCPServerProtocol]
-    _by_id: dict[str, TCPServerProtocol]
+    #: the table's connections by id (what ``send`` looks up)
+    by_id: dict[str, TCPServerProtocol]
 
-    send = _send
+    send = send_by_id
     send_bytes = connection_method(TCPServerProtocol.send_bytes)
     send_text = connection_method(TCPServerProtocol.send_text)
     send_line = connection_method(TCPServerProtocol.send_line)

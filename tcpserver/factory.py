@@ -106,7 +106,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.stats: Counter[str] = Counter()
         self.settings = Settings(on_change=self._setting_changed)
         self.table: ConnectionTable[TCPServerProtocol] = ConnectionTable(reactor, self.stats)
-        self._by_id = self.table.by_id
+        self.by_id = self.table.by_id
         self.dispatcher = Dispatcher(
             self.stats,
             self.table.closed,

@@ -25,14 +25,19 @@ run on the clock it is given.  It owns every rule about sending (API.md
 * **files** - ``send_file`` streams through the same queue
   (:class:`~tcpserver._files.FileStreamer`).
 
-The fast path is :meth:`Outbound.send`'s first branch, taken while
+The fast path is :func:`send_by_id` - ``send(connection_id, data)`` of
+the factory and the server, the one call per answered line - taken while
 ``_fast`` holds; ``_fast`` is computed in one place, :meth:`_update_fast`.
+It is written out in that one function, lookup included, because a call
+more per line costs about 7 % of the server's CPU per echoed line
+(callgrind); every other send takes the general path,
+:meth:`Outbound.send`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -43,7 +48,16 @@ from tcpserver import errors
 from tcpserver._files import FileStreamer
 from tcpserver.errors import TCPServerError
 
-__all__ = ["CORK_LIMIT", "Limits", "Outbound", "OutboundOwner", "as_bytes"]
+__all__ = [
+    "CORK_LIMIT",
+    "Connections",
+    "Limits",
+    "Outbound",
+    "OutboundOwner",
+    "Sender",
+    "as_bytes",
+    "send_by_id",
+]
 
 #: Corked writes are passed on once they reach this size, even in the
 #: middle of a read batch.
@@ -393,30 +407,10 @@ class Outbound:
             or - with ``timeout > 0`` - if another ``queue_limit`` bytes
             already wait for room; 10022 if ``data`` is not bytes.
         """
-        if self._fast and type(data) is bytes:
-            # the hot path (see _update_fast): nothing queued, nothing in the way
-            size = len(data)
-            self.bytes_sent = size
-            if self.corked:
-                cork = self._cork
-                if cork is None:
-                    self._cork = [data]
-                else:
-                    cork.append(data)
-                self._cork_len += size
-                if self._cork_len >= CORK_LIMIT:
-                    self.flush()
-            else:
-                self._accepted_total += size
-                self._owner.write_out(data)
-                self._handed(size)
-            return None
         return self._send_slow(as_bytes(data, "send"), "send")
 
     def send_as(self, data: object, what: str) -> Deferred[None] | None:
         """:meth:`send`, naming ``what`` (``send_line``...) in its errors."""
-        if self._fast and type(data) is bytes:
-            return self.send(data)
         return self._send_slow(as_bytes(data, what), what)
 
     def _send_slow(self, data: bytes, what: str) -> Deferred[None] | None:
@@ -699,3 +693,61 @@ class Outbound:
         """FileStreamer: nothing more to start."""
         if not self._accepting and not self._gone:
             self._owner.drained()
+
+
+class Sender(Protocol):
+    """A connection, as :func:`send_by_id` finds it."""
+
+    outbound: Outbound | None
+
+    def out(self) -> Outbound:
+        """The connection's Outbound (made on first use)."""
+
+
+class Connections(Protocol):
+    """The owner of ``send(connection_id, data)``: its connections by id."""
+
+    @property
+    def by_id(self) -> Mapping[str, Sender]:
+        """The open connections."""
+
+
+def send_by_id(owner: Connections, connection_id: str, data: object, /) -> Deferred[None] | None:
+    """
+    Send bytes to the connection ``connection_id`` of ``owner``.
+
+    :returns: ``None`` when the connection's ``timeout`` is 0; otherwise a
+        Deferred that fires when the bytes are written (10060 if no
+        progress for ``timeout`` seconds).
+    :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
+        ``Connection.bytes_sent``); 10022 if ``data`` is not bytes.
+    """
+    try:
+        connection = owner.by_id[connection_id]
+    except (KeyError, TypeError):
+        raise TCPServerError(
+            errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
+        ) from None
+    out = connection.outbound  # (made with the first bytes read)
+    if out is None:
+        out = connection.out()
+    if out._fast and type(data) is bytes:
+        # the fast path: sends taken, untimed, nothing queued, parked, held
+        # or pushed back - corked in a read batch, else written at once
+        size = len(data)
+        out.bytes_sent = size
+        if out.corked:
+            cork = out._cork
+            if cork is None:
+                out._cork = [data]
+            else:
+                cork.append(data)
+            out._cork_len += size
+            if out._cork_len >= CORK_LIMIT:
+                out.flush()
+        else:
+            out._accepted_total += size
+            out._owner.write_out(data)
+            out._handed(size)
+        return None
+    return out.send(data)

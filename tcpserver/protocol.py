@@ -54,7 +54,7 @@ from tcpserver._twisted import (
     nothing_buffered,
     set_nodelay,
 )
-from tcpserver.controls import ADDRESSABLE, CONNECTED, LOST_STATES, ConnectionControls
+from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
 from tcpserver.delivery import Inbound
 from tcpserver.errors import code_for_failure
 from tcpserver.events import Connected, Disconnected, Error, ReadyToSend
@@ -705,10 +705,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             if self.factory.dispatcher.listeners["ready_to_send"]:
                 self._fire("ready_to_send", ReadyToSend(self.connection_id))
 
-    def hold_reached(self) -> None:
-        """The plaintext before TLS has been handed on: the engine may start."""
-        self.maybe_start_engine()
-
     def pauseProducing(self) -> None:
         """The transport's buffer is full: queue further sends."""
         self.out().pause()
@@ -739,30 +735,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 hook(data)  # TLS (or its detection)
             else:
                 self.plaintext_received(data)
-
-    # -- what the table asks (Entry) ----------------------------------------------------------
-
-    @property
-    def alive(self) -> bool:
-        """The transport has not gone."""
-        return self._state not in ENDED
-
-    @property
-    def bytes_handed(self) -> int:
-        """Bytes handed to the socket (or to TLS)."""
-        out = self.outbound
-        return out.handed if out is not None else 0
-
-    def shut_down(self) -> None:
-        """Close: gracefully if it was open (queued data is sent first), else a reset."""
-        if self._state in (OPEN, UPGRADING, INPUT_ENDED):
-            self.disconnect()
-        elif self._state not in CONNECTED:
-            self._close(abort=True)
-
-    def abort(self) -> None:
-        """Reset the connection now."""
-        self._close(abort=True)
 
     # -- closing -------------------------------------------------------------------------------
 

@@ -189,7 +189,7 @@ class TCPServer(ConnectionMethods, PropertyAccess):
         self.settings = self.factory.settings
         #: The factory's connections (the per-connection methods look them up here).
         self.table = self.factory.table
-        self._by_id = self.table.by_id
+        self.by_id = self.table.by_id
         self._port: IListeningPort | None = None
         self._endpoint_ports: list[tuple[str, IListeningPort]] = []
         self._in_run = False

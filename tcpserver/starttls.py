@@ -113,6 +113,10 @@ class ConnectionTLS:
         """The transport was told to close, or has gone."""
         return self._state in CLOSE_CALLED or self._state in ENDED
 
+    def hold_reached(self) -> None:
+        """OutboundOwner: the plaintext before TLS has been handed on: the engine may start."""
+        self.maybe_start_engine()
+
     def maybe_start_engine(self) -> None:
         """Start the TLS engine once its certificate is chosen and the plaintext is out."""
         tls = self._tls
