@@ -141,9 +141,10 @@ def direct_peer(transport: object) -> tuple[SocketTransport | None, tuple[str, i
     if kind is tcp.Server:
         client = transport.client  # type: ignore[attr-defined]
         peer = client if type(client) is tuple and len(client) == 2 else None
-        return cast(SocketTransport, transport), peer
+        # (a SocketTransport; no cast() call: this runs once per accept)
+        return transport, peer  # type: ignore[return-value]
     if kind is unix.Server:
-        return cast(SocketTransport, transport), None
+        return transport, None  # type: ignore[return-value]
     return None, None
 
 

@@ -86,6 +86,31 @@ class OutboundOwner(Protocol):
         """Everything accepted before :meth:`Outbound.hold` has been handed on."""
 
 
+class _Ended:
+    """
+    The owner of an :class:`Outbound` whose connection has ended (see
+    :meth:`Outbound.detach`): it keeps the id for error messages and hears
+    nothing, since nothing is written or drained any more.
+    """
+
+    __slots__ = ("connection_id",)
+
+    def __init__(self, connection_id: str) -> None:
+        self.connection_id = connection_id
+
+    def write_out(self, data: bytes) -> None:
+        raise AssertionError(f"connection {self.connection_id!r} ended: nothing is written")
+
+    def flow(self, paused: bool) -> None:
+        pass
+
+    def drained(self) -> None:
+        pass
+
+    def hold_reached(self) -> None:
+        pass
+
+
 class Limits(Protocol):
     """The water marks (a connection's profile)."""
 
@@ -261,6 +286,18 @@ class Outbound:
             self._files.stop(TCPServerError(code, f"send_file stopped: {description}"))
         self._queue = None
         self._queue_len = 0
+
+    def detach(self) -> None:
+        """
+        The connection has ended (after :meth:`gone`): let go of it, so that
+        a closed connection and its parts are freed at once, by reference
+        counting, instead of waiting for the garbage collector.  What the
+        application still reads (``bytes_sent``, ``ready``, the counters)
+        stays; sends keep failing with 126.
+        """
+        assert self._gone, "detach() comes after gone()"
+        self._owner = _Ended(self._owner.connection_id)
+        self.on_progress = None
 
     @property
     def timeout(self) -> float:

@@ -506,7 +506,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 self._report_tls_failure(code, description)
         if not opened:
             # never opened (refused, or TLS never came up): no disconnected
-            self.factory.table.forget(self)
+            self._forget()
             return
         if self._can_end_now():
             self._closed()
@@ -553,10 +553,25 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def _closed(self) -> None:
         """The end: every event delivered, the connection forgotten."""
+        self._in = None  # (nothing is left to deliver: no flags to recompute)
         self._move(CLOSED)
         if self.outbound is not None:
             self.outbound.ready = False
+        self._forget()
+
+    def _forget(self) -> None:
+        """
+        CLOSED: the table forgets the connection and its parts let go of
+        it.  Nothing refers back to the protocol any more (no reference
+        cycles), so it is freed at once, not by the garbage collector - a
+        cost every short connection would otherwise pay.
+        """
         self.factory.table.forget(self)
+        self._in = None  # (nothing is left to deliver)
+        self._raw_hook = None
+        out = self.outbound
+        if out is not None:
+            out.detach()
 
     # -- the inbound side (InboundOwner) --------------------------------------------------
 

@@ -152,8 +152,10 @@ class ConnectionTimeouts(TimeoutMixin):
         """The connection has gone: no timeout may fire."""
         if self.timeOut is not None:
             self.setTimeout(None)
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
+        if self._abort_call is not None:
+            if self._abort_call.active():
+                self._abort_call.cancel()
+            self._abort_call = None  # (it refers back to us)
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import gc
 
+import pytest
+from twisted.internet.defer import Deferred
+
+from tcpserver import TCPServerError
 from tcpserver.lifecycle import (
     DELIVERING,
     ENDED,
@@ -14,7 +18,7 @@ from tcpserver.lifecycle import (
     State,
     check_move,
 )
-from tcpserver.testing import MemoryConnection, memory_server
+from tcpserver.testing import MemoryConnection, SocketConnection, memory_server
 
 
 def _reachable(start: State) -> set[State]:
@@ -80,3 +84,98 @@ def test_a_connection_walks_the_table():
     assert seen == [State.OPEN, State.FAREWELL]
     assert protocol.state is State.CLOSED
     protocol.check_invariants()
+
+
+# -- a closed connection is freed at once ------------------------------------------------
+
+
+def _echo(server):
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+
+
+def _line_then_close(server, client):
+    client.feed(b"hello\n")
+    client.close()
+
+
+def _server_disconnects(server, client):
+    client.feed(b"hello\n")
+    server.disconnect(client.connection_id)
+    client.pump()
+
+
+def _half_close(server, client):
+    client.feed(b"hello\n")
+    client.half_close()
+    client.pump()
+
+
+def _idle_timeout_fires(server, client):
+    server.reactor.advance(2)
+    client.pump()
+
+
+def _async_listener(server, client):
+    waiting: Deferred[None] = Deferred()
+    server.on("data_in", lambda e: waiting)
+    client.feed(b"hello\n")
+    waiting.callback(None)
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "extra", "drive"),
+    [
+        ((), None, _line_then_close),  # the one-step open and close
+        ((), "disconnected", _line_then_close),
+        ((), None, _server_disconnects),
+        ((), None, _half_close),
+        (("DefaultIdleTimeout=1",), None, _idle_timeout_fires),
+        (("ReadIdleTimeout=30", "WriteIdleTimeout=30", "DefaultTimeout=5"), None, _line_then_close),
+        (("CloseGracePeriod=5",), None, _server_disconnects),
+        (("ProxyProtocol=True", "ProxyHeaderTimeout=5"), None, _line_then_close),
+        (("SSLStartMode=automatic",), None, _line_then_close),
+        ((), None, _async_listener),
+    ],
+)
+def test_a_closed_connection_leaves_no_reference_cycle(settings, extra, drive):
+    """
+    Nothing the connection's parts hold refers back to it once it is CLOSED
+    (no reference cycles): reference counting frees it as soon as nobody
+    holds it, so short connections cost the garbage collector nothing.
+    """
+    server = memory_server(default_eol=b"\n")
+    _echo(server)
+    for setting in settings:
+        server.config(setting)
+    if extra:
+        server.on(extra, lambda e: None)
+    gc.collect()
+    gc.disable()
+    try:
+        client = SocketConnection(server)
+        protocol = client.protocol
+        assert protocol is not None
+        if "ProxyProtocol=True" in settings:
+            client.feed(b"PROXY TCP4 192.0.2.1 192.0.2.2 4000 80\r\n")
+        drive(server, client)
+        server.reactor.advance(10)
+        client.pump()
+        client.dispose()
+        assert protocol.state is State.CLOSED
+        connection_id = protocol.connection_id
+        out = protocol.outbound
+        assert out is not None
+        with pytest.raises(TCPServerError) as raised:  # (the Outbound still names it)
+            out.send(b"late\n")
+        assert raised.value.code == 126
+        assert repr(connection_id) in str(raised.value)
+        del client, protocol, out, raised
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
+        assert cycles == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
