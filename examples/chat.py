@@ -33,6 +33,8 @@ def on_connected(server, event):
 
 
 def on_data_in(server, event):
+    if not event.eol:
+        return  # the client left mid-line: an unfinished message is not sent on
     cid = event.connection_id
     text = event.text.decode("utf-8", "replace").strip()
     if text.startswith("/nick "):

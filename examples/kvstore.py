@@ -29,6 +29,8 @@ class KVStore:
                     self.data[key.strip()] = value.strip()
 
     def on_data_in(self, server, event):
+        if not event.eol:
+            return  # the client closed mid-line: an unfinished command is not run
         cid = event.connection_id
         command, _, rest = event.text.decode("utf-8", "replace").strip().partition(" ")
         command = command.upper()

@@ -21,6 +21,8 @@ def on_connected(server, event):
 
 
 def on_data_in(server, event):
+    if not event.eol:
+        return  # a fragment the client never finished (it closed mid-line): not a command
     cid = event.connection_id
     words = event.text.upper().split()
     verb = words[0] if words else b""

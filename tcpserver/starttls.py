@@ -205,8 +205,9 @@ class ConnectionTLS:
 
         :returns: a Deferred that fires when the handshake is done, or fails
             with the reason it failed.
-        :raises TCPServerError: 126 if the connection is closed; 10045 if
-            ``ssl_start_mode`` is NONE; 10022 if TLS is already on.
+        :raises TCPServerError: 126 if the connection is closed or closing;
+            10058 if the peer has half-closed (it can send no handshake);
+            10045 if ``ssl_start_mode`` is NONE; 10022 if TLS is already on.
         """
         self._check_open("start_ssl")
         if self._tls is not None or self._state not in (OPEN, INPUT_ENDED, DRAINING):
@@ -220,6 +221,14 @@ class ConnectionTLS:
                 "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
             )
         self._check_not_closing("start_ssl")
+        if self._state is INPUT_ENDED:
+            # The peer sent its FIN: it can send no handshake, and a
+            # connection waiting for one would wait for ever.
+            raise TCPServerError(
+                errors.CANNOT_SEND_AFTER_SHUTDOWN,
+                f"start_ssl: the peer of connection {self.connection_id!r} has closed its "
+                "sending side (half-close): no TLS handshake can follow",
+            )
         if self.outbound is not None and self.outbound.sending_file:
             raise TCPServerError(
                 errors.INVALID_ARGUMENT,

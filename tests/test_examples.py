@@ -47,3 +47,40 @@ def test_shout_with_twistd_as_in_the_quick_start(processes):
     with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
         sock.sendall(b"hello\n")
         assert read_until(sock, 32) == b"welcome - say something\r\nHELLO\r\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "unfinished"),
+    [
+        ("kvstore.py:KVStore", b"SET k v"),
+        ("chat.py", b"/nick mallory"),
+        ("starttls.py", b"STARTTLS"),
+    ],
+)
+def test_examples_do_not_act_on_an_unfinished_command(spec, unfinished):
+    """A client that leaves mid-line sent no command: the examples check ``event.eol``."""
+    from twisted.internet.defer import ensureDeferred
+
+    from tcpserver import SSLStartMode
+    from tcpserver.handlers import load_handler, wire_handler
+    from tcpserver.testing import MemoryConnection, memory_server
+
+    server = memory_server(default_eol=b"\n")
+    handler = load_handler(str(EXAMPLES / spec))
+    setup = getattr(handler, "setup", None)
+    if setup is not None and (started := setup(server)) is not None:
+        ensureDeferred(started)
+    if spec == "starttls.py":
+        server.ssl_start_mode = SSLStartMode.EXPLICIT
+    wire_handler(server, handler)
+    watcher = MemoryConnection(server)
+    client = MemoryConnection(server)
+    watcher.written(), client.written()  # (the greetings)
+    client.feed(unfinished)
+    client.half_close()
+    server.reactor.advance(0)
+    assert client.closed
+    assert unfinished.split()[-1] not in watcher.written()  # not broadcast, no rename
+    assert client.written() == b""  # no answer
+    if spec.startswith("kvstore"):
+        assert handler.data == {}
