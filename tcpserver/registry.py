@@ -448,10 +448,13 @@ REGISTRY: tuple[Setting, ...] = (
     _cfg(
         "CloseGracePeriod",
         SecondsType(),
-        0,
+        30,
         "Seconds a graceful close may take (queued data going out, the "
-        "peer's FIN) before it becomes an abort (RST) with status 905 "
-        "(0: no limit, except after a timeout, which always escalates).",
+        "peer's FIN) before it becomes an abort (RST) with status 905, so a "
+        "client that never reads cannot keep a closing connection and its "
+        "queued output for ever (like the 30 s graceful-shutdown limit of "
+        "Netty's HTTP/2 handler; 0: no limit, except after a timeout, which "
+        "always escalates).",
         applies=_NEW_CONNECTIONS,
         flag="close-grace-period",
         profile="close_grace",

@@ -628,6 +628,7 @@ class ReviewRegressionTests(SynchronousTestCase):
 
     def test_idle_close_of_a_peer_that_never_acknowledges_is_aborted(self):
         server = memory_server(default_idle_timeout=5)
+        server.config("CloseGracePeriod=0")  # (the idle timeout's own period is the grace)
         client = MemoryConnection(server)
         client.transport.loseConnection = lambda: None  # the FIN is never acknowledged
         server.reactor.advance(5.5)

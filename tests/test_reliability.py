@@ -98,3 +98,51 @@ async def test_start_ssl_on_a_half_closed_real_connection_leaves_nothing_behind(
     assert codes == [10058] * 30
     # and the next real client still gets in
     assert await in_thread(_half_close_after, port, 0, b"hello") == b""
+
+
+# -- 3. disconnect() of a client that never reads --------------------------------------
+
+
+def test_disconnect_of_a_client_that_never_reads_ends_by_default():
+    """Default settings: CloseGracePeriod (30 s) turns the stuck close into a reset (905)."""
+    server, rec = in_memory(default_eol=b"\n")
+    client = MemoryConnection(server)
+    client.transport_full()  # the peer stopped reading
+    server.send(client.connection_id, b"x" * 1_000_000)
+    server.disconnect(client.connection_id)
+    server.reactor.advance(29)
+    assert not client.transport.aborted
+    server.reactor.advance(1.5)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [e.status_code for e in rec.of("disconnected")] == [905]
+    assert len(server.connections) == 0
+
+
+def _connect_and_never_read(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        socks.append(sock)
+    return socks
+
+
+@pytest_twisted.ensureDeferred
+async def test_disconnect_of_real_clients_that_never_read_frees_their_sockets(server, recorder):
+    server.config("CloseGracePeriod=0.5")
+    server.config("OutBufferSize=4096")
+    server.on("connected", lambda e: server.send(e.connection_id, b"y" * 1_000_000))
+    port = listen(server)
+    socks = await in_thread(_connect_and_never_read, port, 10)
+    try:
+        await recorder.wait("connected", 10)
+        for cid in list(server.connections):
+            server.disconnect(cid)
+        await recorder.wait("disconnected", 10, timeout=10)
+        assert {e.status_code for e in recorder.of("disconnected")} == {905}
+        assert len(server.connections) == 0
+    finally:
+        for sock in socks:
+            sock.close()

@@ -82,7 +82,8 @@ def test_write_idle_with_output_stuck_resets_at_once():
 
 
 def test_a_timeout_escalates_to_an_abort_keeping_its_status():
-    server, recorder = in_memory(**ECHO, ReadIdleTimeout=2)
+    # (CloseGracePeriod=0: the timeout's own period is the grace)
+    server, recorder = in_memory(**ECHO, ReadIdleTimeout=2, CloseGracePeriod=0)
     client = MemoryConnection(server)
     client.hold_close()  # the peer never completes the close
     advance(server, 3)
