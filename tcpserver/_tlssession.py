@@ -29,7 +29,7 @@ from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IDelayedCall, IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -139,6 +139,9 @@ class TLSOwner(TypingProtocol):
     def maybe_start_engine(self) -> None:
         """The certificate is chosen: start the engine when the plaintext is out."""
 
+    def handshake_bytes_done(self) -> None:
+        """The handshake's bytes are exchanged (the client check may still run)."""
+
     def tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
 
@@ -202,28 +205,18 @@ class TLSSession:
         self._tls_factory: Any = None
         self._forwarded_loss = False
         self._raw_reason: Failure | None = None
-        self._timeout: float = settings["DefaultConnectionTimeout"]
-        self._timer: IDelayedCall | None = None
-        self._progress_at = 0.0  # when handshake bytes last came (the timer checks it)
         self._trace_in = RecordTracer() if settings["LogSSLPackets"] else None
 
     # -- phase 1: the ClientHello ------------------------------------------------------
 
     def start(self) -> None:
-        """Wait for the client's first flight."""
-        if self._timeout:
-            clock = self.owner.factory.reactor
-            self._progress_at = clock.seconds()
-            self._timer = clock.callLater(self._timeout, self._timed_out)
+        """Wait for the client's first flight (its clocks are the connection's)."""
         self.owner.ssl_status("TLS: waiting for the ClientHello")
 
     def data(self, data: bytes) -> None:
         """Raw bytes from the socket."""
         if self._trace_in is not None:
             self.trace("received", self._trace_in.feed(data))
-        if self._timer is not None:
-            # (a clock read, not a reset of the timer per read: it checks when it fires)
-            self._progress_at = self.owner.factory.reactor.seconds()
         if self.engine is not None:
             self.engine.dataReceived(data)
             return
@@ -346,8 +339,8 @@ class TLSSession:
 
     def handshake_done(self) -> None:
         """The engine finished the handshake."""
-        self._cancel_timer()
         owner = self.owner
+        owner.handshake_bytes_done()  # (no more bytes are awaited: no inactivity limit)
         connection = self.handle
         if owner.factory.dispatcher.listeners["ssl_status"]:
             owner.ssl_status(
@@ -421,12 +414,10 @@ class TLSSession:
 
     def fail(self, code: int, description: str) -> None:
         """Give up on TLS for this connection."""
-        self._cancel_timer()
         self.owner.tls_failed(code, description)
 
     def lost(self, code: int, description: str) -> None:
         """The connection has gone (status ``code``): start_ssl() callers hear why."""
-        self._cancel_timer()
         if self.waiters:
             self.fail_waiters(
                 TCPServerError(code, description)
@@ -440,7 +431,6 @@ class TLSSession:
 
     def fail_waiters(self, error: TCPServerError) -> None:
         """The connection closed before the handshake finished."""
-        self._cancel_timer()
         waiters, self.waiters = self.waiters, []
         for waiting in waiters:
             waiting.errback(Failure(error))
@@ -474,26 +464,6 @@ class TLSSession:
         ):
             return raw
         return reason
-
-    def _timed_out(self) -> None:
-        clock = self.owner.factory.reactor
-        left = self._progress_at + self._timeout - clock.seconds()
-        if left > 0:  # bytes came since it was set: wait for the rest
-            self._timer = clock.callLater(left, self._timed_out)
-            return
-        self._timer = None
-        self.fail(
-            errors.TIMED_OUT,
-            f"{errors.description_for(errors.TIMED_OUT)} The TLS handshake made no "
-            f"progress for {self._timeout}s (DefaultConnectionTimeout)",
-        )
-
-    def _cancel_timer(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            if timer.active():
-                timer.cancel()
 
     # -- reporting ---------------------------------------------------------------------
 

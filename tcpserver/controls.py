@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
+    from tcpserver.timeouts import OpeningWatch
 
 __all__ = ["ADDRESSABLE", "CONNECTED", "LOST_STATES", "ConnectionControls"]
 
@@ -74,6 +75,7 @@ class ConnectionControls:
         _profile: ConnectionProfile
         _read_pauses: int
         _tls_reading: bool
+        _opening: OpeningWatch | None
 
         @property
         def framer(self) -> Framer: ...
@@ -99,6 +101,8 @@ class ConnectionControls:
         return pauses != 0
 
     def _pause_reading(self, reason: int) -> None:
+        if reason & PAUSE_PENDING and self._opening is not None:
+            self._opening.hold(True)  # (the application decides: the opening's clocks wait)
         was_blocked = self._reading_blocked()
         self._read_pauses |= reason
         if not was_blocked and self._reading_blocked():
@@ -107,6 +111,8 @@ class ConnectionControls:
     def _resume_reading(self, reason: int) -> None:
         if not self._read_pauses & reason:
             return
+        if reason & PAUSE_PENDING and self._opening is not None:
+            self._opening.hold(False)
         was_blocked = self._reading_blocked()
         self._read_pauses &= ~reason
         if was_blocked and not self._reading_blocked():

@@ -32,7 +32,7 @@ class ConnectionProfile:
     The settings in force when a connection was accepted.
 
     The fields named in the registry (``Setting.profile``) are copies of
-    settings; the last five are derived in :func:`build_profile`.
+    settings; the last six are derived in :func:`build_profile`.
     """
 
     eol: bytes
@@ -53,6 +53,8 @@ class ConnectionProfile:
     read_idle: float
     write_idle: float
     close_grace: float
+    handshake_idle: float
+    handshake_timeout: float
     #: (size, byteorder, adjust, strip, max frame length, skip too long), or
     #: None when all are at their defaults (the framer's own)
     length_prefix: tuple[int, str, int, bool, int, bool] | None
@@ -62,6 +64,9 @@ class ConnectionProfile:
     #: no PROXY header, no TLS at accept, no keep-alive or other socket
     #: options, no idle timers
     quick_open: bool
+    #: TLS (or AUTOMATIC's detection) at accept, and HandshakeTimeout bounds
+    #: the opening from accept
+    timed_opening: bool
 
 
 def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
@@ -94,5 +99,11 @@ def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
         or fields["idle_timeout"]
         or fields["read_idle"]
         or fields["write_idle"]
+    )
+    # (a PROXY header alone has its own deadline, ProxyHeaderTimeout; with TLS
+    # at accept HandshakeTimeout counts from accept, across the header too)
+    fields["timed_opening"] = bool(fields["handshake_timeout"]) and fields["ssl_start_mode"] in (
+        SSLStartMode.IMPLICIT,
+        SSLStartMode.AUTOMATIC,
     )
     return ConnectionProfile(**fields)

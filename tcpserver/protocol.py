@@ -90,7 +90,7 @@ from tcpserver.outbound import Outbound
 from tcpserver.settings import SSLStartMode
 from tcpserver.sockopts import apply_socket_options, plain_address
 from tcpserver.starttls import ConnectionTLS
-from tcpserver.timeouts import ConnectionTimeouts, IdleWatch
+from tcpserver.timeouts import ConnectionTimeouts, IdleWatch, OpeningWatch
 
 __all__ = ["TCPServerProtocol"]
 
@@ -122,6 +122,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         "_close_status",
         "_direct",
         "_in",
+        "_opening",
         "_profile",
         "_raw_hook",
         "_read_pauses",
@@ -168,6 +169,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self._close_status: tuple[int, str] | None = None
         self._abort_call: IDelayedCall | None = None  # CloseGracePeriod, or a timeout's escalation
         self._watch: IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
+        self._opening: OpeningWatch | None = None  # HandshakeTimeout, DefaultConnectionTimeout
         self._tls: TLSSession | None = None
         # raw bytes go here first (the PROXY header reader, TLS)
         self._raw_hook: Callable[[bytes], None] | None = None
@@ -311,6 +313,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             return
         self._move(REQUESTING)
         factory.table.add_pending(self)
+        if self._profile.timed_opening:
+            self._start_opening()  # HandshakeTimeout: the peer's part of opening is bounded
         if self._profile.proxy_protocol:
             profile = self._profile
             ProxyHeaderReader(
@@ -384,6 +388,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             self._move(HANDSHAKING)
             self._hold_output()
             self._raw_hook = self._sniff
+            self._watch_handshake_idle()  # (the first byte is awaited, as a ClientHello is)
         else:  # NONE, or EXPLICIT (plaintext until start_ssl)
             self._established()
 
@@ -403,6 +408,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def _established(self) -> None:
         """Plaintext accepted (or a TLS handshake done): the connection is open."""
+        self._end_opening()
         if self._state is not UPGRADING:  # (the first time)
             self._start_idle_watch()
         self._move(OPEN)
@@ -438,6 +444,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             self.resetTimeout()
         hook = self._raw_hook
         if hook is not None:
+            if self._opening is not None:
+                self._opening.progress()
             hook(data)  # the PROXY header reader or TLS sees the raw bytes first
             return
         inbound = self._in

@@ -496,8 +496,27 @@ REGISTRY: tuple[Setting, ...] = (
         "DefaultConnectionTimeout",
         SecondsType(),
         0,
-        "Seconds of inactivity allowed during a TLS handshake (0: no limit).",
+        "Seconds of inactivity allowed during a TLS handshake, and while "
+        "SSLStartMode AUTOMATIC waits for the first byte (0: no limit).",
         applies=_NEW_CONNECTIONS,
+        profile="handshake_idle",
+    ),
+    _cfg(
+        "HandshakeTimeout",
+        SecondsType(),
+        10,
+        "Beyond the manual: with SSLStartMode IMPLICIT or AUTOMATIC, seconds "
+        "from accept until the connection is open - a PROXY header, "
+        "AUTOMATIC's detection and the TLS handshake together - and, for "
+        "STARTTLS, from start_ssl() until the handshake is done; then the "
+        "connection is reset with error 10060 (like Netty's 10 s SslHandler "
+        "handshake timeout; 0: no limit).  The time an async connection_request "
+        "or ssl_* listener takes does not count.  DefaultConnectionTimeout "
+        "keeps measuring inactivity; a PROXY header alone is bounded by "
+        "ProxyHeaderTimeout.",
+        applies=_NEW_CONNECTIONS,
+        flag="handshake-timeout",
+        profile="handshake_timeout",
     ),
     _cfg(
         "InBufferSize",

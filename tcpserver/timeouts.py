@@ -9,6 +9,12 @@
   of the shorter timeout (at least every 50 ms) and reports the first
   direction that has been silent for its whole timeout.  One watch per
   connection that has either set (made when it opens).
+* The opening (:class:`OpeningWatch`): ``HandshakeTimeout`` bounds the
+  whole way from accept to an open connection (PROXY header, AUTOMATIC
+  detection, TLS handshake) and a STARTTLS handshake from ``start_ssl``;
+  ``DefaultConnectionTimeout`` (the manual's) bounds inactivity while a
+  handshake, or AUTOMATIC detection, waits on the peer.  Either resets the
+  connection with 10060 and an ``error`` event.
 * Every timeout closes gracefully with its own status and escalates to a
   reset after ``CloseGracePeriod`` (or the timeout's own period) if the
   peer does not finish the close; ``CloseGracePeriod`` alone bounds every
@@ -20,6 +26,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,19 +36,23 @@ from twisted.protocols.policies import TimeoutMixin
 from typing_extensions import override
 
 from tcpserver import errors
+from tcpserver.events import Error
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
     ENDED,
+    HANDSHAKING,
     OPEN,
+    UPGRADING,
     State,
 )
 
 if TYPE_CHECKING:
+    from tcpserver._tlssession import TLSSession
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
 
-__all__ = ["ConnectionTimeouts", "IdleWatch"]
+__all__ = ["ConnectionTimeouts", "IdleWatch", "OpeningWatch"]
 
 #: ``(bytes received, bytes sent)`` so far
 Counts = Callable[[], tuple[int, int]]
@@ -118,6 +129,95 @@ class IdleWatch:
         self._call = self._clock.callLater(self.step, self._tick)
 
 
+class OpeningWatch:
+    """
+    The two clocks of a connection's opening, on one timer.
+
+    :param clock: the reactor's clock.
+    :param deadline: seconds until the opening must be over (0: none).
+    :param expired: called once, with ``True`` if the deadline passed,
+        ``False`` if the peer was silent for :attr:`idle` seconds.
+    :ivar idle: seconds the peer may stay silent (0: not watched); see
+        :meth:`watch_idle`.
+    """
+
+    __slots__ = ("_call", "_clock", "_expired", "_held_at", "deadline_at", "idle", "progress_at")
+
+    def __init__(
+        self, clock: IReactorTime, deadline: float, expired: Callable[[bool], None]
+    ) -> None:
+        self._clock = clock
+        self._expired = expired
+        now = clock.seconds()
+        self.deadline_at = now + deadline if deadline else math.inf
+        self.idle = 0.0
+        self.progress_at = now
+        self._held_at: float | None = None
+        self._call: IDelayedCall | None = None
+        self._schedule(now)
+
+    def watch_idle(self, seconds: float) -> None:
+        """From now on the peer may stay silent ``seconds`` at most (0: no limit)."""
+        now = self._clock.seconds()
+        self.idle = seconds
+        self.progress_at = now
+        self._schedule(now)
+
+    def progress(self) -> None:
+        """Bytes came from the peer (one clock read; the timer checks when it fires)."""
+        self.progress_at = self._clock.seconds()
+
+    def hold(self, held: bool) -> None:
+        """
+        The application is deciding (an async ``connection_request`` or
+        ``ssl_*`` listener): neither clock runs until it is done, since the
+        peer cannot be blamed for the server's own time.
+        """
+        now = self._clock.seconds()
+        if held:
+            if self._held_at is None:
+                self._held_at = now
+                self.stop()
+            return
+        held_at, self._held_at = self._held_at, None
+        if held_at is not None:
+            self.deadline_at += now - held_at
+            self.progress_at = now
+            self._schedule(now)
+
+    def stop(self) -> None:
+        """The opening is over (or the connection gone): nothing fires."""
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _due(self) -> float:
+        if self.idle:
+            return min(self.deadline_at, self.progress_at + self.idle)
+        return self.deadline_at
+
+    def _schedule(self, now: float) -> None:
+        if self._held_at is not None:
+            return
+        due = self._due()
+        call = self._call
+        if call is not None:
+            if call.getTime() <= due:
+                return  # it fires first and looks again
+            call.cancel()
+            self._call = None
+        if due != math.inf:
+            self._call = self._clock.callLater(max(due - now, 0.0), self._fire)
+
+    def _fire(self) -> None:
+        self._call = None
+        now = self._clock.seconds()
+        if self._due() - now > 1e-9:  # bytes came since it was set
+            self._schedule(now)
+            return
+        self._expired(self.deadline_at - now <= 1e-9)
+
+
 class ConnectionTimeouts(TimeoutMixin):
     """The timeouts of a connection's protocol (see the module docstring)."""
 
@@ -133,11 +233,15 @@ class ConnectionTimeouts(TimeoutMixin):
         _state: State
         _profile: ConnectionProfile
         _watch: IdleWatch | None
+        _opening: OpeningWatch | None
+        _tls: TLSSession | None
+        _raw_hook: Callable[[bytes], None] | None
         _abort_call: IDelayedCall | None
         _close_status: tuple[int, str] | None
 
         def _close(self, abort: bool) -> None: ...
         def out(self) -> Outbound: ...
+        def tls_failed(self, code: int, description: str) -> None: ...
 
     def _start_idle_watch(self) -> None:
         """ReadIdleTimeout / WriteIdleTimeout, if set: watch from now on."""
@@ -148,8 +252,79 @@ class ConnectionTimeouts(TimeoutMixin):
             )
             watch.start(self._idle_close)
 
+    # -- the opening (HandshakeTimeout, DefaultConnectionTimeout) --------------------------
+
+    def _start_opening(self) -> None:
+        """HandshakeTimeout, from now (accept, or start_ssl)."""
+        self._end_opening()
+        seconds = self._profile.handshake_timeout
+        if seconds:
+            self._opening = OpeningWatch(self.factory.reactor, seconds, self._opening_expired)
+
+    def _watch_handshake_idle(self, on: bool = True) -> None:
+        """
+        DefaultConnectionTimeout: from now the peer's bytes are awaited (a TLS
+        handshake, AUTOMATIC detection) - or, ``on=False``, no longer.
+        """
+        seconds = self._profile.handshake_idle if on else 0.0
+        opening = self._opening
+        if opening is None:
+            if not seconds:
+                return
+            opening = self._opening = OpeningWatch(self.factory.reactor, 0, self._opening_expired)
+        opening.watch_idle(seconds)
+
+    def handshake_bytes_done(self) -> None:
+        """TLSOwner: the handshake's bytes are exchanged; the deadline alone still runs."""
+        self._watch_handshake_idle(on=False)
+
+    def _end_opening(self) -> None:
+        """The connection is open (or gone): its opening clocks stop."""
+        opening = self._opening
+        if opening is not None:
+            self._opening = None
+            opening.stop()
+
+    def _opening_expired(self, deadline: bool) -> None:
+        self._opening = None
+        state = self._state
+        if state in ENDED or state in CLOSE_CALLED:
+            return
+        prefix = errors.description_for(errors.TIMED_OUT)
+        if deadline:
+            since = "start_ssl()" if state is UPGRADING else "it was accepted"
+            text = (
+                f"{prefix} The connection was not open {self._profile.handshake_timeout}s "
+                f"after {since} (HandshakeTimeout)"
+            )
+        elif self._tls is not None:
+            text = (
+                f"{prefix} The TLS handshake made no progress for "
+                f"{self._profile.handshake_idle}s (DefaultConnectionTimeout)"
+            )
+        else:
+            text = (
+                f"{prefix} No byte came within {self._profile.handshake_idle}s to tell "
+                "TLS from plaintext (DefaultConnectionTimeout)"
+            )
+        if self._tls is not None or state is HANDSHAKING or state is UPGRADING:
+            self.tls_failed(errors.TIMED_OUT, text)  # (counted as a TLS failure, then a reset)
+            return
+        # Not accepted yet: the PROXY header, or connection_request, is late.
+        if self._raw_hook is not None:
+            self.factory.stats["refused_proxy"] += 1
+        self._log.info(
+            "closing connection from {peer} before it opened: {text}",
+            peer=self.remote_host,
+            text=text,
+        )
+        self.factory.dispatcher.dispatch("error", Error(self.connection_id, errors.TIMED_OUT, text))
+        self._close_status = (errors.TIMED_OUT, text)
+        self._close(abort=True)
+
     def _stop_timers(self) -> None:
         """The connection has gone: no timeout may fire."""
+        self._end_opening()
         if self.timeOut is not None:
             self.setTimeout(None)
         if self._abort_call is not None:

@@ -8,11 +8,13 @@ timing rules also run on a clock (``memory_server``).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
+import pytest
 import pytest_twisted
-from helpers import in_memory, in_thread, listen, read_until, until
+from helpers import MemoryTLSClient, in_memory, in_thread, listen, read_until, until
 
 from tcpserver import SSLStartMode, TCPServerError
 from tcpserver.handlers import load_handler, wire_handler
@@ -146,3 +148,207 @@ async def test_disconnect_of_real_clients_that_never_read_frees_their_sockets(se
     finally:
         for sock in socks:
             sock.close()
+
+
+# -- 4. HandshakeTimeout: the whole opening has a deadline ----------------------------
+
+
+def _tls_server(tls, **settings):
+    server, rec = in_memory(default_eol=b"\n", echo=True, **settings)
+    server.ssl_cert = tls.certificate()
+    return server, rec
+
+
+def _errors(rec):
+    return [(e.error_code, e.description) for e in rec.of("error")]
+
+
+@pytest.mark.parametrize("mode", ["implicit", "automatic"])
+def test_a_silent_connection_is_reset_at_the_handshake_deadline_by_default(tls, mode):
+    server, rec = _tls_server(tls, SSLStartMode=mode)
+    client = MemoryConnection(server)
+    server.reactor.advance(9.9)
+    assert not client.closed
+    server.reactor.advance(0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+    assert "HandshakeTimeout" in _errors(rec)[0][1]
+    assert len(server.connections) == 0
+
+
+def _client_hello(tls) -> bytes:
+    connection = MemoryConnection(memory_server_for_hello(tls))
+    return MemoryTLSClient(connection, tls.client_context()).hello_only()
+
+
+def memory_server_for_hello(tls):
+    server, _ = _tls_server(tls, SSLStartMode="implicit")
+    return server
+
+
+def test_a_trickled_client_hello_is_cut_at_the_deadline_though_never_idle(tls):
+    """One byte every 1.5 s never trips a 2 s inactivity timeout; the deadline ends it."""
+    hello = _client_hello(tls)
+    server, rec = _tls_server(tls, SSLStartMode="implicit", DefaultConnectionTimeout=2)
+    client = MemoryConnection(server)
+    sent = 0
+    while server.reactor.seconds() + 1.5 < 10:
+        server.reactor.advance(1.5)
+        client.feed(hello[sent : sent + 1])
+        sent += 1
+    assert not client.closed  # (inactivity never reached 2 s)
+    server.reactor.advance(10 - server.reactor.seconds() + 0.01)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+    assert "HandshakeTimeout" in _errors(rec)[0][1]
+
+
+def test_the_deadline_counts_from_accept_across_a_proxy_header(tls):
+    server, rec = _tls_server(
+        tls, SSLStartMode="implicit", ProxyProtocol=True, TrustedProxies="*",
+        ProxyHeaderTimeout=0, HandshakeTimeout=4,
+    )  # fmt: skip
+    client = MemoryConnection(server)
+    server.reactor.advance(3)
+    client.feed(b"PROXY TCP4 10.0.0.1 10.0.0.2 1234 443\r\n")
+    server.reactor.advance(0.9)
+    assert not client.closed
+    server.reactor.advance(0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+
+
+def test_the_deadline_waits_while_the_application_decides(tls):
+    """An async connection_request's time is the server's, not the peer's."""
+    from twisted.internet.defer import Deferred
+
+    server, rec = _tls_server(tls, SSLStartMode="implicit", HandshakeTimeout=5)
+    decided: Deferred[bool] = Deferred()
+    server.on("connection_request", lambda e: decided)
+    client = MemoryConnection(server)
+    server.reactor.advance(3)
+    server.reactor.advance(60)  # the application takes its time: not counted
+    decided.callback(True)
+    server.reactor.advance(1.9)
+    assert not client.closed
+    tls_client = MemoryTLSClient(client, tls.client_context())
+    tls_client.pump()
+    assert tls_client.handshake_done, tls_client.error
+    server.reactor.advance(30)  # open: the deadline is over
+    assert not client.closed
+    assert _errors(rec) == []
+
+
+def test_starttls_has_the_deadline_from_start_ssl(tls):
+    server, rec = _tls_server(tls, SSLStartMode="explicit")
+    failed: list[int] = []
+
+    def on_data(event):
+        done = server.start_ssl(event.connection_id)
+        done.addErrback(lambda f: failed.append(f.value.code))
+
+    server.on("data_in", on_data)
+    client = MemoryConnection(server)
+    server.reactor.advance(100)  # plaintext may stay silent: no deadline
+    assert not client.closed
+    client.feed(b"STARTTLS\n")
+    server.reactor.advance(9.9)
+    assert not client.closed
+    server.reactor.advance(0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+    assert "start_ssl()" in _errors(rec)[0][1]
+    assert failed == [10060]  # (start_ssl's Deferred hears why)
+
+
+def test_handshake_timeout_zero_turns_the_deadline_off(tls):
+    server, _ = _tls_server(tls, SSLStartMode="implicit", HandshakeTimeout=0)
+    client = MemoryConnection(server)
+    server.reactor.advance(3600)
+    assert not client.closed
+
+
+def test_a_plaintext_server_has_no_opening_deadline():
+    server, _ = in_memory(default_eol=b"\n")
+    client = MemoryConnection(server)
+    server.reactor.advance(3600)  # (a server-speaks-first client may listen for ever)
+    assert not client.closed
+
+
+def _silent_then_real(port: int, count: int, cafile: str) -> tuple[bytes, float]:
+    """``count`` silent connects; wait until they are reset; then a real TLS client."""
+    import ssl
+    import time
+
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    started = time.monotonic()
+    try:
+        for sock in silent:
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1) == b""
+        waited = time.monotonic() - started
+    finally:
+        for sock in silent:
+            sock.close()
+    context = ssl.create_default_context(cafile=cafile)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="localhost") as sock:
+        sock.sendall(b"hello\n")
+        return read_until(sock, 6), waited
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_connects_no_longer_lock_real_tls_clients_out(server, recorder, tls):
+    server.config("MaxConnections=50")
+    server.config("HandshakeTimeout=1")
+    server.ssl_cert = tls.certificate()
+    server.ssl_start_mode = SSLStartMode.IMPLICIT
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+    port = listen(server)
+    answer, waited = await in_thread(_silent_then_real, port, 50, str(tls.ca_pem))
+    assert answer == b"hello\n"
+    assert 0.5 < waited < 5
+    assert [e.error_code for e in recorder.of("error")] == [10060] * 50
+
+
+# -- 5. AUTOMATIC arms DefaultConnectionTimeout before the first byte ------------------
+
+
+@pytest.mark.parametrize("mode", ["implicit", "automatic"])
+def test_every_tls_start_mode_resets_a_silent_connection_at_the_inactivity_timeout(tls, mode):
+    server, rec = _tls_server(
+        tls, SSLStartMode=mode, DefaultConnectionTimeout=2, HandshakeTimeout=0
+    )
+    client = MemoryConnection(server)
+    server.reactor.advance(1.9)
+    assert not client.closed
+    server.reactor.advance(0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+    assert "DefaultConnectionTimeout" in _errors(rec)[0][1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_automatic_mode_resets_real_silent_connections_like_implicit(server, recorder, tls):
+    server.config("DefaultConnectionTimeout=0.5")
+    server.config("HandshakeTimeout=0")
+    server.ssl_cert = tls.certificate()
+    server.ssl_start_mode = SSLStartMode.AUTOMATIC
+    port = listen(server)
+
+    def silent() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            try:
+                return sock.recv(1)
+            except ConnectionResetError:
+                return b""
+
+    assert await in_thread(silent) == b""
+    await recorder.wait("error", 1)
+    assert [e.error_code for e in recorder.of("error")] == [10060]
