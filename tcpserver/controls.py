@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred
 
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
+from tcpserver.events import Error
 from tcpserver.lifecycle import (
     CLOSING,
     DRAINING,
@@ -45,7 +46,9 @@ from tcpserver.lifecycle import (
 from tcpserver.sockopts import plain_address
 
 if TYPE_CHECKING:
-    from tcpserver.framing import Framer
+    from twisted.logger import Logger
+
+    from tcpserver.framing import Framer, FrameTooLongError
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
@@ -75,6 +78,8 @@ class ConnectionControls:
         _profile: ConnectionProfile
         _read_pauses: int
         _tls_reading: bool
+        _close_status: tuple[int, str] | None
+        _log: Logger
         _opening: OpeningWatch | None
 
         @property
@@ -163,6 +168,21 @@ class ConnectionControls:
     def abort(self) -> None:
         """Reset the connection now."""
         self._close(abort=True)
+
+    def frame_too_long(self, error: FrameTooLongError) -> bool:
+        """Report a too-long frame; ``True`` if the connection goes on (skipped)."""
+        code = errors.FRAME_TOO_LONG
+        skipped = error.skip
+        description = (
+            f"{errors.description_for(code)} Connection {self.connection_id!r}: {error}"
+            + ("; skipped" if skipped else "; closing")
+        )
+        self._log.info("{description}", description=description)
+        self.factory.dispatcher.dispatch("error", Error(self.connection_id, code, description))
+        if not skipped:
+            self._close_status = (code, description)
+            self._close(abort=True)  # the rest of the stream cannot be framed
+        return skipped
 
     # -- read-outs (the Connection view) ---------------------------------------------------
 

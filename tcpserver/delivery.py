@@ -9,11 +9,15 @@ Bytes go into the connection's :class:`~tcpserver.framing.Framer`; complete
 frames come out as ``data_in`` through the factory's
 :class:`~tcpserver.dispatch.Dispatcher`.  A listener that returns a Deferred
 or a coroutine holds back every later event of its connection until it
-completes (:meth:`Inbound.wait`; the owner stops reading from the socket
-meanwhile), and events fired in the meantime queue behind it
-(:meth:`Inbound.fire`).  Changes made inside a listener - framing, pause,
-listeners added or removed - take effect for the very next byte: whatever
-must stop a read batch settles the framer, which ends the batch's iteration.
+completes (:meth:`Inbound.wait`), and events fired in the meantime queue
+behind it (:meth:`Inbound.fire`).  Reading goes on meanwhile until
+:data:`PENDING_READ_LIMIT` bytes wait in the framer - so a peer's FIN or
+reset is noticed while a listener decides - and only then does the owner
+stop reading.  A listener whose connection's input is over may be given up
+on (:meth:`Inbound.abandon`): its owner bounds that wait.  Changes made
+inside a listener - framing, pause, listeners added or removed - take
+effect for the very next byte: whatever must stop a read batch settles the
+framer, which ends the batch's iteration.
 
 When nothing deliverable is left the owner takes over
 (:meth:`InboundOwner.settled`): it decides what the end of the input means
@@ -31,7 +35,10 @@ from twisted.internet.defer import Deferred
 from tcpserver.dispatch import Dispatcher
 from tcpserver.framing import Framer, FrameTooLongError
 
-__all__ = ["Cork", "Inbound", "InboundOwner"]
+__all__ = ["PENDING_READ_LIMIT", "Cork", "Inbound", "InboundOwner"]
+
+#: bytes read on while an async listener is in flight, before reading stops
+PENDING_READ_LIMIT = 64 * 1024
 
 
 class Cork(Protocol):
@@ -50,7 +57,10 @@ class InboundOwner(Protocol):
     connection_id: str
 
     def hold_reading(self, held: bool) -> None:
-        """An async listener started (``True``) or finished: stop or resume reading."""
+        """
+        Stop (``True``) or resume reading: an async listener is in flight and
+        :data:`PENDING_READ_LIMIT` bytes wait behind it, or it finished.
+        """
 
     def settled(self) -> bool:
         """
@@ -78,8 +88,10 @@ class Inbound:
     """
 
     __slots__ = (
+        "_abandoned",
         "_busy",
         "_dispatcher",
+        "_held",
         "_owner",
         "_steps",
         "deliver",
@@ -97,6 +109,8 @@ class Inbound:
         self.framer = framer
         self.out = out
         self._busy: Deferred[Any] | None = None  # an async listener in flight
+        self._held = False  # reading stopped behind it (PENDING_READ_LIMIT)
+        self._abandoned = False  # see abandon()
         # events waiting for _busy (made when first needed)
         self._steps: deque[tuple[str, Any]] | None = None
         self.delivering = False
@@ -130,6 +144,9 @@ class Inbound:
         framer = self.framer
         if self._busy is not None or not self.deliver:
             framer.receive(data)
+            if self._busy is not None and not self._held and framer.buffered >= PENDING_READ_LIMIT:
+                self._held = True
+                self._owner.hold_reading(True)
             return
         out = self.out
         out.corked = True
@@ -188,16 +205,40 @@ class Inbound:
             self.wait(waiting)
 
     def wait(self, waiting: Deferred[Any]) -> None:
-        """Hold later events (and reading) until ``waiting`` fires."""
+        """Hold later events until ``waiting`` fires (reading goes on to a bound)."""
+        if self._abandoned:
+            return  # (its connection is over: nothing waits for listeners any more)
         self._busy = waiting
         self.end_batch()
-        self._owner.hold_reading(True)
+        if self.framer.buffered >= PENDING_READ_LIMIT:
+            self._held = True
+            self._owner.hold_reading(True)
         waiting.addBoth(self._unblock)
 
     def _unblock(self, result: object) -> None:
+        if self._abandoned:
+            return  # (given up on: what it finished with changes nothing)
         self._busy = None
-        self._owner.hold_reading(False)
+        if self._held:
+            self._held = False
+            self._owner.hold_reading(False)
         self.advance()
+
+    def abandon(self) -> int:
+        """
+        Stop waiting for the listener in flight - its connection's input is
+        over and it took too long, or the server is shutting down: its
+        result is ignored, later listeners are not waited for, and the
+        frames it held back are dropped (nobody is left to answer them).
+
+        :returns: how many bytes were dropped (the owner reports them).
+        """
+        self._abandoned = True
+        self._busy = None
+        if self._held:
+            self._held = False
+            self._owner.hold_reading(False)
+        return len(self.framer.flush())
 
     def advance(self) -> None:
         """Deliver queued events and buffered frames, in order, while we can."""

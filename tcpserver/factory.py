@@ -347,7 +347,9 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     def close_all(self, timeout: float | None = 10.0) -> Deferred[None]:
         """
         Close every connection: gracefully (queued data is sent first), then
-        with a reset for whatever is still open after ``timeout`` seconds.
+        with a reset for whatever is still open after ``timeout`` seconds -
+        a hard deadline: listeners that have not finished by then are given
+        up on, so every ``disconnected`` fires and the Deferred fires.
 
         :returns: a Deferred that fires once every connection is gone and its
             ``disconnected`` event has fired.
@@ -355,7 +357,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.table.shut_down_all()
         done = self.table.when_all_gone()
         if timeout is not None and not done.called:
-            timer = self.reactor.callLater(timeout, self.table.abort_all)
+            timer = self.reactor.callLater(timeout, self.table.end_all)
             done.addBoth(_cancel_timer, timer)
         return done
 

@@ -53,6 +53,7 @@ class ConnectionProfile:
     read_idle: float
     write_idle: float
     close_grace: float
+    listener_grace: float
     handshake_idle: float
     handshake_timeout: float
     #: (size, byteorder, adjust, strip, max frame length, skip too long), or

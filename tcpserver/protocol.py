@@ -57,8 +57,8 @@ from tcpserver._twisted import (
 from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
 from tcpserver.delivery import Inbound
 from tcpserver.errors import code_for_failure
-from tcpserver.events import Connected, Disconnected, Error, ReadyToSend
-from tcpserver.framing import Framer, FrameTooLongError
+from tcpserver.events import Connected, Disconnected, ReadyToSend
+from tcpserver.framing import Framer
 from tcpserver.host import ConnectionHost
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
@@ -121,6 +121,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         "_abort_call",
         "_close_status",
         "_direct",
+        "_grace",
         "_in",
         "_opening",
         "_profile",
@@ -170,6 +171,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self._abort_call: IDelayedCall | None = None  # CloseGracePeriod, or a timeout's escalation
         self._watch: IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
         self._opening: OpeningWatch | None = None  # HandshakeTimeout, DefaultConnectionTimeout
+        self._grace: IDelayedCall | None = None  # ListenerGracePeriod
         self._tls: TLSSession | None = None
         # raw bytes go here first (the PROXY header reader, TLS)
         self._raw_hook: Callable[[bytes], None] | None = None
@@ -575,6 +577,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         cost every short connection would otherwise pay.
         """
         self.factory.table.forget(self)
+        if self._grace is not None:
+            self._stop_listener_grace()
         self._in = None  # (nothing is left to deliver)
         self._raw_hook = None
         out = self.outbound
@@ -660,21 +664,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 return
             inbound = self._inbound()
         inbound.advance()
-
-    def frame_too_long(self, error: FrameTooLongError) -> bool:
-        """Report a too-long frame; ``True`` if the connection goes on (skipped)."""
-        code = errors.FRAME_TOO_LONG
-        skipped = error.skip
-        description = (
-            f"{errors.description_for(code)} Connection {self.connection_id!r}: {error}"
-            + ("; skipped" if skipped else "; closing")
-        )
-        self._log.info("{description}", description=description)
-        self.factory.dispatcher.dispatch("error", Error(self.connection_id, code, description))
-        if not skipped:
-            self._close_status = (code, description)
-            self._close(abort=True)  # the rest of the stream cannot be framed
-        return skipped
+        if inbound.waiting and self._state in _ENDING:
+            self._start_listener_grace()  # (its input is over: the wait is bounded)
 
     # -- the outbound side (OutboundOwner, IPushProducer) --------------------------------
 

@@ -460,6 +460,21 @@ REGISTRY: tuple[Setting, ...] = (
         profile="close_grace",
     ),
     _cfg(
+        "ListenerGracePeriod",
+        SecondsType(),
+        30,
+        "Beyond the manual: once a connection's input is over (the peer sent "
+        "its FIN or the connection is gone), seconds an async listener that "
+        "has not finished may hold back the connection's later events; then "
+        "it is given up on - its result is ignored, what it held back is "
+        "dropped and logged, and the connection ends with its disconnected "
+        "event - so a listener that never finishes cannot keep a connection, "
+        "its socket and its table entry for ever (0: no limit).",
+        applies=_NEW_CONNECTIONS,
+        flag="listener-grace-period",
+        profile="listener_grace",
+    ),
+    _cfg(
         "MaxConnectionsPerAddress",
         IntType(minimum=0),
         0,

@@ -70,6 +70,9 @@ class Entry(Protocol):
     def abort(self) -> None:
         """Reset it now."""
 
+    def end_now(self) -> None:
+        """Reset it now and wait for none of its listeners (a hard deadline)."""
+
 
 E = TypeVar("E", bound=Entry)
 
@@ -261,6 +264,14 @@ class ConnectionTable(Generic[E]):
         """Reset every connection now."""
         for entry in self.live():
             entry.abort()
+
+    def end_all(self) -> None:
+        """
+        Reset every connection now and give up on listeners that have not
+        finished, so that every ``disconnected`` fires (a shutdown deadline).
+        """
+        for entry in self.live():
+            entry.end_now()
 
     def _check_all_gone(self) -> None:
         if not self._pending and not self.by_id and self._all_gone:

@@ -96,7 +96,8 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             None,
             None,
             "On SIGTERM/SIGINT: seconds queued data may take to go out before "
-            f"the remaining connections are reset. [default: {SHUTDOWN_TIMEOUT:g}]",
+            "the remaining connections are reset and unfinished listeners given "
+            f"up on (a hard deadline). [default: {SHUTDOWN_TIMEOUT:g}]",
             float,
         ],
         [

@@ -15,6 +15,10 @@
   ``DefaultConnectionTimeout`` (the manual's) bounds inactivity while a
   handshake, or AUTOMATIC detection, waits on the peer.  Either resets the
   connection with 10060 and an ``error`` event.
+* A listener that never finishes (``ListenerGracePeriod``): once the
+  connection's input is over, an async listener may hold back its later
+  events this long; then it is given up on (:meth:`Inbound.abandon
+  <tcpserver.delivery.Inbound.abandon>`) and the connection ends.
 * Every timeout closes gracefully with its own status and escalates to a
   reset after ``CloseGracePeriod`` (or the timeout's own period) if the
   peer does not finish the close; ``CloseGracePeriod`` alone bounds every
@@ -39,6 +43,7 @@ from tcpserver import errors
 from tcpserver.events import Error
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
+    CLOSED,
     ENDED,
     HANDSHAKING,
     OPEN,
@@ -48,6 +53,7 @@ from tcpserver.lifecycle import (
 
 if TYPE_CHECKING:
     from tcpserver._tlssession import TLSSession
+    from tcpserver.delivery import Inbound
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
@@ -237,9 +243,12 @@ class ConnectionTimeouts(TimeoutMixin):
         _tls: TLSSession | None
         _raw_hook: Callable[[bytes], None] | None
         _abort_call: IDelayedCall | None
+        _grace: IDelayedCall | None
+        _in: Inbound | None
         _close_status: tuple[int, str] | None
 
         def _close(self, abort: bool) -> None: ...
+        def _advance(self) -> None: ...
         def out(self) -> Outbound: ...
         def tls_failed(self, code: int, description: str) -> None: ...
 
@@ -321,6 +330,46 @@ class ConnectionTimeouts(TimeoutMixin):
         self.factory.dispatcher.dispatch("error", Error(self.connection_id, errors.TIMED_OUT, text))
         self._close_status = (errors.TIMED_OUT, text)
         self._close(abort=True)
+
+    # -- a listener that never finishes (ListenerGracePeriod) ---------------------------
+
+    def _start_listener_grace(self) -> None:
+        """The input is over and a listener is in flight: bound the wait for it."""
+        seconds = self._profile.listener_grace
+        if seconds and self._grace is None:
+            self._grace = self.factory.reactor.callLater(seconds, self._give_up_listener, seconds)
+
+    def end_now(self) -> None:
+        """Reset now and wait for no listener (the server's shutdown deadline)."""
+        self._close(abort=True)
+        self._give_up_listener(None)
+
+    def _stop_listener_grace(self) -> None:
+        grace, self._grace = self._grace, None
+        if grace is not None and grace.active():
+            grace.cancel()
+
+    def _give_up_listener(self, seconds: float | None) -> None:
+        """
+        Stop waiting for this connection's listeners (``seconds``: the
+        ListenerGracePeriod that passed; ``None``: the server's shutdown
+        deadline); the connection then ends as if they had finished.
+        """
+        self._grace = None
+        inbound = self._in
+        if inbound is None or not inbound.waiting or self._state is CLOSED:
+            return
+        dropped = inbound.abandon()
+        why = "the shutdown deadline" if seconds is None else f"ListenerGracePeriod ({seconds}s)"
+        self._log.warn(
+            "connection {cid} from {peer}: a listener had not finished at {why}; "
+            "giving up on it ({dropped} received bytes behind it dropped)",
+            cid=self.connection_id,
+            peer=self.remote_host,
+            why=why,
+            dropped=dropped,
+        )
+        self._advance()
 
     def _stop_timers(self) -> None:
         """The connection has gone: no timeout may fire."""

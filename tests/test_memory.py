@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from tcpserver import TCPServerError
+from tcpserver.delivery import PENDING_READ_LIMIT
 from tcpserver.events import DataIn, Error
 from tcpserver.testing import MemoryConnection, memory_server
 
@@ -169,12 +170,23 @@ class AsyncListenerTests(SynchronousTestCase):
         client = MemoryConnection(self.server)
         client.feed(b"a\nb\n")
         self.assertEqual(self.rec.data(), [(b"a", True)])
+        # reading goes on (a FIN or reset is noticed) until PENDING_READ_LIMIT waits
+        self.assertTrue(client.reading)
+        lines = (PENDING_READ_LIMIT - 2) // 100
+        client.feed(b"c" * 99 + b"\n")
+        client.feed((b"c" * 99 + b"\n") * (lines - 1))
+        self.assertTrue(client.reading)  # (2 + 100 * lines bytes wait: under the limit)
+        client.feed(b"d" * 99 + b"\n")
         self.assertFalse(client.reading)
         client.close()  # disconnected must wait too
         self.assertNotIn("disconnected", self.rec.names())
         pending[0].callback(None)
         self.assertEqual(self.rec.data(), [(b"a", True), (b"b", True)])
-        pending[1].callback(None)
+        while len(pending) < lines + 3:
+            pending[-1].callback(None)
+        self.assertEqual(self.rec.data()[-1], (b"d" * 99, True))
+        self.assertNotIn("disconnected", self.rec.names())
+        pending[-1].callback(None)
         self.assertEqual(self.rec.names()[-1], "disconnected")
 
     def test_coroutine_listener(self):
@@ -684,7 +696,7 @@ class ReviewRegressionTests(SynchronousTestCase):
         client = MemoryConnection(server)
         client.feed(b"a\nb\n")
         self.assertEqual(rec.data(), [(b"a", True)])
-        self.assertFalse(client.reading)
+        self.assertTrue(client.reading)  # (reading goes on, to PENDING_READ_LIMIT)
         inner.callback(None)
         self.assertEqual(rec.data(), [(b"a", True), (b"b", True)])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,183 @@ async def test_start_ssl_on_a_half_closed_real_connection_leaves_nothing_behind(
     assert codes == [10058] * 30
     # and the next real client still gets in
     assert await in_thread(_half_close_after, port, 0, b"hello") == b""
+
+
+# -- 2. a listener that never finishes -------------------------------------------------
+
+
+def _never(server):
+    """A data_in listener whose Deferred never fires; returns the Deferreds."""
+    from twisted.internet.defer import Deferred
+
+    pending: list[Deferred[None]] = []
+
+    def listener(event):
+        d: Deferred[None] = Deferred()
+        pending.append(d)
+        return d
+
+    server.on("data_in", listener)
+    return pending
+
+
+@pytest.mark.parametrize("leave", ["fin", "reset"])
+def test_a_peer_that_leaves_behind_a_stuck_listener_is_noticed_and_ended(leave):
+    server, rec = in_memory(default_eol=b"\n")
+    pending = _never(server)
+    client = MemoryConnection(server)
+    client.feed(b"ask\nmore\n")
+    assert client.reading  # (reading goes on behind the listener: the FIN is seen)
+    if leave == "fin":
+        client.half_close()
+    else:
+        client.close()
+    server.reactor.advance(29.9)
+    assert "disconnected" not in rec.names()
+    assert len(server.connections) == 1
+    server.reactor.advance(0.2)  # ListenerGracePeriod (30 s by default)
+    assert rec.names()[-1] == "disconnected"
+    assert rec.data() == [(b"ask", True)]  # ("more" waited behind it: dropped, and logged)
+    assert len(server.connections) == 0
+    assert client.closed or leave == "reset"
+    # the listener finishing late changes nothing; its send is refused clearly
+    with pytest.raises(TCPServerError) as raised:
+        server.send(client.connection_id, b"late\n")
+    assert raised.value.code == 126
+    pending[0].callback(None)
+    assert rec.names().count("disconnected") == 1
+    assert not server.reactor.getDelayedCalls()
+
+
+def test_a_listener_that_finishes_in_time_keeps_every_event():
+    server, rec = in_memory(default_eol=b"\n")
+    pending = _never(server)
+    client = MemoryConnection(server)
+    client.feed(b"ask\nmore\n")
+    client.close()
+    server.reactor.advance(10)
+    pending[0].callback(None)
+    assert rec.data() == [(b"ask", True), (b"more", True)]
+    pending[1].callback(None)
+    assert rec.names()[-1] == "disconnected"
+    assert len(server.connections) == 0
+    assert not server.reactor.getDelayedCalls()  # (the grace timer went with it)
+
+
+def test_listener_grace_period_zero_waits_as_long_as_it_takes():
+    server, rec = in_memory(default_eol=b"\n", ListenerGracePeriod=0)
+    pending = _never(server)
+    client = MemoryConnection(server)
+    client.feed(b"ask\n")
+    client.close()
+    server.reactor.advance(3600)
+    assert "disconnected" not in rec.names()
+    pending[0].callback(None)
+    assert rec.names()[-1] == "disconnected"
+
+
+def test_shutdown_is_a_hard_deadline_for_a_stuck_listener():
+    server, rec = in_memory(default_eol=b"\n", ListenerGracePeriod=0)
+    _never(server)
+    client = MemoryConnection(server)
+    client.feed(b"ask\n")
+    done = server.shutdown(timeout=1)
+    server.reactor.advance(0.9)
+    assert not done.called
+    server.reactor.advance(0.2)
+    server.reactor.advance(0)
+    assert done.called
+    assert rec.names()[-1] == "disconnected"
+    assert len(server.connections) == 0
+
+
+def _ask_and_leave(port: int, count: int, reset: bool) -> None:
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"ask\n")
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def _close_wait(port: int) -> int:
+    """Server sockets of ``port`` in CLOSE-WAIT (the peer left, we did not close)."""
+    import subprocess
+
+    out = subprocess.run(
+        ["ss", "-Htan", "state", "close-wait", f"sport = :{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return len(out.splitlines())
+
+
+@pytest.mark.parametrize("reset", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_real_clients_that_leave_a_stuck_listener_leave_nothing_behind(
+    server, recorder, reset
+):
+    server.default_eol = b"\n"
+    server.config("ListenerGracePeriod=0.5")
+    _never(server)
+    port = listen(server)
+    await in_thread(_ask_and_leave, port, 50, reset)
+    await recorder.wait("data_in", 50)
+    await recorder.wait("disconnected", 50, timeout=10)
+    assert len(server.connections) == 0
+    assert server.stats()["connections_open"] == 0
+    assert _close_wait(port) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_of_a_real_server_with_a_stuck_listener_ends_on_time(recorder):
+    import time
+
+    from tcpserver import TCPServer
+
+    srv = TCPServer(local_host="127.0.0.1")
+    rec = type(recorder)(srv)
+    srv.default_eol = b"\n"
+    _never(srv)
+    port = listen(srv)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"ask\n")
+        await rec.wait("data_in", 1)
+        started = time.monotonic()
+        await srv.shutdown(timeout=1)
+        took = time.monotonic() - started
+        assert 0.9 < took < 3
+        assert rec.names()[-1] == "disconnected"
+    finally:
+        sock.close()
+
+
+STUCK = """
+from twisted.internet.defer import Deferred
+
+
+def on_data_in(server, event):
+    print("asked", flush=True)
+    return Deferred()  # never fires
+"""
+
+
+def test_sigterm_drain_timeout_ends_twistd_with_a_stuck_listener(processes, tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "stuck.py").write_text(STUCK)
+    proc = processes.twistd("--port", "0", "--handler", "stuck", "--drain-timeout", "2")
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+    try:
+        sock.sendall(b"ask\r\n")
+        proc.wait_for(r"asked")
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 6
+    finally:
+        sock.close()
 
 
 # -- 3. disconnect() of a client that never reads --------------------------------------
