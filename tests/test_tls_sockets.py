@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
 import pytest
 import pytest_twisted
-from helpers import client, in_thread, listen, read_until, sleep, tls_client
+from helpers import client, in_thread, listen, read_until, sleep, tls_client, until
 from twisted.internet.defer import Deferred
 
 from tcpserver import SSLStartMode, TCPServer
@@ -511,6 +512,31 @@ async def test_plaintext_to_a_tls_port(server, recorder, tls, logged):
     assert len([m for m in logged.messages() if "TLS failed" in m]) == 1
     got, _ = await in_thread(tls_client, port, tls.client_context(), b"still\n", 6)
     assert got == b"still\n"
+
+
+@pytest.mark.parametrize("close", ["fin", "rst"])
+@pytest_twisted.ensureDeferred
+async def test_a_health_check_makes_no_noise(server, recorder, tls, logged, close):
+    """Connect, then close (FIN) or reset (SO_LINGER 0: RST) before any byte: no error."""
+    port = tls_server(server, tls)
+
+    def knock():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if close == "rst":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    await in_thread(knock)
+    await recorder.wait("connection_request")
+    await until(lambda: len(server.connections) == 0)
+    # a whole handshake after it: whatever the knock caused has been dispatched by then
+    await in_thread(tls_client, port, tls.client_context())
+    await recorder.wait("disconnected")
+    assert recorder.of("error") == []
+    assert server.stats()["tls_failures"] == 0
+    assert server.stats()["tls_handshakes"] == 1
+    assert not [m for m in logged.messages() if "TLS failed" in m]
+    assert recorder.names().count("connected") == 1
 
 
 @pytest_twisted.ensureDeferred
