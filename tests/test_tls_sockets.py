@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -14,6 +15,7 @@ from helpers import client, in_thread, listen, read_until, sleep, tls_client, un
 from twisted.internet.defer import Deferred
 
 from tcpserver import SSLStartMode, TCPServer
+from tcpserver._clienthello import MAX_CLIENT_HELLO_RECORDS
 from tcpserver.handlers import echo, wire_handler
 
 
@@ -565,6 +567,86 @@ async def test_garbage_and_truncated_hellos(server, recorder, tls):
     assert "DefaultConnectionTimeout" in recorder.of("error")[1].description
     got, _ = await in_thread(tls_client, port, tls.client_context(), b"fine\n", 5)
     assert got == b"fine\n"
+
+
+def fragmented_hello_client(port: int, context: ssl.SSLContext, records: int) -> bytes:
+    """
+    A Python ``ssl`` client (MemoryBIO) over a socket that cuts its ClientHello
+    into ``records`` TLS records (a byte each, then the rest), then finishes
+    the handshake and says hi.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_object = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_object.do_handshake()
+    first = outgoing.read()
+    message = first[5 : 5 + int.from_bytes(first[3:5], "big")]
+    assert len(message) >= records
+    pieces = [message[i : i + 1] for i in range(records - 1)] + [message[records - 1 :]]
+    wire = b"".join(b"\x16\x03\x01" + len(p).to_bytes(2, "big") + p for p in pieces)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(wire)
+        while True:
+            try:
+                tls_object.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                if not data:
+                    return b""
+                incoming.write(data)
+        tls_object.write(b"hi\n")
+        sock.sendall(outgoing.read())
+        got = b""
+        while not got.endswith(b"\n"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            incoming.write(data)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                got += tls_object.read()
+        return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_hello_cut_into_many_records(server, recorder, tls):
+    """tcpserver reads a hello cut into records and hands OpenSSL what it read."""
+    wire_handler(server, echo)
+    port = tls_server(server, tls)
+    context = tls.client_context()
+    size = len(real_hello_message(context))  # (a byte per record)
+    assert await in_thread(fragmented_hello_client, port, context, size) == b"hi\n"
+    assert recorder.of("ssl_connection_request")[0].server_name == "localhost"
+    assert recorder.of("error") == []
+
+    # more records than a ClientHello may take: refused before OpenSSL sees it
+    def too_many_records() -> bytes:
+        message = b"\x01" + (5000).to_bytes(3, "big") + bytes(5000)
+        wire = b"".join(
+            b"\x16\x03\x01\x00\x01" + message[i : i + 1]
+            for i in range(MAX_CLIENT_HELLO_RECORDS + 1)
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(wire)
+            try:
+                return read_until(sock, 1, 5, until_eof=True)
+            except OSError:
+                return b""  # (reset: the server closed with the rest unread)
+
+    assert await in_thread(too_many_records) == b""
+    await recorder.wait("error")
+    assert recorder.of("error")[0].error_code == 276
+    assert "more than 4096 records" in recorder.of("error")[0].description
+
+
+def real_hello_message(context: ssl.SSLContext) -> bytes:
+    """The ClientHello (the handshake message) ``context`` would send."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_object = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_object.do_handshake()
+    return outgoing.read()[5:]
 
 
 @pytest_twisted.ensureDeferred
