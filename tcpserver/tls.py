@@ -5,8 +5,10 @@
   subject or thumbprint and exposes the manual's read-only fields.  A store
   that cannot be used fails at construction with 271/272.
 * :class:`TLSContexts` - builds one OpenSSL context per certificate from the
-  SSL settings through Twisted's ``CertificateOptions``, caches it (by
-  content, the 64 most recently used), and rebuilds after a setting changes.
+  SSL settings through Twisted's ``CertificateOptions`` (TLS 1.2 limited to
+  :data:`DEFAULT_TLS12_CIPHERS` unless a setting says otherwise), caches it
+  (by content, the 64 most recently used), and rebuilds after a setting
+  changes.
 * :func:`verify_client` - checks a client's chain against SSLClientCACerts /
   OpenSSLCAFile / OpenSSLCADir, and its purpose, and says why it fails.
 * :func:`negotiated` - the per-connection ``SSLNegotiated*`` read-outs.
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALERTS",
+    "DEFAULT_TLS12_CIPHERS",
     "CertStoreType",
     "Certificate",
     "SSLStartMode",
@@ -295,6 +298,25 @@ def _netscape_bits(extension: Any) -> int:
 
 # -- contexts ----------------------------------------------------------------------------
 
+#: The TLS 1.2 cipher suites of an ``OpenSSLCipherList`` left at DEFAULT (with
+#: TLS 1.0/1.1 enabled it stays OpenSSL's DEFAULT): Mozilla's "intermediate"
+#: profile - forward-secret key exchange (ECDHE, DHE) and AEAD ciphers only,
+#: no static RSA, no CBC.  The DHE suites need DH parameters, which tcpserver
+#: does not set, so OpenSSL leaves them out.  TLS 1.3 suites are all AEAD.
+DEFAULT_TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    )
+)
+
 
 @implementer(IOpenSSLServerConnectionCreator)
 class _ConnectionCreator:
@@ -398,15 +420,17 @@ class TLSContexts:
             version_options["raiseMinimumTo"] = lowest
         if highest < TLSVersion.TLSv1_3:
             version_options["lowerMaximumSecurityTo"] = highest
+        legacy = lowest < TLSVersion.TLSv1_2
         tls12, tls13 = split_cipher_suites(settings["SSLEnabledCipherSuites"])
         cipher_string = settings["OpenSSLCipherList"]
         if tls12:
             cipher_string = ":".join(tls12)
+        elif cipher_string == "DEFAULT" and not legacy:
+            cipher_string = DEFAULT_TLS12_CIPHERS
         if settings["SSLCipherStrength"]:
             cipher_string, tls13 = _strong_enough(
                 cipher_string, tls13, settings["SSLCipherStrength"]
             )
-        legacy = lowest < TLSVersion.TLSv1_2
         ciphers = None
         if cipher_string != "DEFAULT" and not legacy:
             ciphers = AcceptableCiphers.fromOpenSSLCipherString(cipher_string)
