@@ -448,6 +448,10 @@ class TLSContexts:
             **version_options,
         )
         context = options.getContext()
+        # Twisted answers an ALPN offer it has no protocol for with an empty
+        # choice, which OpenSSL turns into a fatal internal_error: tcpserver
+        # speaks no ALPN protocol, so it ignores the offer (as OpenSSL would).
+        context.set_alpn_select_callback(_no_alpn)
         if legacy:
             # OpenSSL 3 refuses TLS < 1.2 at its default security level.
             base = cipher_string if cipher_string != "DEFAULT" else "DEFAULT"
@@ -538,6 +542,10 @@ _LIST_SETTINGS = (
 
 def _default(name: str) -> Any:
     return lookup(name).default
+
+
+def _no_alpn(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _accept_any(

@@ -75,6 +75,31 @@ async def test_implicit_tls_events_framing_and_readouts(server, recorder, tls):
     assert (b"wor", False) in recorder.data()
 
 
+@pytest.mark.parametrize("watched", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_a_client_offering_alpn_is_served(server, tls, watched):
+    """tcpserver speaks no ALPN protocol: a client's offer (curl, browsers) is ignored."""
+    wire_handler(server, echo)
+    if watched:  # (else nobody listens: the hello goes straight to OpenSSL)
+        server.on("ssl_connection_request", lambda e: None)
+    port = tls_server(server, tls)
+    context = tls.client_context(alpn=["h2", "http/1.1"])
+
+    def talk():
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as sock,
+        ):
+            sock.sendall(b"alpn\n")
+            return read_until(sock, 5), sock.selected_alpn_protocol()
+
+    assert await in_thread(talk) == (b"alpn\n", None)
+    _, out = await in_thread(s_client, port, "-alpn", "h2", "-CAfile", str(tls.ca_pem))
+    assert "No ALPN negotiated" in out, out
+    assert "Verify return code: 0 (ok)" in out
+    assert server.stats()["tls_failures"] == 0
+
+
 @pytest_twisted.ensureDeferred
 async def test_large_transfer_through_tls(server, recorder, tls):
     wire_handler(server, echo)
