@@ -38,6 +38,7 @@ from zope.interface import implementer
 from tcpserver import errors
 from tcpserver._tlsnames import (
     ALERTS,
+    DEFAULT_TLS12_CIPHERS,
     alert_name,
     check_cipher_list,
     check_cipher_suites,
@@ -297,25 +298,6 @@ def _netscape_bits(extension: Any) -> int:
 
 
 # -- contexts ----------------------------------------------------------------------------
-
-#: The TLS 1.2 cipher suites of an ``OpenSSLCipherList`` left at DEFAULT (with
-#: TLS 1.0/1.1 enabled it stays OpenSSL's DEFAULT): Mozilla's "intermediate"
-#: profile - forward-secret key exchange (ECDHE, DHE) and AEAD ciphers only,
-#: no static RSA, no CBC.  The DHE suites need DH parameters, which tcpserver
-#: does not set, so OpenSSL leaves them out.  TLS 1.3 suites are all AEAD.
-DEFAULT_TLS12_CIPHERS = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "DHE-RSA-AES128-GCM-SHA256",
-        "DHE-RSA-AES256-GCM-SHA384",
-        "DHE-RSA-CHACHA20-POLY1305",
-    )
-)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
