@@ -7,8 +7,11 @@ certificate - even asynchronously - before the handshake starts.  No Twisted
 import, no I/O: :meth:`ClientHelloParser.feed` takes bytes and returns a
 :class:`ClientHello` once the whole message has arrived.
 
-Only what is needed is decoded; everything else is skipped by length, so the
-cost is linear and the buffer is capped (:data:`MAX_CLIENT_HELLO`).
+Only what is needed is decoded; everything else is skipped by length.  The
+records are read as they stream in, so the cost is linear in the bytes fed
+however they are cut, and both the message and the number of records it may
+be cut into are capped (:data:`MAX_CLIENT_HELLO`,
+:data:`MAX_CLIENT_HELLO_RECORDS`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "MAX_CLIENT_HELLO",
+    "MAX_CLIENT_HELLO_RECORDS",
     "ClientHello",
     "ClientHelloError",
     "ClientHelloParser",
@@ -28,6 +32,11 @@ __all__ = [
 #: A ClientHello (handshake message) larger than this is refused.  Hybrid
 #: post-quantum key shares make hellos of 1.5-2 KiB common; 64 KiB is ample.
 MAX_CLIENT_HELLO = 64 * 1024
+
+#: A ClientHello cut into more TLS records than this is refused.  Clients send
+#: theirs in one record (two for hybrid post-quantum shares beyond 16 KiB);
+#: 4096 still takes a typical hello cut into a record per byte.
+MAX_CLIENT_HELLO_RECORDS = 4096
 
 _HANDSHAKE = 22
 _CLIENT_HELLO = 1
@@ -227,50 +236,87 @@ class ClientHelloParser:
     :meth:`feed` returns ``None`` while more bytes are needed, the parsed
     :class:`ClientHello` once complete, and raises :class:`ClientHelloError`
     for anything that is not a TLS ClientHello (plaintext sent to a TLS port,
-    an SSLv2 hello, garbage, an oversized message).
+    an SSLv2 hello, garbage, an oversized message, a hello cut into more than
+    :data:`MAX_CLIENT_HELLO_RECORDS` records).
+
+    The records are read as they stream in - each byte is looked at once,
+    however the hello is cut into records and reads - so the work is linear
+    in what was fed; :attr:`copied` counts it.
     """
 
-    __slots__ = ("_buffer", "_message")
+    __slots__ = ("_header", "_left", "_message", "_records", "copied")
 
     def __init__(self) -> None:
-        self._buffer = b""  # raw bytes not yet consumed as whole records
-        self._message = b""  # handshake bytes gathered from records
+        self._header = bytearray()  # the record header being read (fewer than 5 bytes)
+        self._left = 0  # payload bytes of the current record still to come
+        self._message = bytearray()  # handshake bytes gathered from records
+        self._records = 0  # records begun
+        #: bytes copied so far (record headers, payloads, the message parsed):
+        #: the parser's work, at most a small multiple of the bytes fed.
+        self.copied = 0
 
     def feed(self, data: bytes) -> ClientHello | None:
         """Add bytes from the network; see the class docstring."""
-        self._buffer += data
-        while len(self._buffer) >= 5:
-            content_type = self._buffer[0]
-            if content_type != _HANDSHAKE:
-                if content_type & 0x80:
-                    raise ClientHelloError("SSLv2-style ClientHello is not supported")
-                raise ClientHelloError(
-                    f"not a TLS handshake record (first bytes {self._buffer[:8]!r})"
-                )
-            if self._buffer[1] != 3:
-                raise ClientHelloError(f"not a TLS record (version bytes {self._buffer[1:3]!r})")
-            length = int.from_bytes(self._buffer[3:5], "big")
-            if length == 0 or length > 16384 + 2048:
-                raise ClientHelloError(f"bad TLS record length {length}")
-            if len(self._buffer) < 5 + length:
-                break
-            self._message += self._buffer[5 : 5 + length]
-            self._buffer = self._buffer[5 + length :]
-            if len(self._message) > MAX_CLIENT_HELLO:
-                raise ClientHelloError(f"ClientHello larger than {MAX_CLIENT_HELLO} bytes")
-            if len(self._message) >= 4:
-                if self._message[0] != _CLIENT_HELLO:
-                    raise ClientHelloError(
-                        f"first handshake message is type {self._message[0]}, not ClientHello"
-                    )
-                size = int.from_bytes(self._message[1:4], "big")
-                if size > MAX_CLIENT_HELLO:
-                    raise ClientHelloError(f"ClientHello larger than {MAX_CLIENT_HELLO} bytes")
-                if len(self._message) >= 4 + size:
-                    return _parse(self._message[4 : 4 + size])
-        if len(self._buffer) > MAX_CLIENT_HELLO:
-            raise ClientHelloError(f"ClientHello larger than {MAX_CLIENT_HELLO} bytes")
+        view = memoryview(data)
+        position, end = 0, len(view)
+        while position < end:
+            left = self._left
+            if left:  # inside a record's payload
+                step = min(left, end - position)
+                self._message += view[position : position + step]
+                self.copied += step
+                position += step
+                self._left = left - step
+                if self._left == 0:  # a whole record: is the hello complete?
+                    hello = self._record_done()
+                    if hello is not None:
+                        return hello
+                continue
+            header = self._header
+            step = min(5 - len(header), end - position)
+            header += view[position : position + step]
+            self.copied += step
+            position += step
+            if len(header) == 5:
+                self._left = self._record_header(bytes(header))
+                header.clear()
         return None
+
+    def _record_header(self, header: bytes) -> int:
+        """Check a record header; the length of its payload."""
+        content_type = header[0]
+        if content_type != _HANDSHAKE:
+            if content_type & 0x80:
+                raise ClientHelloError("SSLv2-style ClientHello is not supported")
+            raise ClientHelloError(f"not a TLS handshake record (first bytes {header!r})")
+        if header[1] != 3:
+            raise ClientHelloError(f"not a TLS record (version bytes {header[1:3]!r})")
+        length = int.from_bytes(header[3:5], "big")
+        if length == 0 or length > 16384 + 2048:
+            raise ClientHelloError(f"bad TLS record length {length}")
+        self._records += 1
+        if self._records > MAX_CLIENT_HELLO_RECORDS:
+            raise ClientHelloError(
+                f"ClientHello cut into more than {MAX_CLIENT_HELLO_RECORDS} records"
+            )
+        return length
+
+    def _record_done(self) -> ClientHello | None:
+        """A record's payload is in: the ClientHello, if it is now complete."""
+        message = self._message
+        if len(message) > MAX_CLIENT_HELLO:
+            raise ClientHelloError(f"ClientHello larger than {MAX_CLIENT_HELLO} bytes")
+        if len(message) < 4:
+            return None
+        if message[0] != _CLIENT_HELLO:
+            raise ClientHelloError(f"first handshake message is type {message[0]}, not ClientHello")
+        size = int.from_bytes(message[1:4], "big")
+        if size > MAX_CLIENT_HELLO:
+            raise ClientHelloError(f"ClientHello larger than {MAX_CLIENT_HELLO} bytes")
+        if len(message) < 4 + size:
+            return None
+        self.copied += size
+        return _parse(bytes(message[4 : 4 + size]))
 
 
 def _parse(body: bytes) -> ClientHello:

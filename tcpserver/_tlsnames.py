@@ -4,7 +4,8 @@ It owns the tables and pure functions that translate between the manual's
 names and OpenSSL's: the ``SSLEnabledProtocols`` bitmask into a range of TLS
 versions, IANA cipher-suite names into OpenSSL names (and back, for the
 read-outs), signature-algorithm and group names into OpenSSL lists, a cipher
-or group name into its strength in bits, and TLS alert numbers into names.
+or group name into its strength in bits, and TLS alert numbers into names;
+and the TLS 1.2 cipher suites a DEFAULT ``OpenSSLCipherList`` stands for.
 The ``check_*`` functions are the validators :mod:`tcpserver.registry`
 attaches to the SSL settings.
 
@@ -25,6 +26,7 @@ from twisted.internet.ssl import TLSVersion
 
 __all__ = [
     "ALERTS",
+    "DEFAULT_TLS12_CIPHERS",
     "alert_name",
     "check_cipher_list",
     "check_cipher_suites",
@@ -47,6 +49,25 @@ _PROTOCOL_BITS = (
     (192, TLSVersion.TLSv1_0, "TLS 1.0"),
 )
 _ORDER = [TLSVersion.TLSv1_0, TLSVersion.TLSv1_1, TLSVersion.TLSv1_2, TLSVersion.TLSv1_3]
+
+#: The TLS 1.2 cipher suites of an ``OpenSSLCipherList`` left at DEFAULT (with
+#: TLS 1.0/1.1 enabled it stays OpenSSL's DEFAULT): Mozilla's "intermediate"
+#: profile - forward-secret key exchange (ECDHE, DHE) and AEAD ciphers only,
+#: no static RSA, no CBC.  The DHE suites need DH parameters, which tcpserver
+#: does not set, so OpenSSL leaves them out.  TLS 1.3 suites are all AEAD.
+DEFAULT_TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 def protocol_range(mask: int) -> tuple[Any, Any]:

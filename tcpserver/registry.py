@@ -643,8 +643,8 @@ REGISTRY: tuple[Setting, ...] = (
         "OpenSSLCipherList",
         StrType(check_cipher_list),
         "DEFAULT",
-        "OpenSSL cipher list for TLS 1.2 and below (ciphers(1)); DEFAULT keeps "
-        "Twisted's strong default list.",
+        "OpenSSL cipher list for TLS <= 1.2 (ciphers(1)); DEFAULT: forward-secret AEAD "
+        "suites (Mozilla intermediate), OpenSSL's DEFAULT when TLS 1.0/1.1 is enabled.",
         applies=_NEXT_HANDSHAKE,
         effect="tls",
     ),

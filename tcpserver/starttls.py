@@ -187,11 +187,16 @@ class ConnectionTLS:
         that leaves (even cleanly) once it has started a handshake, or in
         the middle of a STARTTLS, failed the handshake: the application is
         told with a 276.  Our own close, or a clean close before the
-        ClientHello (a health check), stays as it is.
+        ClientHello (a health check), stays as it is.  A reset before the
+        client's first byte (a health check that closes with RST) keeps its
+        10054 but, like the clean close, is no TLS failure: nothing to report.
         """
         tls = self._tls
         assert tls is not None
-        if code or self._state in CLOSE_CALLED or not (tls.hello_seen or self._state is UPGRADING):
+        started = tls.hello_seen or self._state is UPGRADING
+        if code == errors.CONNECTION_RESET and not started and self._state not in CLOSE_CALLED:
+            tls.reported = True  # (so tls_lost fires no error, counts and logs nothing)
+        if code or self._state in CLOSE_CALLED or not started:
             return code, description
         return (
             errors.HANDSHAKE_ERROR,

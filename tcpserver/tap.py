@@ -117,8 +117,9 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             "tls-client-ca",
             None,
             None,
-            "PEM file of the CAs client certificates must chain to (asks clients "
-            "for one; see --tls-require-client-cert).",
+            "PEM file of the CAs client certificates must chain to: clients are "
+            "asked for a certificate, and one that does not verify is refused; a "
+            "client without one is let in (unless --tls-require-client-cert).",
         ],
         [
             "metrics",
@@ -136,7 +137,8 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
         [
             "tls-require-client-cert",
             None,
-            "Refuse clients without a certificate that verifies against --tls-client-ca.",
+            "Refuse clients without a certificate (needs --tls-client-ca, which "
+            "refuses certificates that do not verify).",
         ],
     ]
     for flag, setting in _flag_settings():
@@ -400,10 +402,10 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--tls-client-ca {ca!r}: {exc.strerror}") from None
             self._set(server, "SSLClientCACerts", pem, "--tls-client-ca")
             server.ssl_authenticate_clients = True
-        if self["tls-require-client-cert"]:
-            if ca is None:
-                raise usage.UsageError("--tls-require-client-cert needs --tls-client-ca")
-            server.ssl_authenticate_clients = True
+            if not self["tls-require-client-cert"]:
+                server.on("ssl_client_authentication", _certificate_optional)
+        elif self["tls-require-client-cert"]:
+            raise usage.UsageError("--tls-require-client-cert needs --tls-client-ca")
         return sni
 
     @staticmethod
@@ -412,6 +414,17 @@ class Options(usage.Options):
             server.settings.set_string(name, value)
         except TCPServerError as exc:
             raise usage.UsageError(f"{flag} {value!r}: {exc.description}") from None
+
+
+def _certificate_optional(event: Any) -> None:
+    """
+    ``--tls-client-ca`` without ``--tls-require-client-cert``: a client that
+    presents no certificate is let in (SSLAuthenticateClients reports it with
+    ``accept`` False); one it presents must still verify.  A handler's own
+    ``ssl_client_authentication`` listener runs after this one and decides last.
+    """
+    if not event.cert_encoded:
+        event.accept = True
 
 
 def _choose_sni(server: TCPServer, certificates: dict[str, Certificate]) -> None:

@@ -5,8 +5,10 @@
   subject or thumbprint and exposes the manual's read-only fields.  A store
   that cannot be used fails at construction with 271/272.
 * :class:`TLSContexts` - builds one OpenSSL context per certificate from the
-  SSL settings through Twisted's ``CertificateOptions``, caches it (by
-  content, the 64 most recently used), and rebuilds after a setting changes.
+  SSL settings through Twisted's ``CertificateOptions`` (TLS 1.2 limited to
+  :data:`DEFAULT_TLS12_CIPHERS` unless a setting says otherwise), caches it
+  (by content, the 64 most recently used), and rebuilds after a setting
+  changes.
 * :func:`verify_client` - checks a client's chain against SSLClientCACerts /
   OpenSSLCAFile / OpenSSLCADir, and its purpose, and says why it fails.
 * :func:`negotiated` - the per-connection ``SSLNegotiated*`` read-outs.
@@ -36,6 +38,7 @@ from zope.interface import implementer
 from tcpserver import errors
 from tcpserver._tlsnames import (
     ALERTS,
+    DEFAULT_TLS12_CIPHERS,
     alert_name,
     check_cipher_list,
     check_cipher_suites,
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALERTS",
+    "DEFAULT_TLS12_CIPHERS",
     "CertStoreType",
     "Certificate",
     "SSLStartMode",
@@ -398,15 +402,17 @@ class TLSContexts:
             version_options["raiseMinimumTo"] = lowest
         if highest < TLSVersion.TLSv1_3:
             version_options["lowerMaximumSecurityTo"] = highest
+        legacy = lowest < TLSVersion.TLSv1_2
         tls12, tls13 = split_cipher_suites(settings["SSLEnabledCipherSuites"])
         cipher_string = settings["OpenSSLCipherList"]
         if tls12:
             cipher_string = ":".join(tls12)
+        elif cipher_string == "DEFAULT" and not legacy:
+            cipher_string = DEFAULT_TLS12_CIPHERS
         if settings["SSLCipherStrength"]:
             cipher_string, tls13 = _strong_enough(
                 cipher_string, tls13, settings["SSLCipherStrength"]
             )
-        legacy = lowest < TLSVersion.TLSv1_2
         ciphers = None
         if cipher_string != "DEFAULT" and not legacy:
             ciphers = AcceptableCiphers.fromOpenSSLCipherString(cipher_string)
@@ -424,6 +430,10 @@ class TLSContexts:
             **version_options,
         )
         context = options.getContext()
+        # Twisted answers an ALPN offer it has no protocol for with an empty
+        # choice, which OpenSSL turns into a fatal internal_error: tcpserver
+        # speaks no ALPN protocol, so it ignores the offer (as OpenSSL would).
+        context.set_alpn_select_callback(_no_alpn)
         if legacy:
             # OpenSSL 3 refuses TLS < 1.2 at its default security level.
             base = cipher_string if cipher_string != "DEFAULT" else "DEFAULT"
@@ -514,6 +524,10 @@ _LIST_SETTINGS = (
 
 def _default(name: str) -> Any:
     return lookup(name).default
+
+
+def _no_alpn(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _accept_any(

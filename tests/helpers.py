@@ -422,6 +422,8 @@ class TLSFiles:
         context = ssl.create_default_context(cafile=str(self.ca_pem))
         if cert is not None:
             context.load_cert_chain(str(cert))
+        if alpn:
+            context.set_alpn_protocols(alpn)
         return context
 
 

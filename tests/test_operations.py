@@ -194,21 +194,36 @@ def test_tls_pfx_with_password_from_the_environment(processes, tls):
     assert proc.wait() == 0
 
 
-def test_tls_required_client_certificates(processes, tls):
-    proc = processes.twistd(
-        "--port", "0", "--eol", "\\n", "--tls-cert", str(tls.server_pem),
-        "--tls-client-ca", str(tls.ca_pem), "--tls-require-client-cert",
-    )  # fmt: skip
-    port = proc.port
-    got, _ = tls_ask(port, tls.client_context(cert=tls.client_pem))
-    assert got == b"hello\n"
+def tls_answer(port: int, context: ssl.SSLContext) -> bytes:
+    """The answer to a hello over TLS, ``b""`` if the server refused the client."""
     try:
-        got, _ = tls_ask(port, tls.client_context())
+        got, _ = tls_ask(port, context)
     except (ssl.SSLError, OSError):
         got = b""
-    assert got == b""  # refused: closed without an answer
+    return got
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_tls_client_certificates_optional_or_required(processes, tls, required):
+    """
+    ``--tls-client-ca`` asks for a certificate and refuses one that does not
+    verify; only ``--tls-require-client-cert`` refuses a client without one.
+    """
+    proc = processes.twistd(
+        "--port", "0", "--eol", "\\n", "--tls-cert", str(tls.server_pem),
+        "--tls-client-ca", str(tls.ca_pem),
+        *(["--tls-require-client-cert"] if required else []),
+    )  # fmt: skip
+    port = proc.port
+    assert tls_answer(port, tls.client_context(cert=tls.client_pem)) == b"hello\n"
+    assert tls_answer(port, tls.client_context(cert=tls.stranger_pem)) == b""  # unknown CA
+    without = tls_answer(port, tls.client_context())
+    assert without == (b"" if required else b"hello\n")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
+    log = proc.drain()
+    assert "Client certificate refused" in log
+    assert ("No client certificate was presented" in log) == required
 
 
 def test_explicit_tls_from_flags_with_openssl_s_client(processes, tmp_path, tls):

@@ -357,6 +357,53 @@ def test_a_clean_close_before_the_client_hello_is_not_an_error(files: TLSFiles) 
     assert len(factory.connections) == 0
 
 
+@pytest.mark.parametrize(
+    "events",
+    [
+        [e for e in EVENTS if e != "ssl_connection_request"],  # the hello would go to OpenSSL
+        [*EVENTS, "ssl_status"],  # the hello would be parsed
+    ],
+)
+def test_a_reset_before_the_client_hello_is_not_an_error(
+    files: TLSFiles, logged: Any, events: list[str]
+) -> None:
+    """A health check that closes with RST is as quiet as one that closes with FIN."""
+    factory = make_factory(files, SSLStartMode.IMPLICIT)
+    log = Recorder(factory, events)
+    connection = MemoryConnection(factory)
+    connection.reset()
+    tick(factory)
+    assert [n for n in log.names() if n != "ssl_status"] == ["connection_request"]
+    assert factory.snapshot()["tls_failures"] == 0
+    assert not [m for m in logged.messages() if "TLS failed" in m]
+    assert len(factory.connections) == 0
+
+
+def test_a_reset_after_the_first_hello_byte_is_still_an_error(files: TLSFiles) -> None:
+    """Only a reset before any byte is silent: a started handshake that breaks is reported."""
+    factory = make_factory(files, SSLStartMode.IMPLICIT)
+    log = Recorder(factory, EVENTS)
+    connection = MemoryConnection(factory)
+    connection.feed(b"\x16")
+    connection.reset()
+    tick(factory)
+    assert [e.error_code for e in log.of("error")] == [10054]
+    assert factory.snapshot()["tls_failures"] == 1
+
+
+def test_a_reset_before_a_starttls_client_hello_is_reported(files: TLSFiles) -> None:
+    """A STARTTLS client asked for the handshake: its reset is a failure, as its FIN is."""
+    factory = make_factory(files, SSLStartMode.EXPLICIT)
+    log = Recorder(factory, EVENTS)
+    factory.on("data_in", lambda e: factory.start_ssl(e.connection_id).addErrback(lambda f: None))
+    connection = MemoryConnection(factory)
+    starttls_on(factory, connection)
+    connection.reset()
+    tick(factory)
+    assert [e.error_code for e in log.of("error")] == [10054]
+    assert [e.status_code for e in log.of("disconnected")] == [10054]
+
+
 def test_close_all_closes_a_starttls_handshake_gracefully(files: TLSFiles) -> None:
     factory = make_factory(files, SSLStartMode.EXPLICIT)
     log = Recorder(factory, EVENTS)

@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import warnings
 
 import pytest
 import pytest_twisted
@@ -42,6 +43,72 @@ async def test_cipher_strength(server, recorder, tls):
     assert isinstance(await in_thread(handshake, port, weak), Exception)
     info = await in_thread(handshake, port, tls.client_context())
     assert info["cipher"][2] >= 256
+
+
+def tls12_client(tls, cipher: str) -> ssl.SSLContext:
+    """A TLS 1.2 client offering only ``cipher`` (OpenSSL's name)."""
+    context: ssl.SSLContext = tls.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(f"{cipher}:@SECLEVEL=0")
+    return context
+
+
+#: TLS 1.2 suites a client may offer: accepted by default or not.
+TLS12_SUITES = {
+    "ECDHE-RSA-AES128-GCM-SHA256": True,
+    "ECDHE-RSA-AES256-GCM-SHA384": True,
+    "ECDHE-RSA-CHACHA20-POLY1305": True,
+    "AES128-GCM-SHA256": False,  # static RSA key exchange: no forward secrecy
+    "AES256-SHA256": False,
+    "AES128-SHA": False,  # ... and CBC with SHA-1
+    "ECDHE-RSA-AES128-SHA": False,  # forward secret, but CBC with SHA-1
+    "ECDHE-RSA-AES256-SHA384": False,  # CBC
+}
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_1_2_takes_only_forward_secret_aead_suites_by_default(server, recorder, tls):
+    port = start(server, tls.certificate())
+    for cipher, accepted in TLS12_SUITES.items():
+        info = await in_thread(handshake, port, tls12_client(tls, cipher))
+        if accepted:
+            assert not isinstance(info, Exception), (cipher, info)
+            assert (info["version"], info["cipher"][0]) == ("TLSv1.2", cipher)
+        else:
+            assert isinstance(info, Exception), cipher
+    # TLS 1.3 is untouched
+    info = await in_thread(handshake, port, tls.client_context())
+    assert info["version"] == "TLSv1.3"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "OpenSSLCipherList=AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256",
+        "SSLEnabledCipherSuites=TLS_RSA_WITH_AES_128_CBC_SHA;TLS_AES_128_GCM_SHA256",
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_the_cipher_settings_still_override_the_default(server, recorder, tls, config):
+    server.config(config)
+    port = start(server, tls.certificate())
+    info = await in_thread(handshake, port, tls12_client(tls, "AES128-SHA"))
+    assert not isinstance(info, Exception), info
+    assert info["cipher"][0] == "AES128-SHA"
+
+
+@pytest_twisted.ensureDeferred
+async def test_legacy_protocols_keep_openssl_default_ciphers(server, recorder, tls):
+    """With TLS 1.0/1.1 enabled, DEFAULT is OpenSSL's (their clients know no AEAD suite)."""
+    server.config("SSLEnabledProtocols=16320")  # TLS 1.0 - 1.3
+    port = start(server, tls.certificate())
+    old = tls12_client(tls, "ECDHE-RSA-AES128-SHA")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (TLS 1.0 is: that is the point)
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1
+    info = await in_thread(handshake, port, old)
+    assert not isinstance(info, Exception), info
+    assert info["version"] == "TLSv1"
 
 
 @pytest_twisted.ensureDeferred

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
 import pytest
 import pytest_twisted
-from helpers import client, in_thread, listen, read_until, sleep, tls_client
+from helpers import client, in_thread, listen, read_until, sleep, tls_client, until
 from twisted.internet.defer import Deferred
 
 from tcpserver import SSLStartMode, TCPServer
+from tcpserver._clienthello import MAX_CLIENT_HELLO_RECORDS
 from tcpserver.handlers import echo, wire_handler
 
 
@@ -70,6 +73,31 @@ async def test_implicit_tls_events_framing_and_readouts(server, recorder, tls):
     assert any(m.startswith("handshake complete: TLSv1.3") for m in statuses)
     # the partial line of the first connection arrived at its close
     assert (b"wor", False) in recorder.data()
+
+
+@pytest.mark.parametrize("watched", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_a_client_offering_alpn_is_served(server, tls, watched):
+    """tcpserver speaks no ALPN protocol: a client's offer (curl, browsers) is ignored."""
+    wire_handler(server, echo)
+    if watched:  # (else nobody listens: the hello goes straight to OpenSSL)
+        server.on("ssl_connection_request", lambda e: None)
+    port = tls_server(server, tls)
+    context = tls.client_context(alpn=["h2", "http/1.1"])
+
+    def talk():
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as sock,
+        ):
+            sock.sendall(b"alpn\n")
+            return read_until(sock, 5), sock.selected_alpn_protocol()
+
+    assert await in_thread(talk) == (b"alpn\n", None)
+    _, out = await in_thread(s_client, port, "-alpn", "h2", "-CAfile", str(tls.ca_pem))
+    assert "No ALPN negotiated" in out, out
+    assert "Verify return code: 0 (ok)" in out
+    assert server.stats()["tls_failures"] == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -513,6 +541,31 @@ async def test_plaintext_to_a_tls_port(server, recorder, tls, logged):
     assert got == b"still\n"
 
 
+@pytest.mark.parametrize("close", ["fin", "rst"])
+@pytest_twisted.ensureDeferred
+async def test_a_health_check_makes_no_noise(server, recorder, tls, logged, close):
+    """Connect, then close (FIN) or reset (SO_LINGER 0: RST) before any byte: no error."""
+    port = tls_server(server, tls)
+
+    def knock():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if close == "rst":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    await in_thread(knock)
+    await recorder.wait("connection_request")
+    await until(lambda: len(server.connections) == 0)
+    # a whole handshake after it: whatever the knock caused has been dispatched by then
+    await in_thread(tls_client, port, tls.client_context())
+    await recorder.wait("disconnected")
+    assert recorder.of("error") == []
+    assert server.stats()["tls_failures"] == 0
+    assert server.stats()["tls_handshakes"] == 1
+    assert not [m for m in logged.messages() if "TLS failed" in m]
+    assert recorder.names().count("connected") == 1
+
+
 @pytest_twisted.ensureDeferred
 async def test_garbage_and_truncated_hellos(server, recorder, tls):
     wire_handler(server, echo)
@@ -539,6 +592,86 @@ async def test_garbage_and_truncated_hellos(server, recorder, tls):
     assert "DefaultConnectionTimeout" in recorder.of("error")[1].description
     got, _ = await in_thread(tls_client, port, tls.client_context(), b"fine\n", 5)
     assert got == b"fine\n"
+
+
+def fragmented_hello_client(port: int, context: ssl.SSLContext, records: int) -> bytes:
+    """
+    A Python ``ssl`` client (MemoryBIO) over a socket that cuts its ClientHello
+    into ``records`` TLS records (a byte each, then the rest), then finishes
+    the handshake and says hi.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_object = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_object.do_handshake()
+    first = outgoing.read()
+    message = first[5 : 5 + int.from_bytes(first[3:5], "big")]
+    assert len(message) >= records
+    pieces = [message[i : i + 1] for i in range(records - 1)] + [message[records - 1 :]]
+    wire = b"".join(b"\x16\x03\x01" + len(p).to_bytes(2, "big") + p for p in pieces)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(wire)
+        while True:
+            try:
+                tls_object.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                if not data:
+                    return b""
+                incoming.write(data)
+        tls_object.write(b"hi\n")
+        sock.sendall(outgoing.read())
+        got = b""
+        while not got.endswith(b"\n"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            incoming.write(data)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                got += tls_object.read()
+        return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_hello_cut_into_many_records(server, recorder, tls):
+    """tcpserver reads a hello cut into records and hands OpenSSL what it read."""
+    wire_handler(server, echo)
+    port = tls_server(server, tls)
+    context = tls.client_context()
+    size = len(real_hello_message(context))  # (a byte per record)
+    assert await in_thread(fragmented_hello_client, port, context, size) == b"hi\n"
+    assert recorder.of("ssl_connection_request")[0].server_name == "localhost"
+    assert recorder.of("error") == []
+
+    # more records than a ClientHello may take: refused before OpenSSL sees it
+    def too_many_records() -> bytes:
+        message = b"\x01" + (5000).to_bytes(3, "big") + bytes(5000)
+        wire = b"".join(
+            b"\x16\x03\x01\x00\x01" + message[i : i + 1]
+            for i in range(MAX_CLIENT_HELLO_RECORDS + 1)
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(wire)
+            try:
+                return read_until(sock, 1, 5, until_eof=True)
+            except OSError:
+                return b""  # (reset: the server closed with the rest unread)
+
+    assert await in_thread(too_many_records) == b""
+    await recorder.wait("error")
+    assert recorder.of("error")[0].error_code == 276
+    assert "more than 4096 records" in recorder.of("error")[0].description
+
+
+def real_hello_message(context: ssl.SSLContext) -> bytes:
+    """The ClientHello (the handshake message) ``context`` would send."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_object = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls_object.do_handshake()
+    return outgoing.read()[5:]
 
 
 @pytest_twisted.ensureDeferred

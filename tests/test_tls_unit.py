@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from tcpserver import Certificate, CertStoreType, TCPServer, TCPServerError
 from tcpserver._clienthello import (
+    MAX_CLIENT_HELLO,
+    MAX_CLIENT_HELLO_RECORDS,
     ClientHelloError,
     ClientHelloParser,
     cipher_suite_name,
@@ -168,10 +170,14 @@ def test_subject_selection_in_a_store_with_several(tls, tmp_path):
 # -- the ClientHello parser ------------------------------------------------------------
 
 
-def real_client_hello(server_name: str = "example.com", **context_options) -> bytes:
+def real_client_hello(
+    server_name: str = "example.com", alpn: list[str] | None = None, **context_options
+) -> bytes:
     context = ssl.create_default_context()
     for name, value in context_options.items():
         setattr(context, name, value)
+    if alpn:
+        context.set_alpn_protocols(alpn)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls_object = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
     with pytest.raises(ssl.SSLWantReadError):
@@ -241,6 +247,103 @@ def test_oversized_hello_is_refused():
     header = b"\x16\x03\x01\x40\x00\x01\x0f\xff\xff"  # claims a 1 MiB hello
     with pytest.raises(ClientHelloError, match="larger than"):
         parser.feed(header + b"\x00" * (0x4000 - 4))
+
+
+def padded(message: bytes, size: int) -> bytes:
+    """A ClientHello handshake message grown to ``size`` bytes by a padding extension."""
+    if size == len(message):
+        return message
+    body = message[4:]
+    at = 2 + 32
+    at += 1 + body[at]  # session id
+    at += 2 + int.from_bytes(body[at : at + 2], "big")  # cipher suites
+    at += 1 + body[at]  # compression methods
+    extensions = body[at + 2 :]
+    pad = size - 4 - (at + 2 + len(extensions)) - 4
+    assert pad >= 0
+    extensions += (21).to_bytes(2, "big") + pad.to_bytes(2, "big") + b"\0" * pad
+    body = body[:at] + len(extensions).to_bytes(2, "big") + extensions
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
+def as_records(message: bytes, sizes: list[int]) -> bytes:
+    """``message`` cut into TLS records of the given sizes (the last one takes the rest)."""
+    wire = bytearray()
+    position = 0
+    for size in [*sizes, len(message)]:
+        piece = message[position : position + min(size, 16384)]
+        if not piece:
+            break
+        wire += b"\x16\x03\x01" + len(piece).to_bytes(2, "big") + piece
+        position += len(piece)
+    while position < len(message):  # (what the sizes left, in full records)
+        piece = message[position : position + 16384]
+        wire += b"\x16\x03\x01" + len(piece).to_bytes(2, "big") + piece
+        position += len(piece)
+    return bytes(wire)
+
+
+def feed_in(parser: ClientHelloParser, wire: bytes, chunks: list[int]) -> object:
+    """Feed ``wire`` in reads of the given sizes (then the rest); the first result."""
+    position = 0
+    for size in [*chunks, len(wire)]:
+        if position >= len(wire):
+            break
+        result = parser.feed(wire[position : position + size])
+        position += size
+        if result is not None:
+            return result
+    return None
+
+
+_ONE_RECORD = real_client_hello("records.example", alpn=["h2", "http/1.1"])
+
+
+@given(
+    size=st.sampled_from([len(_ONE_RECORD) - 5, 3000, 40_000]),
+    records=st.lists(st.integers(1, 3000), max_size=60),
+    chunks=st.lists(st.integers(1, 5000), max_size=60),
+)
+@settings(max_examples=150)
+def test_records_and_reads_do_not_change_the_hello(size, records, chunks):
+    """However a hello is cut into records, and the records into reads, it parses the same."""
+    message = padded(_ONE_RECORD[5:], size)
+    expected = ClientHelloParser().feed(as_records(message, []))
+    assert expected is not None
+    assert expected.server_name == "records.example"
+    assert expected.alpn_protocols == [b"h2", b"http/1.1"]
+    got = feed_in(ClientHelloParser(), as_records(message, records), chunks)
+    assert got == expected
+
+
+@pytest.mark.parametrize("reads", [None, 1000])
+def test_work_grows_linearly_with_the_records(reads):
+    """
+    The bytes the parser copies stay within a small multiple of the bytes
+    fed, from one record to thousands (re-joining everything received on
+    every record, as it once did, copied the message once per record).
+    """
+    message = padded(_ONE_RECORD[5:], 60_000)
+    ratios = {}
+    for count in (1, 16, 256, 4000):
+        wire = as_records(message, [-(-len(message) // count)] * count)
+        parser = ClientHelloParser()
+        hello = feed_in(parser, wire, [reads or len(wire)] * (len(wire) // (reads or 1) + 1))
+        assert hello is not None
+        ratios[count] = parser.copied / len(wire)
+    assert all(ratio <= 2.5 for ratio in ratios.values()), ratios
+
+
+def test_a_hello_in_too_many_records_is_refused():
+    message = padded(_ONE_RECORD[5:], MAX_CLIENT_HELLO_RECORDS + 100)
+    at_most = as_records(message, [2] * (MAX_CLIENT_HELLO_RECORDS - 1))
+    assert ClientHelloParser().feed(at_most) is not None
+    too_many = as_records(message, [1] * MAX_CLIENT_HELLO_RECORDS)
+    with pytest.raises(ClientHelloError, match="more than 4096 records"):
+        ClientHelloParser().feed(too_many)
+    # the message cap holds too: a hello just over it, in records of 16 KiB
+    with pytest.raises(ClientHelloError, match="larger than"):
+        ClientHelloParser().feed(as_records(padded(_ONE_RECORD[5:], MAX_CLIENT_HELLO + 5), []))
 
 
 def test_names():
