@@ -10,6 +10,9 @@ after the connection is made.)  A missing, malformed or untrusted header
 closes that connection, fires ``error`` and counts in
 ``stats["refused_proxy"]``.  Bytes after the header are the connection's
 own (plaintext or TLS), replayed once the connection is accepted.
+
+``PROXY UNKNOWN`` (with or without the rest of the line, which is ignored)
+is taken like a v2 LOCAL header: the client is the socket's peer.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: the longest v1 header; v2 headers say their length (at most 16 + 65535)
 V1_MAX = 107
+#: the v1 header of a proxy that does not know the client's address, in the
+#: spec's short form (Twisted's V1Parser wants a space after UNKNOWN)
+V1_UNKNOWN = b"PROXY UNKNOWN"
 
 
 #: PROXY v2 TLV types (the HAProxy PROXY protocol spec, section 2.2)
@@ -66,8 +72,9 @@ class ProxyInfo:
     (``server.connections[cid].proxy_info``).
 
     :ivar version: 1 or 2.
-    :ivar source: the real client ``(host, port)``; ``None`` for a LOCAL
-        header (the proxy's own health check).
+    :ivar source: the real client ``(host, port)``; ``None`` for a v2
+        LOCAL or v1 UNKNOWN header (the proxy's own health check, or a
+        client the proxy has no address for).
     :ivar destination: the address the client connected to on the proxy.
     :ivar alpn: the ALPN protocol the client negotiated with the proxy.
     :ivar authority: the host name the client asked for (SNI).
@@ -132,10 +139,13 @@ def _split_tlvs(data: bytes) -> list[tuple[int, bytes]]:
 def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
     """
     The :class:`ProxyInfo` of a complete header (``parsed`` is Twisted's
-    parse of it, for the addresses).
+    parse of it, for the addresses; ``None`` for the v1 ``PROXY UNKNOWN``
+    short form).
 
     :raises ValueError: malformed TLVs.
     """
+    if parsed is None:
+        return ProxyInfo(1, None, None)
     source, destination = _address(parsed.source), _address(parsed.destination)
     if not header.startswith(V2_SIGNATURE):
         return ProxyInfo(1, source, destination)
@@ -302,20 +312,27 @@ class ProxyHeaderReader:
             if len(buffer) >= V1_MAX:
                 self._malformed(f"a v1 header longer than {V1_MAX} bytes: {buffer[:40]!r}...")
             return
+        version = 1 if v1 else 2
         try:
-            info, rest = (v1_parser() if v1 else v2_parser()).feed(buffer)
+            if v1:
+                line, _, rest = buffer.partition(b"\r\n")
+                info = None if line == V1_UNKNOWN else v1_parser.parse(line)
+                header = line
+            else:
+                info, rest = v2_parser().feed(buffer)
+                if info is None:
+                    return  # a v2 header not complete yet
+                header = info.header
         except invalid as exc:
-            self._malformed(f"an invalid v{1 if v1 else 2} header ({type(exc).__name__})")
+            self._malformed(f"an invalid v{version} header ({type(exc).__name__})")
             return
         except Exception as exc:  # noqa: BLE001 - anything the parser chokes on
-            self._malformed(f"an invalid v{1 if v1 else 2} header ({exc!r})")
+            self._malformed(f"an invalid v{version} header ({exc!r})")
             return
-        if info is None:
-            return  # a v2 header not complete yet
         try:
-            details = proxy_info(info.header, info)
+            details = proxy_info(header, info)
         except ValueError as exc:
-            self._malformed(f"an invalid v2 header ({exc})")
+            self._malformed(f"an invalid v{version} header ({exc})")
             return
         self._buffer = b""
         self.stop()
