@@ -11,21 +11,29 @@ closes that connection, fires ``error`` and counts in
 ``stats["refused_proxy"]``.  Bytes after the header are the connection's
 own (plaintext or TLS), replayed once the connection is accepted.
 
-``PROXY UNKNOWN`` (with or without the rest of the line, which is ignored)
-is taken like a v2 LOCAL header: the client is the socket's peer.
+Twisted's parsers take any text as a v1 host and any integer as a port;
+here the addresses must be IP addresses of the family the header names and
+the ports 0-65535 (v1: in plain decimal), and both are put in the one
+spelling of :func:`~tcpserver.access.canonical_host` before anything
+decides on them.  ``PROXY UNKNOWN`` (with or without the rest of the line,
+which is ignored) is taken like a v2 LOCAL header: the client is the
+socket's peer.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from tcpserver import errors
+from tcpserver.access import parse_ip
 from tcpserver.events import Error
 
 if TYPE_CHECKING:
@@ -42,6 +50,8 @@ V1_MAX = 107
 #: the v1 header of a proxy that does not know the client's address, in the
 #: spec's short form (Twisted's V1Parser wants a space after UNKNOWN)
 V1_UNKNOWN = b"PROXY UNKNOWN"
+#: a v1 port: decimal, no sign, no leading zeros (the spec: no octal confusion)
+_V1_PORT = re.compile(rb"0|[1-9][0-9]{0,4}")
 
 
 #: PROXY v2 TLV types (the HAProxy PROXY protocol spec, section 2.2)
@@ -72,8 +82,9 @@ class ProxyInfo:
     (``server.connections[cid].proxy_info``).
 
     :ivar version: 1 or 2.
-    :ivar source: the real client ``(host, port)``; ``None`` for a v2
-        LOCAL or v1 UNKNOWN header (the proxy's own health check, or a
+    :ivar source: the real client ``(host, port)``, the host in
+        :func:`~tcpserver.access.canonical_host` spelling; ``None`` for a
+        v2 LOCAL or v1 UNKNOWN header (the proxy's own health check, or a
         client the proxy has no address for).
     :ivar destination: the address the client connected to on the proxy.
     :ivar alpn: the ALPN protocol the client negotiated with the proxy.
@@ -110,13 +121,49 @@ class ProxyInfo:
     tlvs: tuple[tuple[int, bytes], ...] = field(default=())
 
 
-def _address(value: Any) -> tuple[str, int] | None:
+def _address(value: Any, role: str) -> tuple[str, int] | None:
+    """
+    One of Twisted's parsed addresses, checked and in canonical spelling
+    (``None``: no address - LOCAL, UNKNOWN, an AF_UNIX v2 header).
+
+    :raises ValueError: a host that is not an IP address of the header's
+        family, or a port outside 0-65535.
+    """
     host = getattr(value, "host", None)
     if host is None:
         return None
     if isinstance(host, bytes):
         host = host.decode("ascii")
-    return str(host), int(getattr(value, "port", 0) or 0)
+    family = 6 if isinstance(value, IPv6Address) else 4
+    try:
+        if "%" in host:  # (ipaddress takes a scope id; a PROXY header has none)
+            raise ValueError
+        address = parse_ip(host, family)
+    except ValueError:
+        raise ValueError(f"the {role} address {host!r} is not an IPv{family} address") from None
+    port = value.port
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"the {role} port {port} is not in 0-65535")
+    return str(address), port
+
+
+def _check_v1_fields(line: bytes) -> None:
+    """
+    What Twisted's V1Parser lets through in a TCP4/TCP6 line: other than six
+    fields (it ignores the rest), a port that is not plain decimal (it calls
+    ``int()``: ``-5``, ``+5``, ``0x10`` are refused here, ``99999`` by
+    :func:`_address`).
+
+    :raises ValueError: naming the bad field.
+    """
+    fields = line.split(b" ")
+    if fields[:1] != [b"PROXY"] or fields[1:2] not in ([b"TCP4"], [b"TCP6"]):
+        return  # (Twisted's parser says what is wrong)
+    if len(fields) != 6:
+        raise ValueError(f"{len(fields) - 1} fields after PROXY, not 5: {line!r}")
+    for role, text in (("source", fields[4]), ("destination", fields[5])):
+        if not _V1_PORT.fullmatch(text):
+            raise ValueError(f"the {role} port {text!r} is not a decimal 0-65535")
 
 
 def _split_tlvs(data: bytes) -> list[tuple[int, bytes]]:
@@ -142,11 +189,12 @@ def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
     parse of it, for the addresses; ``None`` for the v1 ``PROXY UNKNOWN``
     short form).
 
-    :raises ValueError: malformed TLVs.
+    :raises ValueError: a bad address or port, malformed TLVs.
     """
     if parsed is None:
         return ProxyInfo(1, None, None)
-    source, destination = _address(parsed.source), _address(parsed.destination)
+    source = _address(parsed.source, "source")
+    destination = _address(parsed.destination, "destination")
     if not header.startswith(V2_SIGNATURE):
         return ProxyInfo(1, source, destination)
     (length,) = struct.unpack_from("!H", header, 14)
@@ -316,6 +364,7 @@ class ProxyHeaderReader:
         try:
             if v1:
                 line, _, rest = buffer.partition(b"\r\n")
+                _check_v1_fields(line)
                 info = None if line == V1_UNKNOWN else v1_parser.parse(line)
                 header = line
             else:
@@ -323,16 +372,15 @@ class ProxyHeaderReader:
                 if info is None:
                     return  # a v2 header not complete yet
                 header = info.header
+            details = proxy_info(header, info)
         except invalid as exc:
             self._malformed(f"an invalid v{version} header ({type(exc).__name__})")
             return
+        except ValueError as exc:  # (ours, naming the field)
+            self._malformed(f"an invalid v{version} header ({exc})")
+            return
         except Exception as exc:  # noqa: BLE001 - anything the parser chokes on
             self._malformed(f"an invalid v{version} header ({exc!r})")
-            return
-        try:
-            details = proxy_info(header, info)
-        except ValueError as exc:
-            self._malformed(f"an invalid v{version} header ({exc})")
             return
         self._buffer = b""
         self.stop()
