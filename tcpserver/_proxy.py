@@ -10,19 +10,30 @@ after the connection is made.)  A missing, malformed or untrusted header
 closes that connection, fires ``error`` and counts in
 ``stats["refused_proxy"]``.  Bytes after the header are the connection's
 own (plaintext or TLS), replayed once the connection is accepted.
+
+Twisted's parsers take any text as a v1 host and any integer as a port;
+here the addresses must be IP addresses of the family the header names and
+the ports 0-65535 (v1: in plain decimal), and both are put in the one
+spelling of :func:`~tcpserver.access.canonical_host` before anything
+decides on them.  ``PROXY UNKNOWN`` (with or without the rest of the line,
+which is ignored) is taken like a v2 LOCAL header: the client is the
+socket's peer.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from tcpserver import errors
+from tcpserver.access import parse_ip
 from tcpserver.events import Error
 
 if TYPE_CHECKING:
@@ -36,6 +47,11 @@ V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: the longest v1 header; v2 headers say their length (at most 16 + 65535)
 V1_MAX = 107
+#: the v1 header of a proxy that does not know the client's address, in the
+#: spec's short form (Twisted's V1Parser wants a space after UNKNOWN)
+V1_UNKNOWN = b"PROXY UNKNOWN"
+#: a v1 port: decimal, no sign, no leading zeros (the spec: no octal confusion)
+_V1_PORT = re.compile(rb"0|[1-9][0-9]{0,4}")
 
 
 #: PROXY v2 TLV types (the HAProxy PROXY protocol spec, section 2.2)
@@ -66,8 +82,10 @@ class ProxyInfo:
     (``server.connections[cid].proxy_info``).
 
     :ivar version: 1 or 2.
-    :ivar source: the real client ``(host, port)``; ``None`` for a LOCAL
-        header (the proxy's own health check).
+    :ivar source: the real client ``(host, port)``, the host in
+        :func:`~tcpserver.access.canonical_host` spelling; ``None`` for a
+        v2 LOCAL or v1 UNKNOWN header (the proxy's own health check, or a
+        client the proxy has no address for).
     :ivar destination: the address the client connected to on the proxy.
     :ivar alpn: the ALPN protocol the client negotiated with the proxy.
     :ivar authority: the host name the client asked for (SNI).
@@ -103,13 +121,49 @@ class ProxyInfo:
     tlvs: tuple[tuple[int, bytes], ...] = field(default=())
 
 
-def _address(value: Any) -> tuple[str, int] | None:
+def _address(value: Any, role: str) -> tuple[str, int] | None:
+    """
+    One of Twisted's parsed addresses, checked and in canonical spelling
+    (``None``: no address - LOCAL, UNKNOWN, an AF_UNIX v2 header).
+
+    :raises ValueError: a host that is not an IP address of the header's
+        family, or a port outside 0-65535.
+    """
     host = getattr(value, "host", None)
     if host is None:
         return None
     if isinstance(host, bytes):
         host = host.decode("ascii")
-    return str(host), int(getattr(value, "port", 0) or 0)
+    family = 6 if isinstance(value, IPv6Address) else 4
+    try:
+        if "%" in host:  # (ipaddress takes a scope id; a PROXY header has none)
+            raise ValueError
+        address = parse_ip(host, family)
+    except ValueError:
+        raise ValueError(f"the {role} address {host!r} is not an IPv{family} address") from None
+    port = value.port
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"the {role} port {port} is not in 0-65535")
+    return str(address), port
+
+
+def _check_v1_fields(line: bytes) -> None:
+    """
+    What Twisted's V1Parser lets through in a TCP4/TCP6 line: other than six
+    fields (it ignores the rest), a port that is not plain decimal (it calls
+    ``int()``: ``-5``, ``+5``, ``0x10`` are refused here, ``99999`` by
+    :func:`_address`).
+
+    :raises ValueError: naming the bad field.
+    """
+    fields = line.split(b" ")
+    if fields[:1] != [b"PROXY"] or fields[1:2] not in ([b"TCP4"], [b"TCP6"]):
+        return  # (Twisted's parser says what is wrong)
+    if len(fields) != 6:
+        raise ValueError(f"{len(fields) - 1} fields after PROXY, not 5: {line!r}")
+    for role, text in (("source", fields[4]), ("destination", fields[5])):
+        if not _V1_PORT.fullmatch(text):
+            raise ValueError(f"the {role} port {text!r} is not a decimal 0-65535")
 
 
 def _split_tlvs(data: bytes) -> list[tuple[int, bytes]]:
@@ -132,11 +186,15 @@ def _split_tlvs(data: bytes) -> list[tuple[int, bytes]]:
 def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
     """
     The :class:`ProxyInfo` of a complete header (``parsed`` is Twisted's
-    parse of it, for the addresses).
+    parse of it, for the addresses; ``None`` for the v1 ``PROXY UNKNOWN``
+    short form).
 
-    :raises ValueError: malformed TLVs.
+    :raises ValueError: a bad address or port, malformed TLVs.
     """
-    source, destination = _address(parsed.source), _address(parsed.destination)
+    if parsed is None:
+        return ProxyInfo(1, None, None)
+    source = _address(parsed.source, "source")
+    destination = _address(parsed.destination, "destination")
     if not header.startswith(V2_SIGNATURE):
         return ProxyInfo(1, source, destination)
     (length,) = struct.unpack_from("!H", header, 14)
@@ -302,20 +360,27 @@ class ProxyHeaderReader:
             if len(buffer) >= V1_MAX:
                 self._malformed(f"a v1 header longer than {V1_MAX} bytes: {buffer[:40]!r}...")
             return
+        version = 1 if v1 else 2
         try:
-            info, rest = (v1_parser() if v1 else v2_parser()).feed(buffer)
+            if v1:
+                line, _, rest = buffer.partition(b"\r\n")
+                _check_v1_fields(line)
+                info = None if line == V1_UNKNOWN else v1_parser.parse(line)
+                header = line
+            else:
+                info, rest = v2_parser().feed(buffer)
+                if info is None:
+                    return  # a v2 header not complete yet
+                header = info.header
+            details = proxy_info(header, info)
         except invalid as exc:
-            self._malformed(f"an invalid v{1 if v1 else 2} header ({type(exc).__name__})")
+            self._malformed(f"an invalid v{version} header ({type(exc).__name__})")
+            return
+        except ValueError as exc:  # (ours, naming the field)
+            self._malformed(f"an invalid v{version} header ({exc})")
             return
         except Exception as exc:  # noqa: BLE001 - anything the parser chokes on
-            self._malformed(f"an invalid v{1 if v1 else 2} header ({exc!r})")
-            return
-        if info is None:
-            return  # a v2 header not complete yet
-        try:
-            details = proxy_info(info.header, info)
-        except ValueError as exc:
-            self._malformed(f"an invalid v2 header ({exc})")
+            self._malformed(f"an invalid v{version} header ({exc!r})")
             return
         self._buffer = b""
         self.stop()

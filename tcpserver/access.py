@@ -14,6 +14,11 @@ reports for IPv4 clients) are matched as IPv4.  Host names other than
 ``localhost`` are refused: matching them would need a blocking reverse DNS
 lookup per connection.
 
+This module also owns the one spelling of a client address
+(:func:`canonical_host`): socket peers and PROXY header sources are both
+put in it before any access or admission decision, so one client is one
+address however it was written.
+
 Matching costs one set lookup per distinct netmask in the list, so it does not
 grow with the number of entries.
 """
@@ -26,10 +31,47 @@ from dataclasses import dataclass, field
 from tcpserver import errors
 from tcpserver.errors import TCPServerError
 
-__all__ = ["AddressMatcher", "normalize_address"]
+__all__ = ["AddressMatcher", "canonical_host", "normalize_address", "parse_ip"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _V4_ALL = (1 << 32) - 1
 _V6_ALL = (1 << 128) - 1
+
+
+def parse_ip(host: str, version: int | None = None) -> IPAddress:
+    """
+    ``host`` as an IP address, IPv4-mapped IPv6 (``::ffff:10.1.2.3``) folded
+    to IPv4.
+
+    :param version: 4 or 6: ``host`` must be written as an address of that
+        version (an IPv4-mapped IPv6 address is a version 6 one).
+    :raises ValueError: not an IP address (of that version).  Octets with
+        leading zeros (``01.2.3.4``) are not an IPv4 address.
+    """
+    if version == 4:
+        address: IPAddress = ipaddress.IPv4Address(host)
+    elif version == 6:
+        address = ipaddress.IPv6Address(host)
+    else:
+        address = ipaddress.ip_address(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def canonical_host(host: str) -> str:
+    """
+    The one spelling of a client address, which access lists, admission
+    limits, ``remote_host`` and logs see: IPv4-mapped IPv6 folded to IPv4,
+    IPv6 compressed and in lower case (``2001:DB8:0:0:0:0:0:1`` ->
+    ``2001:db8::1``), a ``%scope`` kept.  Anything that is not an IP address
+    (a UNIX socket path, say) is returned as it is.
+    """
+    try:
+        return str(parse_ip(host))
+    except ValueError:
+        return host
 
 
 def normalize_address(host: str) -> tuple[int, int] | None:
@@ -39,11 +81,9 @@ def normalize_address(host: str) -> tuple[int, int] | None:
     address (a UNIX socket path, say).
     """
     try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
+        address = parse_ip(host.split("%", 1)[0])
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return 4, int(address.ipv4_mapped)
     return address.version, int(address)
 
 

@@ -421,11 +421,12 @@ class Certificate:
         return f"<Certificate {self.store_type.name} subject={self.subject!r}>"
 
     @functools.cached_property
-    def _content_key(self) -> bytes:
+    def content_key(self) -> bytes:
         """
         What an OpenSSL context built for this certificate depends on - the
         certificate, its chain and its private key - as a SHA-256 digest:
-        equal for two Certificates loaded from the same store.
+        equal for two Certificates loaded from the same store (TLS contexts
+        are cached by it; a SIGHUP reload compares certificates by it).
         """
         digest = hashlib.sha256()
         if self._key is None:

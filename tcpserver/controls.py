@@ -43,7 +43,7 @@ from tcpserver.lifecycle import (
     UPGRADING,
     State,
 )
-from tcpserver.sockopts import plain_address
+from tcpserver.sockopts import peer_address
 
 if TYPE_CHECKING:
     from twisted.logger import Logger
@@ -231,7 +231,7 @@ class ConnectionControls:
     def local_address(self) -> str:
         """The local IP address the connection came in on."""
         host = self.transport.getHost() if self.transport is not None else None
-        return plain_address(str(getattr(host, "host", "") or ""))
+        return peer_address(host)[0]
 
     @property
     def accept_data(self) -> bool:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -88,7 +87,7 @@ from tcpserver.lifecycle import (
 )
 from tcpserver.outbound import Outbound
 from tcpserver.settings import SSLStartMode
-from tcpserver.sockopts import apply_socket_options, plain_address
+from tcpserver.sockopts import apply_socket_options, peer_address
 from tcpserver.starttls import ConnectionTLS
 from tcpserver.timeouts import ConnectionTimeouts, IdleWatch, OpeningWatch
 
@@ -287,16 +286,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     @override
     def connectionMade(self) -> None:
         transport: Any = self.transport  # (a stream transport: see StreamTransport)
-        direct, peer = direct_peer(transport)
+        direct, peer = direct_peer(transport)  # (accept()'s IPv4 spelling is canonical)
         if peer is None:
-            address = transport.getPeer()
-            if type(address) is IPv4Address:
-                peer = (address.host, address.port)
-            else:
-                peer = (
-                    plain_address(str(getattr(address, "host", "") or "")),
-                    int(getattr(address, "port", 0) or 0),
-                )
+            peer = peer_address(transport.getPeer())
         self.remote_host, self.remote_port = peer
         self._sink = transport
         factory = self.factory

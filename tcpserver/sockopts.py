@@ -1,4 +1,4 @@
-"""Socket options of accepted connections, and peer addresses as the manual shows them.
+"""Socket options of accepted connections, and their peer addresses as the manual shows them.
 
 KeepAlive (with KeepAliveTime / KeepAliveInterval), In/OutBufferSize,
 Linger and TcpNoDelay are applied to each accepted socket here; the
@@ -15,16 +15,22 @@ from typing import Any
 from twisted.internet import interfaces
 from twisted.logger import Logger
 
-__all__ = ["apply_socket_options", "plain_address"]
+from tcpserver.access import canonical_host
+
+__all__ = ["apply_socket_options", "peer_address"]
 
 _log = Logger()
 
 
-def plain_address(host: str) -> str:
-    """``::ffff:10.1.2.3`` (an IPv4 client of a dual-stack socket) -> ``10.1.2.3``."""
-    if host.startswith("::ffff:") and "." in host:
-        return host[7:]
-    return host
+def peer_address(address: object) -> tuple[str, int]:
+    """
+    ``(host, port)`` of a Twisted address (``getPeer()``, ``getHost()``), the
+    host in :func:`~tcpserver.access.canonical_host` spelling:
+    ``::ffff:10.1.2.3`` (an IPv4 client of a dual-stack socket) is
+    ``10.1.2.3``.  A UNIX socket address is ``("", 0)``.
+    """
+    host = str(getattr(address, "host", "") or "")
+    return canonical_host(host), int(getattr(address, "port", 0) or 0)
 
 
 def apply_socket_options(

@@ -365,7 +365,7 @@ class TLSContexts:
         listener that loads the same certificate again for every connection
         reuses one context; the :attr:`CACHE_SIZE` most recently used are kept.
         """
-        key = certificate._content_key
+        key = certificate.content_key
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)

@@ -398,6 +398,10 @@ def test_a_second_sigterm_exits_at_once(processes, tmp_path):
 # -- reload ----------------------------------------------------------------------------------
 
 
+#: a reload's log line; group 1 is what it says changed
+RELOADED = r"tcpserver: reloaded \((.*)\)$"
+
+
 def test_sighup_swaps_the_certificate_and_keeps_connections(processes, tmp_path, tls):
     live = tmp_path / "live.pem"
     shutil.copy(tls.server_pem, live)
@@ -410,7 +414,10 @@ def test_sighup_swaps_the_certificate_and_keeps_connections(processes, tmp_path,
     first = old.getpeercert(binary_form=True)
     old.sendall(b"one\n")
     assert read_until(old, 4, 10) == b"one\n"
-    # a bad certificate first: kept the old one, and said why
+    # nothing changed: it says so (not "changed: SSLCert" for a new object)
+    proc.signal(signal.SIGHUP)
+    assert proc.wait_for(RELOADED).group(1) == "nothing changed"
+    # a bad certificate next: kept the old one, and said why
     live.write_text("garbage")
     proc.signal(signal.SIGHUP)
     proc.wait_for("reload failed, keeping the current configuration")
@@ -422,7 +429,7 @@ def test_sighup_swaps_the_certificate_and_keeps_connections(processes, tmp_path,
     # then a good new one: new handshakes see it; the old connection stays up
     shutil.copy(tls.other_pem, live)
     proc.signal(signal.SIGHUP)
-    proc.wait_for(r"tcpserver: reloaded")
+    assert proc.wait_for(RELOADED, count=2).group(1) == "changed: SSLCert"
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw2,
         context.wrap_socket(raw2, server_hostname="localhost") as sock,
@@ -443,8 +450,10 @@ def test_sighup_rereads_access_lists_from_the_config_file(processes, tmp_path):
     assert client(port, b"x\r\n", 3, timeout=3) == b""  # blocked
     config.write_text('[settings]\nBlockedClients = ""\n')
     proc.signal(signal.SIGHUP)
-    proc.wait_for(r"reloaded \(changed: BlockedClients\)")
+    assert proc.wait_for(RELOADED).group(1) == "changed: BlockedClients"
     assert client(port, b"x\r\n", 3) == b"x\r\n"
+    proc.signal(signal.SIGHUP)
+    assert proc.wait_for(RELOADED, count=2).group(1) == "nothing changed"
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
 
