@@ -10,4 +10,5 @@ def setup(server):
 
 
 def on_data_in(server, event):
-    server.send(event.connection_id, event.text + b"\r\n")
+    # (a line over MaxLineLength arrives in pieces: only its last has eol)
+    server.send(event.connection_id, event.text + (b"\r\n" if event.eol else b""))

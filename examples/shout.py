@@ -1,4 +1,4 @@
-"""A handler module for ``twistd -n tcpserver --handler shout --eol '\\n'``."""
+"""A handler module: ``twistd -n tcpserver --handler examples/shout.py``."""
 
 
 def setup(server):
@@ -6,8 +6,12 @@ def setup(server):
 
 
 def on_connected(server, event):
-    server.send_line(event.connection_id, "welcome - say something")
+    server.send_line(event.connection_id, "welcome - say something", eol=None)
 
 
 def on_data_in(server, event):
-    server.send_line(event.connection_id, event.text.upper())
+    answer = event.text.upper()
+    if event.eol:  # a whole line (or the last piece of one over MaxLineLength)
+        server.send_line(event.connection_id, answer, eol=None)  # in the connection's EOL
+    else:
+        server.send(event.connection_id, answer)

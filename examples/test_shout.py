@@ -11,10 +11,20 @@ def test_shout_answers_in_upper_case():
     shout.setup(server)
     wire_handler(server, shout)
     client = MemoryConnection(server)
-    assert client.written() == b"welcome - say something\r\n"
+    assert client.written() == b"welcome - say something\n"
     client.feed(b"hello\nwor")
     client.feed(b"ld\n")
-    assert client.written() == b"HELLO\r\nWORLD\r\n"
+    assert client.written() == b"HELLO\nWORLD\n"
+
+
+def test_shout_answers_a_long_line_as_one_line():
+    server = memory_server()
+    shout.setup(server)
+    wire_handler(server, shout)
+    client = MemoryConnection(server)
+    client.written()
+    client.feed(b"x" * 5000 + b"\n")  # over MaxLineLength (2048): three pieces
+    assert client.written() == b"X" * 5000 + b"\n"
 
 
 def test_idle_clients_are_dropped():

@@ -429,7 +429,7 @@ class ProxyHeaderReader:
         self.stop()
         owner = self._owner
         factory = owner.factory
-        factory.stats["refused_proxy"] += 1
+        factory.counters["refused_proxy"] += 1
         owner.route_raw(None)
         self._log.info(
             "PROXY protocol: closing a connection from {peer}: {description}",

@@ -284,10 +284,25 @@ class ConnectionControls:
         """Send ``text`` encoded with the ``CodePage`` setting (UTF-8 by default)."""
         return self.out().send_as(self._encode(text, "send_text"), "send_text")
 
-    def send_line(self, text: str | bytes) -> Deferred[None] | None:
-        """Send ``text`` followed by CRLF (``str`` is encoded with ``CodePage``)."""
+    def send_line(self, text: str | bytes, eol: bytes | None = b"\r\n") -> Deferred[None] | None:
+        """
+        Send ``text`` followed by ``eol`` (``str`` is encoded with ``CodePage``).
+
+        :param eol: CRLF by default (the manual's SendLine); ``None`` follows
+            the connection's own EOL when it is one terminator (not
+            ``single_line_mode``, not empty), else CRLF.
+        :raises TCPServerError: 10022 if ``eol`` is not non-empty bytes.
+        """
         data = text if isinstance(text, bytes) else self._encode(text, "send_line")
-        return self.out().send_as(data + b"\r\n", "send_line")
+        if eol is None:
+            framer = self.framer
+            eol = framer.eol if framer.eol and not framer.single_line_mode else b"\r\n"
+        elif not isinstance(eol, bytes) or not eol:
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"send_line: eol must be non-empty bytes or None, got {eol!r}",
+            )
+        return self.out().send_as(data + eol, "send_line")
 
     def send_frame(self, data: bytes) -> Deferred[None] | None:
         """

@@ -83,7 +83,8 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     :ivar dispatcher: the listeners (:class:`~tcpserver.dispatch.Dispatcher`).
     :ivar table: the connections (:class:`~tcpserver.table.ConnectionTable`).
     :ivar connections: read-only ``connection_id -> Connection``.
-    :ivar stats: counters (see :meth:`snapshot`).
+    :ivar counters: the raw tallies behind :meth:`stats` (refusals by reason,
+        handshakes, listener errors...), counted where they happen.
     :ivar listening_ports: ports a :class:`~tcpserver.TCPServer` opened for
         this factory (beyond Twisted's own ``numPorts``).
     """
@@ -103,12 +104,12 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.reactor: IReactorTime = reactor
         #: counters: accepted, refused_<reason>, listener_errors,
         #: tls_handshakes, tls_failures, flow_pauses (see tcpserver.metrics)
-        self.stats: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
         self.settings = Settings(on_change=self._setting_changed)
-        self.table: ConnectionTable[TCPServerProtocol] = ConnectionTable(reactor, self.stats)
+        self.table: ConnectionTable[TCPServerProtocol] = ConnectionTable(reactor, self.counters)
         self.by_id = self.table.by_id
         self.dispatcher = Dispatcher(
-            self.stats,
+            self.counters,
             self.table.closed,
             lambda: bool(self.settings["MaskSensitiveData"]),
             self._listeners_changed,
@@ -294,7 +295,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         )
         if not listeners:
             if not accept:
-                self.stats["refused_access"] += 1
+                self.counters["refused_access"] += 1
             return accept
         event = ConnectionRequest(host, port, accept)
         waiting = self.dispatcher.call("connection_request", listeners, event)
@@ -305,7 +306,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     def _count_decision(self, preset: bool, event: ConnectionRequest) -> bool:
         decision = bool(event.accept)
         if not decision:
-            self.stats["refused_access" if not preset else "refused_listener"] += 1
+            self.counters["refused_access" if not preset else "refused_listener"] += 1
         return decision
 
     @property
@@ -321,13 +322,13 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         """How many events of each name reached listeners so far."""
         return self.dispatcher.events_fired()
 
-    def snapshot(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """
         The server's counters now, as :meth:`TCPServer.stats
         <tcpserver.TCPServer.stats>` returns them and the metrics endpoint
         exports them (see there for the keys).
         """
-        stats = self.stats
+        stats = self.counters
         table = self.table
         return {
             "connections_open": len(table.by_id),

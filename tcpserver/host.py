@@ -33,8 +33,8 @@ class ConnectionHost(Protocol):
     settings: Settings
     dispatcher: Dispatcher
     table: ConnectionTable[Any]
-    #: counters (see :meth:`TCPServerFactory.snapshot`)
-    stats: Counter[str]
+    #: the raw tallies behind :meth:`TCPServerFactory.stats`
+    counters: Counter[str]
     tls_contexts: TLSContexts
     trusted_proxies: AddressMatcher
     #: the Python codec of the CodePage setting

@@ -695,7 +695,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     def flow(self, paused: bool) -> None:
         """The send queue passed its high-water mark, or drained to its low one."""
         if paused:
-            self.factory.stats["flow_pauses"] += 1
+            self.factory.counters["flow_pauses"] += 1
             self._pause_reading(PAUSE_FLOW)
         else:
             self._resume_reading(PAUSE_FLOW)

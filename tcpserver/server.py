@@ -101,7 +101,7 @@ class AcceptErrorLog:
     itself: it closes a reserved descriptor, accepts and closes the waiting
     clients, and re-reserves it (libuv does the same) - the port keeps
     listening and never spins.  It logs a line for every closed client,
-    though.  This observer counts them in ``factory.stats["refused_emfile"]``
+    though.  This observer counts them in ``factory.counters["refused_emfile"]``
     and lets one line through per :data:`ACCEPT_ERROR_LOG_INTERVAL`; it
     fires one ``error`` event (connection id ``""``, 10024) per burst - a
     burst ends after :data:`ACCEPT_ERROR_LOG_INTERVAL` seconds without one.
@@ -121,7 +121,7 @@ class AcceptErrorLog:
             return
         factory = self._factory
         if "Closed socket" in text:
-            factory.stats["refused_emfile"] += 1
+            factory.counters["refused_emfile"] += 1
         now = factory.reactor.seconds()
         new_burst = now - self._last_seen >= ACCEPT_ERROR_LOG_INTERVAL
         self._last_seen = now
@@ -143,7 +143,7 @@ class AcceptErrorLog:
         event = dict(event)
         event["log_format"] = (
             "out of file descriptors: closing new connections until some are free "
-            "({suppressed} similar messages suppressed; see stats['refused_emfile'])"
+            "({suppressed} similar messages suppressed; see stats()['refused']['emfile'])"
         )
         event["log_level"] = LogLevel.warn
         event["suppressed"] = self._suppressed
@@ -243,7 +243,7 @@ class TCPServer(ConnectionMethods, PropertyAccess):
         A new dictionary each call (reading it costs a pass over the open
         connections); counters only grow.
         """
-        return self.factory.snapshot()
+        return self.factory.stats()
 
     def on(self, name: str, listener: Listener) -> None:
         """Add a listener; see :meth:`TCPServerFactory.on`."""

@@ -137,7 +137,7 @@ class ConnectionTLS:
 
     def tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""
-        self.factory.stats["tls_handshakes"] += 1
+        self.factory.counters["tls_handshakes"] += 1
         if self._state is not HANDSHAKING and self._state is not UPGRADING:
             return  # closed meanwhile
         self._established()
@@ -159,7 +159,7 @@ class ConnectionTLS:
             if tls.reported:
                 return
             tls.reported = True
-        self.factory.stats["tls_failures"] += 1
+        self.factory.counters["tls_failures"] += 1
         self._log.info(
             "TLS failed on connection {cid} from {peer}: {description}",
             cid=self.connection_id,

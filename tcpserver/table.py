@@ -37,7 +37,7 @@ __all__ = ["REFUSAL_LOG_INTERVAL", "REFUSAL_REASONS", "ConnectionTable", "Entry"
 REFUSAL_LOG_INTERVAL = 10.0
 
 #: Why connections are refused: each has a counter (``stats["refused_<reason>"]``),
-#: a key of ``snapshot()["refused"]`` and a label of the refusals metric.
+#: a key of ``stats()["refused"]`` and a label of the refusals metric.
 REFUSAL_REASONS = (
     "max_connections", "per_address", "rate", "access", "listener", "emfile", "proxy",
 )  # fmt: skip

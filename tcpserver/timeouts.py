@@ -321,7 +321,7 @@ class ConnectionTimeouts(TimeoutMixin):
             return
         # Not accepted yet: the PROXY header, or connection_request, is late.
         if self._raw_hook is not None:
-            self.factory.stats["refused_proxy"] += 1
+            self.factory.counters["refused_proxy"] += 1
         self._log.info(
             "closing connection from {peer} before it opened: {text}",
             peer=self.remote_host,

@@ -99,7 +99,7 @@ def serve() -> None:
                 "fds": len(os.listdir("/proc/self/fd")),
                 "rss_kib": _rss_kib(os.getpid()),
                 "connections": len(server.connections),
-                "stats": dict(server.factory.stats),
+                "stats": dict(server.factory.counters),
             }
             server.send_line(cid, json.dumps(report).encode())
         elif text:

@@ -22,6 +22,7 @@ def examples_on_path(monkeypatch):
 def test_handler_tests_from_the_testing_page(examples_on_path):
     module = importlib.import_module("test_shout")
     module.test_shout_answers_in_upper_case()
+    module.test_shout_answers_a_long_line_as_one_line()
     module.test_idle_clients_are_dropped()
 
 
@@ -46,7 +47,7 @@ def test_shout_with_twistd_as_in_the_quick_start(processes):
     )  # fmt: skip
     with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
         sock.sendall(b"hello\n")
-        assert read_until(sock, 32) == b"welcome - say something\r\nHELLO\r\n"
+        assert read_until(sock, 30) == b"welcome - say something\nHELLO\n"
 
 
 @pytest.mark.parametrize(

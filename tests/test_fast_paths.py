@@ -69,7 +69,7 @@ async def test_quick_open_is_taken_only_while_nobody_needs_telling(server, monke
     server.config("BlockedClients=127.0.0.1")
     assert not factory.quiet_open
     assert await in_thread(client, port, b"c\n", 2, shut=True) == b""
-    assert factory.stats["refused_access"] == 1
+    assert factory.counters["refused_access"] == 1
     server.config("BlockedClients=")
     server.config("MaxConnectionsPerAddress=5")
     assert not factory.quiet_open

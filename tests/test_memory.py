@@ -56,7 +56,7 @@ class EventOrderTests(SynchronousTestCase):
         self.server.reactor.advance(0)
         self.assertEqual(self.rec.names(), ["connection_request"])
         self.assertEqual(len(self.server.connections), 0)
-        self.assertEqual(self.server.factory.stats["refused_listener"], 1)
+        self.assertEqual(self.server.factory.counters["refused_listener"], 1)
 
     def test_reset_reports_10054(self):
         client = MemoryConnection(self.server)
@@ -329,6 +329,21 @@ class SendTests(SynchronousTestCase):
         self.assertEqual(self.client.written(), b"raw+ba\xc3\xa9line\r\nbytes\r\n")
         self.assertEqual(self.server.connections[self.cid].bytes_sent, 7)
 
+    def test_send_line_eol_choice(self):
+        self.server.send_line(self.cid, "crlf")  # the manual's default
+        self.server.send_line(self.cid, "none", eol=None)  # no EOL on the connection: CRLF
+        self.server.connections[self.cid].eol = b"\n"
+        self.server.send_line(self.cid, "lf", eol=None)  # the connection's own
+        self.server.send_line(self.cid, "nul", eol=b"\0")
+        self.server.connections[self.cid].single_line_mode = True
+        self.server.send_line(self.cid, "any", eol=None)  # CR, LF or CRLF: CRLF
+        self.assertEqual(self.client.written(), b"crlf\r\nnone\r\nlf\nnul\0any\r\n")
+        for bad in (b"", "\n", 10):
+            with self.assertRaises(TCPServerError) as caught:
+                self.server.send_line(self.cid, "x", eol=bad)
+            self.assertEqual(caught.exception.code, 10022)
+            self.assertIn(repr(bad), str(caught.exception))
+
     def test_code_page(self):
         self.server.config("CodePage=1252")
         self.server.send_text(self.cid, "€")
@@ -567,7 +582,10 @@ class MaxConnectionsTests(SynchronousTestCase):
         a, b = MemoryConnection(server), MemoryConnection(server)
         c = MemoryConnection(server)
         self.assertIsNone(c.protocol)
-        self.assertEqual(server.factory.stats["refused_max_connections"], 1)
+        self.assertEqual(server.factory.counters["refused_max_connections"], 1)
+        # one stats() on the factory and the server alike
+        self.assertEqual(server.factory.stats()["refused"]["max_connections"], 1)
+        self.assertEqual(server.stats(), server.factory.stats())
         self.assertEqual(len(rec.of("connected")), 2)
         a.close()
         d = MemoryConnection(server)

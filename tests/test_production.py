@@ -64,7 +64,7 @@ async def test_max_connections_closes_excess_at_once(server, recorder, logged):
             assert await in_thread(closed_unanswered, port)
         assert len(recorder.of("connected")) == 3
         assert len(recorder.of("connection_request")) == 3
-        assert server.factory.stats["refused_max_connections"] == 5
+        assert server.factory.counters["refused_max_connections"] == 5
         warnings = [m for m in logged.messages() if "MaxConnections=3 reached" in m]
         assert len(warnings) == 1  # rate-limited, not one per refusal
         with pytest.raises(TCPServerError) as caught:
@@ -98,7 +98,7 @@ async def test_allowed_clients_preset_accept_and_listener_overrides(server, reco
     server.config("AllowedClients=*")
     server.config("BlockedClients=127.0.0.0/8")
     assert await in_thread(closed_unanswered, port)
-    assert server.factory.stats["refused_access"] == 2
+    assert server.factory.counters["refused_access"] == 2
 
 
 @pytest_twisted.ensureDeferred
@@ -591,7 +591,7 @@ EMFILE_SERVER = textwrap.dedent(
     server.start_listening()
     print(server.local_port, flush=True)
     def report():
-        print("refused_emfile", server.factory.stats["refused_emfile"], flush=True)
+        print("refused_emfile", server.factory.counters["refused_emfile"], flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", report)
     server.run()
     """

@@ -374,7 +374,7 @@ def test_a_reset_before_the_client_hello_is_not_an_error(
     connection.reset()
     tick(factory)
     assert [n for n in log.names() if n != "ssl_status"] == ["connection_request"]
-    assert factory.snapshot()["tls_failures"] == 0
+    assert factory.stats()["tls_failures"] == 0
     assert not [m for m in logged.messages() if "TLS failed" in m]
     assert len(factory.connections) == 0
 
@@ -388,7 +388,7 @@ def test_a_reset_after_the_first_hello_byte_is_still_an_error(files: TLSFiles) -
     connection.reset()
     tick(factory)
     assert [e.error_code for e in log.of("error")] == [10054]
-    assert factory.snapshot()["tls_failures"] == 1
+    assert factory.stats()["tls_failures"] == 1
 
 
 def test_a_reset_before_a_starttls_client_hello_is_reported(files: TLSFiles) -> None:
