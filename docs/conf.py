@@ -31,3 +31,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 nitpicky = False
+# Flags (--port) and quoted defaults must paste into a shell as they read:
+# no en dashes, no curly quotes.
+smartquotes = False

@@ -186,3 +186,13 @@ def test_the_docs_have_python_examples():
 def test_every_python_example_in_the_docs_compiles(page, line, code):
     # (Whole programs are files in examples/, run by test_examples.py.)
     compile(code, f"{page}:{line}", "exec")
+
+
+def test_flags_and_defaults_in_the_built_html_paste_into_a_shell():
+    """No en dash where a flag's '--' was, no curly quotes (Sphinx's smart quotes are off)."""
+    bad: list[str] = []
+    for page in sorted(_html_dir().glob("*.html")):
+        text = _text(page.name)
+        bad += [f"{page.name}: {m}" for m in re.findall(r"\u2013[a-z][a-z-]*", text)]
+        bad += [f"{page.name}: {m!r}" for m in re.findall(r"[\u201c\u201d\u2018\u2019]\S*", text)]
+    assert not bad, bad[:20]
