@@ -196,3 +196,37 @@ def test_flags_and_defaults_in_the_built_html_paste_into_a_shell():
         bad += [f"{page.name}: {m}" for m in re.findall(r"\u2013[a-z][a-z-]*", text)]
         bad += [f"{page.name}: {m!r}" for m in re.findall(r"[\u201c\u201d\u2018\u2019]\S*", text)]
     assert not bad, bad[:20]
+
+
+def test_every_internal_link_in_the_built_html_resolves():
+    root = _html_dir().resolve()
+    ids = {
+        page.resolve(): set(re.findall(r'\sid="([^"]+)"', page.read_text(encoding="utf-8")))
+        for page in root.rglob("*.html")
+    }
+    broken: list[str] = []
+    for page in sorted(root.glob("*.html")):
+        for href in re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z][a-z0-9+.-]*://|^mailto:", href):
+                continue
+            path, _, fragment = href.partition("#")
+            path = path.split("?")[0]
+            target = (page.parent / path).resolve() if path else page.resolve()
+            if path and not target.exists():
+                broken.append(f"{page.name}: {href}")
+            elif fragment and target in ids and html.unescape(fragment) not in ids[target]:
+                broken.append(f"{page.name}: {href}")
+    assert not broken, broken
+
+
+def test_the_api_reference_has_every_public_module():
+    text = (_html_dir() / "reference.html").read_text(encoding="utf-8")
+    for anchor in (
+        "tcpserver.ProxyInfo",
+        "tcpserver.testing.MemoryConnection",
+        "tcpserver.testing.memory_server",
+        "tcpserver.metrics.MetricsService",
+        "tcpserver.workers.WorkerPool",
+        "tcpserver.TCPServerFactory.stats",
+    ):
+        assert f'id="{anchor}"' in text, anchor
