@@ -212,9 +212,11 @@ def test_every_internal_link_in_the_built_html_resolves():
             path, _, fragment = href.partition("#")
             path = path.split("?")[0]
             target = (page.parent / path).resolve() if path else page.resolve()
-            if path and not target.exists():
-                broken.append(f"{page.name}: {href}")
-            elif fragment and target in ids and html.unescape(fragment) not in ids[target]:
+            missing_page = bool(path) and not target.exists()
+            missing_anchor = (
+                bool(fragment) and target in ids and html.unescape(fragment) not in ids[target]
+            )
+            if missing_page or missing_anchor:
                 broken.append(f"{page.name}: {href}")
     assert not broken, broken
 
