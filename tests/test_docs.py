@@ -232,3 +232,14 @@ def test_the_api_reference_has_every_public_module():
         "tcpserver.TCPServerFactory.stats",
     ):
         assert f'id="{anchor}"' in text, anchor
+
+
+def test_the_twistd_page_lists_every_flag():
+    from tcpserver.tap import Options
+
+    flags = {p[0] for p in Options.optParameters} | {f[0] for f in Options.optFlags}
+    flags |= {n[4:].replace("_", "-") for n in dir(Options) if n.startswith("opt_") and len(n) > 5}
+    flags -= {"help", "version"}
+    text = _text("twistd.html")
+    missing = sorted(f for f in flags if not f.startswith("worker-") and f"--{f}" not in text)
+    assert not missing, missing

@@ -73,6 +73,40 @@ class SettingsTable(Directive):
         ]
 
 
+class FlagsTable(Directive):
+    """
+    Every flag of ``twistd tcpserver`` from the same Options class that
+    ``--help`` prints (parameters, switches and ``opt_*`` methods), so the
+    table cannot miss one.  Internal ``--worker-*`` flags are left out.
+    """
+
+    def run(self) -> list[Any]:
+        import inspect
+
+        from tcpserver.tap import Options
+
+        rows: list[tuple[str, list[str]]] = []
+        for long, short, default, doc, *_ in Options.optParameters:
+            if long.startswith("worker-"):
+                continue
+            flag = f"--{long} VALUE" + (f", -{short}" if short else "")
+            shown = "" if default is None else repr(default)
+            rows.append((long, [flag, shown, " ".join(doc.split())]))
+        for long, short, doc in Options.optFlags:
+            flag = f"--{long}" + (f", -{short}" if short else "")
+            rows.append((long, [flag, "off", " ".join(doc.split())]))
+        for name, method in inspect.getmembers(Options, inspect.isfunction):
+            if not name.startswith("opt_") or len(name) <= 5:
+                continue
+            long = name[4:].replace("_", "-")
+            if long in {"help", "version"} or any(r[0] == long for r in rows):
+                continue
+            doc = " ".join((method.__doc__ or "").split())
+            rows.append((long, [f"--{long} VALUE", "", doc]))
+        rows.sort(key=lambda row: row[0])
+        return [_table(["Flag", "Default", "Meaning"], [r for _, r in rows], [26, 12, 60])]
+
+
 class ReadoutsTable(Directive):
     def run(self) -> list[Any]:
         rows = [[name, f'config("{name}[<connection_id>]")'] for name in READOUTS]
@@ -126,6 +160,7 @@ class ErrorsTable(Directive):
 def setup(app: Any) -> dict[str, Any]:
     app.add_directive("tcpserver-settings", SettingsTable)
     app.add_directive("tcpserver-readouts", ReadoutsTable)
+    app.add_directive("tcpserver-flags", FlagsTable)
     app.add_directive("tcpserver-errors", ErrorsTable)
     app.add_directive("tcpserver-config-map", ConfigMapTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
