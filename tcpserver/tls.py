@@ -440,7 +440,11 @@ class TLSContexts:
             context.set_cipher_list(f"{base}:@SECLEVEL=0".encode("ascii"))
         if tls13:
             context.set_tls13_ciphersuites(":".join(tls13).encode("ascii"))
-        if not settings["SSLEnableRenegotiation"]:
+        if settings["SSLEnableRenegotiation"]:
+            # OpenSSL 3 refuses a client's renegotiation request unless asked
+            # to allow it, whatever OP_NO_RENEGOTIATION says.
+            context.set_options(OP_ALLOW_CLIENT_RENEGOTIATION)
+        else:
             context.set_options(SSL.OP_NO_RENEGOTIATION)
         defaults = {s: _default(s) for s in _LIST_SETTINGS}
         sigalgs12, sigalgs13 = (
@@ -520,6 +524,10 @@ _LIST_SETTINGS = (
     "TLS12SupportedGroups",
     "TLS13SupportedGroups",
 )
+
+
+#: SSL_OP_ALLOW_CLIENT_RENEGOTIATION (OpenSSL 3; pyOpenSSL has no name for it)
+OP_ALLOW_CLIENT_RENEGOTIATION = getattr(SSL, "OP_ALLOW_CLIENT_RENEGOTIATION", 0x00000100)
 
 
 def _default(name: str) -> Any:

@@ -813,3 +813,74 @@ async def test_openssl_s_client_starttls_smtp(server, recorder, tls):
     assert "250 you said NOOP" in out
     cid = recorder.of("connected")[0].connection_id
     assert recorder.names(cid).count("connected") == 2
+
+
+def _renegotiate(port: int, cafile: str) -> list[str]:
+    """
+    ``openssl s_client -tls1_2``: send a line, ask for a renegotiation ("R"),
+    send another; returns what it printed, up to the second echo or its end.
+    """
+    import queue
+    import threading
+
+    proc = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+         "-servername", "localhost", "-CAfile", cafile],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, bufsize=1,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    out = proc.stdout
+
+    def read() -> None:
+        for line in out:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+
+    def wait_for(text: str) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                return False
+            seen.append(line.rstrip())
+            if line.rstrip() == text:
+                return True
+        return False
+
+    try:
+        for send, expect in (("hello\n", "hello"), ("R\n", "RENEGOTIATING"), ("world\n", "world")):
+            try:
+                proc.stdin.write(send)
+                proc.stdin.flush()
+            except BrokenPipeError:
+                break
+            if not wait_for(expect):
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    return seen
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_ssl_enable_renegotiation_with_a_real_tls12_renegotiation(
+    server, recorder, tls, enabled
+):
+    """SSLEnableRenegotiation=True lets a client renegotiate (OpenSSL 3 needs
+    SSL_OP_ALLOW_CLIENT_RENEGOTIATION too); the default refuses it."""
+    server.config(f"SSLEnableRenegotiation={enabled}")
+    server.default_eol = b"\n"
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
+    port = tls_server(server, tls)
+    seen = await in_thread(_renegotiate, port, str(tls.ca_pem))
+    assert "hello" in seen and "RENEGOTIATING" in seen, seen
+    assert ("world" in seen) is enabled, seen[-5:]
