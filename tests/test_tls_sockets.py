@@ -829,7 +829,8 @@ def _renegotiate(port: int, cafile: str) -> list[str]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, bufsize=1,
     )  # fmt: skip
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
     out = proc.stdout
 
@@ -882,5 +883,6 @@ async def test_ssl_enable_renegotiation_with_a_real_tls12_renegotiation(
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
     port = tls_server(server, tls)
     seen = await in_thread(_renegotiate, port, str(tls.ca_pem))
-    assert "hello" in seen and "RENEGOTIATING" in seen, seen
+    assert "hello" in seen, seen
+    assert "RENEGOTIATING" in seen, seen
     assert ("world" in seen) is enabled, seen[-5:]
