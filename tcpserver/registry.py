@@ -544,8 +544,9 @@ REGISTRY: tuple[Setting, ...] = (
         "KeepAliveInterval",
         IntType(0, 1 << 31),
         0,
-        "Milliseconds between unanswered keep-alive probes (TCP_KEEPINTVL); "
-        "0 keeps the system default.",
+        "Milliseconds between unanswered keep-alive probes (TCP_KEEPINTVL, "
+        "which takes whole seconds: rounded up, at most 32767 s); 0 keeps the "
+        "system default.",
         applies=_NEW_CONNECTIONS,
     ),
     _cfg(
@@ -553,7 +554,8 @@ REGISTRY: tuple[Setting, ...] = (
         IntType(0, 1 << 31),
         0,
         "Milliseconds of inactivity before the first keep-alive probe "
-        "(TCP_KEEPIDLE); 0 keeps the system default.",
+        "(TCP_KEEPIDLE, which takes whole seconds: rounded up, at most 32767 s); "
+        "0 keeps the system default.",
         applies=_NEW_CONNECTIONS,
     ),
     _cfg(

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from tcpserver.access import canonical_host
 
-__all__ = ["apply_socket_options", "peer_address"]
+__all__ = ["MAX_KEEPALIVE_SECONDS", "apply_socket_options", "keepalive_seconds", "peer_address"]
 
 _log = Logger()
 
@@ -63,15 +63,28 @@ def apply_socket_options(
         _log.warn("could not set socket options on {cid}: {error}", cid=connection_id, error=exc)
 
 
+#: the largest TCP_KEEPIDLE / TCP_KEEPINTVL Linux takes (seconds)
+MAX_KEEPALIVE_SECONDS = 32767
+
+
+def keepalive_seconds(milliseconds: int) -> int:
+    """
+    KeepAliveTime / KeepAliveInterval (milliseconds, the manual's unit) as
+    the whole seconds the kernel takes: rounded up, so 1500 ms probes after
+    2 s rather than 1 s, and at most :data:`MAX_KEEPALIVE_SECONDS`.
+    """
+    return min(MAX_KEEPALIVE_SECONDS, max(1, -(-milliseconds // 1000)))
+
+
 def _set_extra(handle: socket.socket, settings: Mapping[str, Any], linger: bool) -> None:
     """KeepAliveTime/Interval, In/OutBufferSize and Linger on one socket."""
     if settings["KeepAlive"]:
         idle = settings["KeepAliveTime"]
         interval = settings["KeepAliveInterval"]
         if idle and hasattr(socket, "TCP_KEEPIDLE"):
-            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, idle // 1000))
+            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive_seconds(idle))
         if interval and hasattr(socket, "TCP_KEEPINTVL"):
-            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, interval // 1000))
+            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive_seconds(interval))
     if settings["InBufferSize"]:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings["InBufferSize"])
     if settings["OutBufferSize"]:

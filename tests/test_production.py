@@ -256,8 +256,8 @@ async def test_socket_options_on_accepted_connections(server, recorder):
     server.linger = False
     for config in (
         "TcpNoDelay=True",
-        "KeepAliveTime=30000",
-        "KeepAliveInterval=5000",
+        "KeepAliveTime=29001",  # (milliseconds: rounded up to whole seconds)
+        "KeepAliveInterval=4500",
         "InBufferSize=65536",
         "OutBufferSize=131072",
     ):
@@ -638,3 +638,12 @@ def test_emfile_does_not_kill_the_listening_port(processes, tmp_path):
     assert refused == ended
     assert err.count("out of file descriptors") == 1, err
     assert out.count("error '' 10024") == 1, out  # one error event for the burst
+
+
+def test_keepalive_milliseconds_round_up_to_whole_seconds():
+    from tcpserver.sockopts import MAX_KEEPALIVE_SECONDS, keepalive_seconds
+
+    assert [keepalive_seconds(ms) for ms in (1, 999, 1000, 1001, 1500, 30000)] == [
+        1, 1, 1, 2, 2, 30,
+    ]  # fmt: skip
+    assert keepalive_seconds(1 << 31) == MAX_KEEPALIVE_SECONDS
