@@ -367,7 +367,9 @@ class ConnectionControls:
         """
         Close the connection: gracefully once every queued byte and file has
         been sent when ``linger`` is True, at once with a reset when it is
-        False.  Calling it again while closing does nothing.
+        False - either way a close the server asked for, which its
+        ``disconnected`` reports as 0 "OK" (the manual's normal end).
+        Calling it again while closing does nothing.
         """
         state = self._state
         if state in ENDED or state is REFUSED or state is NEW or state is REQUESTING:
@@ -377,6 +379,8 @@ class ConnectionControls:
             )
         self.out().refuse_sends()
         if not self._profile.linger:
+            if self._close_status is None:
+                self._close_status = (0, "OK")  # (asked for: not a 10053 abort)
             self._close(abort=True)
             return
         if state is OPEN or state is INPUT_ENDED:

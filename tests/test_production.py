@@ -4,6 +4,7 @@ timeout, on the clock)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -647,3 +648,22 @@ def test_keepalive_milliseconds_round_up_to_whole_seconds():
         1, 1, 1, 2, 2, 30,
     ]  # fmt: skip
     assert keepalive_seconds(1 << 31) == MAX_KEEPALIVE_SECONDS
+
+
+@pytest_twisted.ensureDeferred
+async def test_linger_false_disconnect_reports_the_normal_end(server, recorder):
+    """The server asked for the close: disconnected says 0 "OK", not 10053."""
+    server.linger = False
+    server.on("data_in", lambda e: server.disconnect(e.connection_id))
+    port = listen(server)
+
+    def talk() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"bye")
+            with contextlib.suppress(ConnectionResetError):
+                sock.recv(10)
+
+    await in_thread(talk)
+    await recorder.wait("disconnected", 1)
+    event = recorder.of("disconnected")[0]
+    assert (event.status_code, event.description) == (0, "OK")
