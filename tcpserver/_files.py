@@ -73,13 +73,14 @@ class FileStreamer:
         """
         Queue ``path`` for sending.
 
-        :raises TCPServerError: 10022 if it is not a regular file; the OS
-            error's code if it does not exist.
+        :raises TCPServerError: 10022 if it is not a regular file or does
+            not exist, 10013 if it may not be read (see
+            :meth:`TCPServerError.from_file_error`); the message names it.
         """
         try:
             info = os.stat(path)
         except OSError as exc:
-            raise TCPServerError.from_os_error(exc, f"send_file({path!r})") from None
+            raise TCPServerError.from_file_error(exc, f"send_file: {path!r}") from None
         if not stat.S_ISREG(info.st_mode):
             raise TCPServerError(
                 errors.INVALID_ARGUMENT, f"send_file: {path!r} is not a regular file"
@@ -100,7 +101,7 @@ class FileStreamer:
                 try:
                     handle = open(path, "rb")  # noqa: SIM115 - closed in _close
                 except OSError as exc:
-                    done.errback(TCPServerError.from_os_error(exc, f"send_file({path!r})"))
+                    done.errback(TCPServerError.from_file_error(exc, f"send_file: {path!r}"))
                     continue
                 self._handle = handle
                 self._done = done
@@ -173,7 +174,7 @@ class FileStreamer:
         self._close()
         if done is not None:
             done.errback(
-                TCPServerError.from_os_error(
+                TCPServerError.from_file_error(
                     exc, f"send_file: reading failed after {self.sent} bytes"
                 )
             )

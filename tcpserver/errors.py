@@ -262,6 +262,20 @@ class TCPServerError(Exception):
         return f"[{self.code}] {self.description}"
 
     @classmethod
+    def from_file_error(cls, exc: OSError, context: str) -> TCPServerError:
+        """
+        A file's :class:`OSError` (``send_file``) as one of the manual's
+        codes: its Winsock twin where the manual has one (10013 access
+        denied, 10024 too many open files, 10063 name too long...), else
+        10022 - never an errno-derived code the manual does not list.  The
+        message names the file (in ``context``) and the system's reason.
+        """
+        code = code_for_errno(exc.errno)
+        if code not in MESSAGES or code == CONNECTION_ABORTED:
+            code = INVALID_ARGUMENT
+        return cls(code, f"{context}: {exc.strerror or exc}")
+
+    @classmethod
     def from_os_error(cls, exc: OSError, context: str = "") -> TCPServerError:
         """
         Translate an :class:`OSError` (including ``socket.gaierror``) into the

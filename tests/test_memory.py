@@ -565,7 +565,20 @@ class SendFileTests(SynchronousTestCase):
     def test_missing_file(self):
         with self.assertRaises(TCPServerError) as caught:
             self.server.send_file(self.client.connection_id, "/no/such/file")
-        self.assertIn("/no/such/file", caught.exception.description)
+        self.assertEqual(caught.exception.code, 10022)  # (a manual code, not 10000 + ENOENT)
+        self.assertIn("'/no/such/file'", caught.exception.description)
+        self.assertIn("No such file", caught.exception.description)
+
+    def test_every_file_error_has_a_manual_code(self):
+        import errno
+
+        from tcpserver.errors import MESSAGES
+
+        for number in errno.errorcode:
+            error = TCPServerError.from_file_error(OSError(number, "why"), "send_file: 'f'")
+            self.assertIn(error.code, MESSAGES, errno.errorcode[number])
+        denied = TCPServerError.from_file_error(OSError(errno.EACCES, "Permission denied"), "x")
+        self.assertEqual(denied.code, 10013)
 
     def test_connection_lost_fails_transfer(self):
         self.client.transport_full()
