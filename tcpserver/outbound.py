@@ -147,7 +147,8 @@ class Outbound:
     :param taking_sends: start as :meth:`accept_sends` leaves it.
     :param is_open: start as :meth:`open` leaves it (``ready``).
 
-    :ivar bytes_sent: bytes of the last send that were taken.
+    :ivar bytes_sent: bytes of the last send that were taken; always 0
+        with ``timeout > 0`` (the manual's synchronous mode).
     :ivar ready: ``ready_to_send``: False after a 135 or above the
         high-water mark, until the queue drains.
     :ivar handed: bytes handed on so far.
@@ -459,7 +460,8 @@ class Outbound:
         size = len(data)
         timeout = self._timeout
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
-            self.bytes_sent = size
+            # (the manual: BytesSent is always 0 in the synchronous mode, timeout > 0)
+            self.bytes_sent = 0 if timeout else size
             self._emit(data)
         elif not timeout:
             room = 0 if self._parked else self._limits.queue_limit - self.queued
@@ -481,7 +483,7 @@ class Outbound:
             return self._park(data)
         else:
             self._enqueue(data)
-            self.bytes_sent = size
+            self.bytes_sent = 0
         if not timeout:
             return None
         return self._timed_result()

@@ -359,3 +359,17 @@ def test_exactly_the_accepted_bytes_go_out_in_order(ops):
     assert not [item for item in sends.items if item.get("fired_early")]
     out.gone(0, "OK")
     assert out.idle
+
+
+def test_bytes_sent_is_always_zero_in_the_synchronous_mode():
+    """The manual: BytesSent "will always return 0" when the timeout is positive."""
+    out, owner, _ = make()
+    out.send(b"abc")
+    assert out.bytes_sent == 3  # (asynchronous mode: what was taken)
+    out.timeout = 5
+    out.send(b"written at once")
+    assert out.bytes_sent == 0
+    out.pause()
+    out.send(b"queued")
+    assert out.bytes_sent == 0
+    assert owner.written.endswith(b"written at once")

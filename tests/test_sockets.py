@@ -665,3 +665,20 @@ def test_run_until_sigterm_closes_connections(processes):
     assert proc.log().splitlines()[2:] == ["disconnected 1", "run returned"]
     assert sock.recv(10) == b""
     sock.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bytes_sent_with_a_timeout_set_is_zero_over_a_socket(server, recorder):
+    server.default_timeout = 5
+    server.default_eol = b"\n"
+    seen: list[int] = []
+
+    def answer(event):
+        done = server.send(event.connection_id, event.text + b"\n")
+        seen.append(server.connections[event.connection_id].bytes_sent)
+        return done
+
+    server.on("data_in", answer)
+    port = listen(server)
+    assert await in_thread(client, port, b"hello\n", 6) == b"hello\n"
+    assert seen == [0]
