@@ -243,3 +243,24 @@ def test_the_twistd_page_lists_every_flag():
     text = _text("twistd.html")
     missing = sorted(f for f in flags if not f.startswith("worker-") and f"--{f}" not in text)
     assert not missing, missing
+
+
+def test_the_documented_certificate_date_format_is_what_the_code_returns(tmp_path):
+    """namemap.rst's EffectiveDate format, turned into strftime, formats the dates as the code."""
+    from helpers import TLSFiles
+
+    source = (ROOT / "docs" / "namemap.rst").read_text(encoding="utf-8")
+    row = re.search(r"- ``effective_date``\s*\n\s*- ``([^`]+)``", source)
+    assert row, "no EffectiveDate row with a ``format`` in namemap.rst"
+    documented = row.group(1)
+    strftime = documented
+    for token, directive in (("YYYY", "%Y"), ("Mon", "%b"), ("DD", "%d"), ("HH", "%H"),
+                             ("MM", "%M"), ("SS", "%S")):  # fmt: skip
+        strftime = strftime.replace(token, directive)
+    certificate = TLSFiles(tmp_path).certificate()
+    x509 = certificate.to_cryptography()
+    for stamp, value in (
+        (x509.not_valid_before_utc, certificate.effective_date),
+        (x509.not_valid_after_utc, certificate.expiration_date),
+    ):
+        assert stamp.astimezone().strftime(strftime) == value, (documented, value)
