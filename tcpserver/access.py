@@ -26,6 +26,7 @@ grow with the number of entries.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from tcpserver import errors
@@ -36,6 +37,9 @@ __all__ = ["AddressMatcher", "canonical_host", "normalize_address", "parse_ip"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _V4_ALL = (1 << 32) - 1
+#: what a DNS host name looks like (letters somewhere, dots between labels)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.*[A-Za-z]){_LABEL}(?:\.{_LABEL})*\.?")
 _V6_ALL = (1 << 128) - 1
 
 
@@ -125,11 +129,11 @@ class AddressMatcher:
     _tables: dict[tuple[int, int], set[int]] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str) -> AddressMatcher:
+    def parse(cls, text: str, setting: str = "access list") -> AddressMatcher:
         """
-        Compile ``text``.
+        Compile ``text`` (the value of ``setting``, named in errors).
 
-        :raises TCPServerError: 10022 naming the first bad entry.
+        :raises TCPServerError: 10022 naming the setting and the first bad entry.
         """
         matcher = cls(text)
         for raw in text.split(","):
@@ -141,7 +145,7 @@ class AddressMatcher:
             except ValueError as exc:
                 raise TCPServerError(
                     errors.INVALID_ARGUMENT,
-                    f"bad access-list entry {entry!r} in {text!r}: {exc}",
+                    f"{setting}: bad entry {entry!r} in {text!r}: {exc}",
                 ) from None
         return matcher
 
@@ -162,10 +166,14 @@ class AddressMatcher:
         try:
             network = ipaddress.ip_network(entry.split("%", 1)[0], strict=False)
         except ValueError:
-            raise ValueError(
-                "not an IP address, CIDR block or '*' pattern (host names need "
-                "DNS and are not supported)"
-            ) from None
+            if _HOST_NAME.fullmatch(entry):
+                raise ValueError(
+                    "a host name: access lists take no names, since a lookup "
+                    "would block config() and, made once, would go stale when "
+                    "DNS changes; write its addresses or a CIDR block (for "
+                    f"example from 'getent ahosts {entry}')"
+                ) from None
+            raise ValueError("not an IP address, CIDR block or '*' pattern") from None
         if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
             mapped = network.network_address.ipv4_mapped
             if mapped is not None:

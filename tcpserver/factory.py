@@ -121,7 +121,9 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self._allowed = AddressMatcher.parse("*")
         self._blocked = AddressMatcher.parse("")
         self._open_access = True  # every address allowed, no limits: no per-connection check
-        self.trusted_proxies = AddressMatcher.parse(self.settings["TrustedProxies"])
+        self.trusted_proxies = AddressMatcher.parse(
+            self.settings["TrustedProxies"], "TrustedProxies"
+        )
         self.codec = "utf-8"
         self.tls_contexts = TLSContexts(
             self.settings,
@@ -164,8 +166,8 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
 
     def _access_changed(self) -> None:
         settings = self.settings
-        self._allowed = AddressMatcher.parse(settings["AllowedClients"])
-        self._blocked = AddressMatcher.parse(settings["BlockedClients"])
+        self._allowed = AddressMatcher.parse(settings["AllowedClients"], "AllowedClients")
+        self._blocked = AddressMatcher.parse(settings["BlockedClients"], "BlockedClients")
         self._update_quiet_open()
 
     def _admission_changed(self) -> None:
@@ -178,7 +180,9 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self._update_quiet_open()
 
     def _proxies_changed(self) -> None:
-        self.trusted_proxies = AddressMatcher.parse(self.settings["TrustedProxies"])
+        self.trusted_proxies = AddressMatcher.parse(
+            self.settings["TrustedProxies"], "TrustedProxies"
+        )
 
     def _codec_changed(self) -> None:
         self.codec = codec_for_code_page(self.settings["CodePage"])

@@ -92,8 +92,11 @@ def _check_pem_list(setting: str) -> Callable[[str], None]:
     return check
 
 
-def _check_address_list(text: str) -> None:
-    AddressMatcher.parse(text)
+def _check_address_list(setting: str) -> Callable[[str], None]:
+    def check(text: str) -> None:
+        AddressMatcher.parse(text, setting)
+
+    return check
 
 
 def _check_byte_order(text: str) -> None:
@@ -307,7 +310,7 @@ REGISTRY: tuple[Setting, ...] = (
     # ---- TCPServer config settings ------------------------------------------
     _cfg(
         "AllowedClients",
-        StrType(_check_address_list),
+        StrType(_check_address_list("AllowedClients")),
         "*",
         "Comma-separated addresses allowed to connect: '*' wildcards, CIDR "
         "blocks and IPv6 accepted. Others get accept=False in connection_request.",
@@ -324,7 +327,7 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "BlockedClients",
-        StrType(_check_address_list),
+        StrType(_check_address_list("BlockedClients")),
         "",
         "Comma-separated addresses refused (accept=False in "
         "connection_request); same syntax as AllowedClients.",
@@ -344,7 +347,7 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     _cfg(
         "TrustedProxies",
-        StrType(_check_address_list),
+        StrType(_check_address_list("TrustedProxies")),
         "127.0.0.1,::1",
         "Comma-separated addresses (CIDR blocks allowed) PROXY headers are "
         "accepted from; with ProxyProtocol on, connections from elsewhere are closed.",

@@ -103,3 +103,20 @@ def test_matching_cost_does_not_grow_with_the_list():
     assert matcher.matches("10.78.31.1")
     assert matcher.matches("172.20.1.1")
     assert not matcher.matches("10.78.31.2")
+
+
+@pytest.mark.parametrize("setting", ["AllowedClients", "BlockedClients", "TrustedProxies"])
+@pytest.mark.parametrize("name", ["db.example", "gateway", "mail.example.com."])
+def test_a_host_name_in_an_access_list_says_why_and_what_to_write(setting, name):
+    from tcpserver import TCPServer
+
+    server = TCPServer()
+    with pytest.raises(TCPServerError) as caught:
+        server.config(f"{setting}=10.0.0.1, {name}")
+    message = str(caught.value)
+    assert caught.value.code == 10022
+    assert message.count(setting) == 1
+    assert repr(name) in message
+    assert "host name" in message
+    assert "CIDR block" in message
+    assert f"getent ahosts {name}" in message
