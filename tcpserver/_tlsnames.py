@@ -39,6 +39,7 @@ __all__ = [
     "openssl_groups",
     "openssl_sigalgs",
     "protocol_range",
+    "signature_algorithms",
     "split_cipher_suites",
 ]
 
@@ -260,6 +261,42 @@ def openssl_groups(*texts: str) -> str:
             if _GROUP_NAMES[name] not in out:
                 out.append(_GROUP_NAMES[name])
     return ":".join(out)
+
+
+def signature_algorithms(
+    tls12: str, tls13: str, protocols: int, defaults: tuple[str, str]
+) -> str | None:
+    """
+    The one OpenSSL sigalgs list TLS12SignatureAlgorithms and
+    TLS13SignatureAlgorithms make under SSLEnabledProtocols ``protocols``
+    (``None``: both at their ``defaults``, OpenSSL's own list stays).
+
+    OpenSSL has a single list for every TLS version, so each setting can be
+    honoured only where it is the only one that applies: with TLS 1.3 alone
+    the TLS 1.3 list, without TLS 1.3 the TLS 1.2 list, and with both
+    versions only a list both settings name alike.
+
+    :raises ValueError: (10045 for its callers) when both versions are
+        enabled and the two lists differ.
+    """
+    default12, default13 = defaults
+    if tls12 == default12 and tls13 == default13:
+        return None
+    lowest, highest = protocol_range(protocols)
+    if highest != TLSVersion.TLSv1_3:
+        return openssl_sigalgs(tls12) if tls12 != default12 else None
+    if lowest == TLSVersion.TLSv1_3:
+        return openssl_sigalgs(tls13) if tls13 != default13 else None
+    list12, list13 = openssl_sigalgs(tls12), openssl_sigalgs(tls13)
+    if set(list12.split(":")) != set(list13.split(":")):
+        raise ValueError(
+            "OpenSSL has one signature-algorithm list for TLS 1.2 and 1.3, so "
+            f"TLS12SignatureAlgorithms={tls12!r} and TLS13SignatureAlgorithms="
+            f"{tls13!r} cannot both hold while both versions are enabled: give "
+            "both settings the same list, or enable one version only "
+            "(SSLEnabledProtocols)"
+        )
+    return list13
 
 
 def check_sigalgs(text: str) -> None:

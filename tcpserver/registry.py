@@ -28,6 +28,7 @@ from tcpserver._tlsnames import (
     check_groups,
     check_protocols,
     check_sigalgs,
+    signature_algorithms,
 )
 from tcpserver.access import AddressMatcher
 from tcpserver.certificates import Certificate, load_pem_certificates
@@ -120,6 +121,39 @@ def _start_mode_for_enabled(enabled: bool, values: Mapping[str, Any]) -> dict[st
         return {"SSLStartMode": SSLStartMode.IMPLICIT}
     return {}
 
+
+def _sigalgs_must_hold(name: str) -> Callable[[Any, Mapping[str, Any]], None]:
+    """
+    A change of ``name`` (TLS12/TLS13SignatureAlgorithms or
+    SSLEnabledProtocols) must not make two lists the user chose impossible
+    to honour together (OpenSSL has one list): else 10045 at once, never
+    stored.  A list still at its default may be set next (so both can be
+    given, one after the other); ``start_listening`` and every TLS context
+    check the combination as a whole.
+    """
+
+    def check(value: Any, values: Mapping[str, Any]) -> None:
+        current = {s: values[s] for s in _SIGALG_SETTINGS}
+        current[name] = value
+        if (
+            current["TLS12SignatureAlgorithms"] == _RSA_TLS12_SIGALGS
+            or current["TLS13SignatureAlgorithms"] == _TLS13_SIGALGS
+        ):
+            return  # (one list is not chosen yet)
+        try:
+            signature_algorithms(
+                current["TLS12SignatureAlgorithms"],
+                current["TLS13SignatureAlgorithms"],
+                current["SSLEnabledProtocols"],
+                (_RSA_TLS12_SIGALGS, _TLS13_SIGALGS),
+            )
+        except ValueError as exc:
+            raise TCPServerError(errors.NOT_SUPPORTED, f"{name}={value!r}: {exc}") from None
+
+    return check
+
+
+_SIGALG_SETTINGS = ("TLS12SignatureAlgorithms", "TLS13SignatureAlgorithms", "SSLEnabledProtocols")
 
 # -- the table -----------------------------------------------------------------------------
 
@@ -720,6 +754,7 @@ REGISTRY: tuple[Setting, ...] = (
         "192 TLS 1.0 (default 15360 = TLS 1.2 + 1.3).",
         applies=_NEXT_HANDSHAKE,
         effect="tls",
+        check_with=_sigalgs_must_hold("SSLEnabledProtocols"),
     ),
     _cfg(
         "SSLEnableRenegotiation",
@@ -767,9 +802,13 @@ REGISTRY: tuple[Setting, ...] = (
         "TLS12SignatureAlgorithms",
         StrType(check_sigalgs),
         _RSA_TLS12_SIGALGS,
-        "Signature algorithms allowed in TLS 1.2 (hash-signature pairs).",
+        "Signature algorithms allowed in TLS 1.2 (hash-signature pairs).  "
+        "OpenSSL has one list for TLS 1.2 and 1.3: with both enabled, "
+        "TLS13SignatureAlgorithms must name the same algorithms (10045 "
+        "otherwise).",
         applies=_NEXT_HANDSHAKE,
         effect="tls",
+        check_with=_sigalgs_must_hold("TLS12SignatureAlgorithms"),
     ),
     _cfg(
         "TLS12SupportedGroups",
@@ -792,9 +831,11 @@ REGISTRY: tuple[Setting, ...] = (
         "TLS13SignatureAlgorithms",
         StrType(check_sigalgs),
         _TLS13_SIGALGS,
-        "Signature algorithms allowed in TLS 1.3.",
+        "Signature algorithms allowed in TLS 1.3 (see TLS12SignatureAlgorithms: "
+        "one OpenSSL list for both versions).",
         applies=_NEXT_HANDSHAKE,
         effect="tls",
+        check_with=_sigalgs_must_hold("TLS13SignatureAlgorithms"),
     ),
     _cfg(
         "TLS13SupportedGroups",

@@ -37,6 +37,7 @@ from tcpserver.properties import (
     property_names,
     setting_properties,
 )
+from tcpserver.settingtypes import SSLStartMode
 
 __all__ = ["TCPServer"]
 
@@ -264,7 +265,8 @@ class TCPServer(ConnectionMethods, PropertyAccess):
         Bind and listen now; afterwards ``local_port`` holds the real port.
 
         :raises TCPServerError: 104 already listening; 10048 address in use;
-            10013 permission denied; 10049 bad address.
+            10013 permission denied; 10049 bad address; 10045 SSL settings
+            that cannot hold together.
         """
         if self._port is not None:
             raise TCPServerError(
@@ -272,6 +274,8 @@ class TCPServer(ConnectionMethods, PropertyAccess):
                 f"{errors.description_for(errors.ALREADY_LISTENING)} (on port {self.local_port})",
             )
         settings = self.settings
+        if settings["SSLStartMode"] != SSLStartMode.NONE:
+            self.factory.tls_contexts.check_settings()  # (before the port listens)
         host: str = settings["LocalHost"]
         port: int = settings["LocalPort"]
         family, address = bind_address(host, port, settings["UseIPv6"])

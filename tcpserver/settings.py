@@ -214,6 +214,8 @@ class Settings:
         notify: bool = True,
     ) -> None:
         self._check(setting, value, shown, listening)
+        if setting.check_with is not None:
+            setting.check_with(value, self._view)
         changes = [(setting, value)]
         if setting.couples is not None:
             for name, coupled in setting.couples(value, self._view).items():

@@ -411,6 +411,10 @@ class Setting:
         must be stored with it to keep them consistent (``SSLStartMode`` and
         ``SSLEnabled``); :class:`~tcpserver.settings.Settings` stores them in
         the same change and reports each one that changed.
+    :ivar check_with: ``check_with(value, values)`` checks a new value
+        against the other settings (current values, by manual name) and
+        raises :class:`~tcpserver.TCPServerError` if the combination cannot
+        be honoured; ``None`` for a setting that is checked alone.
     :ivar port: a property of the listening port (:class:`~tcpserver.TCPServer`
         only); the other properties are the factory's.
     :ivar profile: the field of :class:`~tcpserver.profile.ConnectionProfile`
@@ -430,6 +434,7 @@ class Setting:
     flag: str | None = None
     effect: Effect | None = None
     couples: Coupling | None = None
+    check_with: Callable[[Any, Mapping[str, Any]], None] | None = None
     port: bool = False
     profile: str | None = None
 

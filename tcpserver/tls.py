@@ -51,6 +51,7 @@ from tcpserver._tlsnames import (
     openssl_groups,
     openssl_sigalgs,
     protocol_range,
+    signature_algorithms,
     split_cipher_suites,
 )
 from tcpserver.certificates import (
@@ -352,6 +353,15 @@ class TLSContexts:
         self._cache: OrderedDict[bytes, TLSMemoryBIOFactory] = OrderedDict()
         self._trusted: list[x509.Certificate] | None = None
 
+    def check_settings(self) -> None:
+        """
+        Refuse SSL settings that cannot hold together before a port listens
+        (``start_listening``): today the two signature-algorithm lists.
+
+        :raises TCPServerError: 10045 naming the settings.
+        """
+        signature_algorithms_of(self._settings)
+
     def invalidate(self) -> None:
         """Forget built contexts (a TLS setting changed)."""
         self._cache.clear()
@@ -447,19 +457,12 @@ class TLSContexts:
         else:
             context.set_options(SSL.OP_NO_RENEGOTIATION)
         defaults = {s: _default(s) for s in _LIST_SETTINGS}
-        sigalgs12, sigalgs13 = (
-            settings["TLS12SignatureAlgorithms"],
-            settings["TLS13SignatureAlgorithms"],
-        )
-        if (
-            sigalgs12 != defaults["TLS12SignatureAlgorithms"]
-            or sigalgs13 != defaults["TLS13SignatureAlgorithms"]
-        ):
-            combined = ",".join(x for x in (sigalgs13, sigalgs12) if x.strip())
+        sigalgs = signature_algorithms_of(settings)
+        if sigalgs is not None:
             _apply_list(
                 context,
                 "SSL_CTX_set1_sigalgs_list",
-                openssl_sigalgs(combined),
+                sigalgs,
                 "TLS12/TLS13SignatureAlgorithms",
             )
         groups12, groups13 = settings["TLS12SupportedGroups"], settings["TLS13SupportedGroups"]
@@ -528,6 +531,24 @@ _LIST_SETTINGS = (
 
 #: SSL_OP_ALLOW_CLIENT_RENEGOTIATION (OpenSSL 3; pyOpenSSL has no name for it)
 OP_ALLOW_CLIENT_RENEGOTIATION = getattr(SSL, "OP_ALLOW_CLIENT_RENEGOTIATION", 0x00000100)
+
+
+def signature_algorithms_of(settings: Settings) -> str | None:
+    """
+    The sigalgs list of the current settings (see
+    :func:`~tcpserver._tlsnames.signature_algorithms`).
+
+    :raises TCPServerError: 10045 when it cannot honour both settings.
+    """
+    try:
+        return signature_algorithms(
+            settings["TLS12SignatureAlgorithms"],
+            settings["TLS13SignatureAlgorithms"],
+            settings["SSLEnabledProtocols"],
+            (_default("TLS12SignatureAlgorithms"), _default("TLS13SignatureAlgorithms")),
+        )
+    except ValueError as exc:
+        raise TCPServerError(errors.NOT_SUPPORTED, str(exc)) from None
 
 
 def _default(name: str) -> Any:

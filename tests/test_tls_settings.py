@@ -15,7 +15,7 @@ import trustme
 from helpers import in_thread, listen, read_until, tls_client, until
 from OpenSSL import SSL
 
-from tcpserver import Certificate, CertStoreType, SSLStartMode, TCPServer
+from tcpserver import Certificate, CertStoreType, SSLStartMode, TCPServer, TCPServerError
 from tcpserver.handlers import echo, wire_handler
 
 
@@ -138,12 +138,79 @@ async def test_supported_groups(server, recorder, tls):
 @pytest_twisted.ensureDeferred
 async def test_signature_algorithms(server, recorder, tls):
     # only ECDSA signatures allowed, but the server key is RSA: no handshake
-    server.config("TLS13SignatureAlgorithms=ecdsa_secp256r1_sha256")
-    server.config("TLS12SignatureAlgorithms=sha256-ecdsa")
+    server.config("TLS13SignatureAlgorithms=ecdsa_secp256r1_sha256")  # (both versions: same list)
+    server.config("TLS12SignatureAlgorithms=ecdsa_secp256r1_sha256")
     port = start(server, tls.certificate())
     assert isinstance(await in_thread(handshake, port, tls.client_context()), Exception)
     await recorder.wait("error")
     assert recorder.of("error")[0].error_code == 276
+
+
+def test_two_signature_algorithm_lists_that_openssl_cannot_keep_apart_are_refused():
+    """OpenSSL has one sigalgs list: with TLS 1.2 and 1.3 enabled, differing lists are 10045."""
+    server = TCPServer()
+    server.config("TLS12SignatureAlgorithms=sha256-rsa")
+    with pytest.raises(TCPServerError) as caught:
+        server.config("TLS13SignatureAlgorithms=ecdsa_secp256r1_sha256")
+    assert caught.value.code == 10045
+    assert "TLS12SignatureAlgorithms" in str(caught.value)
+    assert "'ecdsa_secp256r1_sha256'" in str(caught.value)
+    assert server.config("TLS13SignatureAlgorithms") != "ecdsa_secp256r1_sha256"  # not stored
+    # one version at a time, each list applies alone
+    server.config("SSLEnabledProtocols=12288")
+    server.config("TLS13SignatureAlgorithms=ecdsa_secp256r1_sha256")
+    with pytest.raises(TCPServerError) as caught:
+        server.config("SSLEnabledProtocols=15360")  # (TLS 1.2 back: the lists differ)
+    assert caught.value.code == 10045
+    server.config("SSLEnabledProtocols=3072")  # TLS 1.2 alone: its list applies
+    server.config("TLS12SignatureAlgorithms=sha256-ecdsa")
+
+
+def test_a_tls13_list_alone_with_both_versions_is_refused_when_listening(tls):
+    """One list only (the other at its default), both versions: start_listening says 10045."""
+    server = TCPServer()
+    server.config("TLS13SignatureAlgorithms=ecdsa_secp256r1_sha256")  # (TLS12 list may follow)
+    server.ssl_cert = tls.certificate()
+    server.ssl_start_mode = SSLStartMode.IMPLICIT
+    server.local_host, server.local_port = "127.0.0.1", 0
+    with pytest.raises(TCPServerError) as caught:
+        server.start_listening()
+    assert caught.value.code == 10045
+    assert "TLS13SignatureAlgorithms='ecdsa_secp256r1_sha256'" in str(caught.value)
+    assert not server.listening
+    server.config("SSLEnabledProtocols=12288")  # TLS 1.3 alone: fine
+    server.start_listening()
+    try:
+        assert server.listening
+    finally:
+        server.stop_listening()
+
+
+def _tls13_sigalgs_handshake(port: int, cafile: str, sigalgs: str) -> tuple[int, str]:
+    import subprocess
+
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3",
+         "-sigalgs", sigalgs, "-servername", "localhost", "-CAfile", cafile],
+        input=b"x\n", capture_output=True, timeout=15,
+    )  # fmt: skip
+    return result.returncode, (result.stdout + result.stderr).decode("latin-1")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_tls13_list_alone_decides_tls13_handshakes(server, recorder, tls):
+    server.config("SSLEnabledProtocols=12288")
+    server.config("TLS13SignatureAlgorithms=rsa_pss_sha256")
+    port = start(server, tls.certificate())  # (an RSA key)
+    _code, out = await in_thread(
+        _tls13_sigalgs_handshake, port, str(tls.ca_pem), "rsa_pss_rsae_sha256"
+    )
+    assert "Peer signature type: RSA-PSS" in out, out[-800:]
+    assert "Peer signing digest: SHA256" in out, out[-800:]
+    _code, out = await in_thread(
+        _tls13_sigalgs_handshake, port, str(tls.ca_pem), "rsa_pss_rsae_sha512"
+    )
+    assert "Peer signing digest" not in out, out[-800:]  # (the server may not sign with it)
 
 
 def test_renegotiation_option():
