@@ -399,11 +399,7 @@ class TLSContexts:
     def build_context(self, certificate: Certificate) -> SSL.Context:
         """A new OpenSSL context for ``certificate`` and the current settings."""
         settings = self._settings
-        if certificate._key is None:
-            raise TCPServerError(
-                errors.CANNOT_ACQUIRE_CREDENTIALS,
-                f"certificate {certificate.subject!r} has no private key: a server needs one",
-            )
+        key, leaf, chain = certificate.credentials()  # (273 without a private key)
         lowest, highest = protocol_range(settings["SSLEnabledProtocols"])
         version_options: dict[str, Any] = {}
         if lowest < CertificateOptions._defaultMinimumTLSVersion:
@@ -428,12 +424,11 @@ class TLSContexts:
             ciphers = AcceptableCiphers.fromOpenSSLCipherString(cipher_string)
         reuse = bool(settings["ReuseSSLSession"])
         # cryptography objects go straight in (pyOpenSSL's own types are deprecated)
-        chain: list[Any] = list(certificate._chain)
         chain += load_pem_certificates(settings["SSLCACerts"], "SSLCACerts")
         options = CertificateOptions(
-            privateKey=certificate._key,
-            certificate=certificate._x509,  # type: ignore[arg-type]  # pyOpenSSL takes it
-            extraCertChain=chain,
+            privateKey=key,
+            certificate=leaf,  # type: ignore[arg-type]  # pyOpenSSL takes it
+            extraCertChain=chain,  # type: ignore[arg-type]
             acceptableCiphers=ciphers,
             enableSessions=reuse,
             enableSessionTickets=reuse,
