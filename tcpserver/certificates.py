@@ -201,21 +201,30 @@ class Certificate:
             ``key_file`` holds no key for the certificate.
         """
         certificate = cls(CertStoreType.PUBLIC_KEY_FILE, certificate_file, password)
-        if key_file is None:
-            return certificate
+        if key_file is not None:
+            certificate.load_key_file(key_file, password)
+        return certificate
+
+    def load_key_file(self, key_file: str | os.PathLike[str], password: str = "") -> None:
+        """
+        Take this certificate's private key from a PEM file (what
+        ``from_file(..., key_file=...)`` does); the store type becomes
+        ``PEM_KEY_FILE``.
+
+        :raises TCPServerError: 271 if the file cannot be read or decrypted;
+            272 if it holds no key for this certificate.
+        """
         data, where = read_store(CertStoreType.PEM_KEY_FILE, key_file)
         _, keys = parse_store(data, CertStoreType.PEM_KEY_FILE, password, password, where)
-        certificate._keys += keys
-        key = certificate._key_for(certificate.to_cryptography())
+        self._keys += keys
+        key = None if self._x509 is None else self._key_for(self._x509)
         if key is None:
             raise TCPServerError(
                 errors.CANNOT_FIND_CERTIFICATE,
-                f"{where} holds no private key for {certificate.subject!r} "
-                f"(from {os.fsdecode(certificate_file)!r})",
+                f"{where} holds no private key for {self._subject!r}",
             )
-        certificate._use(certificate.to_cryptography(), key)
-        certificate.store_type = CertStoreType.PEM_KEY_FILE
-        return certificate
+        self._use(self._x509, key)
+        self.store_type = CertStoreType.PEM_KEY_FILE
 
     # -- selecting ----------------------------------------------------------------------
 
