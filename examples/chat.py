@@ -27,6 +27,8 @@ def _broadcast(server, line, skip=None):
 
 
 def on_connected(server, event):
+    if event.status_code:
+        return  # a TLS handshake that failed: nobody joined
     name = _nick(server, event.connection_id)
     server.send_line(event.connection_id, f"welcome, {name}; /nick NAME to rename, /who to list")
     _broadcast(server, f"* {name} joined", skip=event.connection_id)

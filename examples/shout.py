@@ -6,6 +6,8 @@ def setup(server):
 
 
 def on_connected(server, event):
+    if event.status_code:
+        return  # a TLS handshake that failed (the manual's Connected with its code)
     server.send_line(event.connection_id, "welcome - say something", eol=None)
 
 

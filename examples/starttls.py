@@ -15,6 +15,8 @@ def setup(server):
 
 
 def on_connected(server, event):
+    if event.status_code:
+        return  # the STARTTLS handshake failed (the connection closes)
     if server.connections[event.connection_id].tls_active:
         return  # the second "connected", after STARTTLS: the client speaks next
     server.send_line(event.connection_id, "220 tcpserver ESMTP ready")

@@ -57,9 +57,14 @@ class Connected:
     """
     A connection is established (``Connected``); with TLS, after the handshake.
 
-    :ivar connection_id: the new connection's id (a key of ``connections``).
-    :ivar status_code: ``0`` for a successful connection.
-    :ivar description: ``"OK"`` for a successful connection.
+    When a TLS handshake fails (implicit TLS or ``start_ssl``), ``connected``
+    fires with the failure's code and description (276, 10054, 10060 ...),
+    then ``error``; a connection that never opened gets no ``disconnected``.
+
+    :ivar connection_id: the connection's id (a key of ``connections`` while
+        it is open; not for a failed handshake of implicit TLS).
+    :ivar status_code: ``0`` for a successful connection, else the failure.
+    :ivar description: ``"OK"`` for a successful connection, else why not.
     """
 
     connection_id: str

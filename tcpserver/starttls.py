@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from tcpserver import errors
 from tcpserver._tlssession import TLSSession
 from tcpserver.errors import TCPServerError
-from tcpserver.events import Error, SSLStatus
+from tcpserver.events import Connected, Error, SSLStatus
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
     DRAINING,
@@ -146,7 +146,7 @@ class ConnectionTLS:
         self._release_output()
 
     def tls_failed(self, code: int, description: str) -> None:
-        """Give up on TLS: ``error`` with the reason, then a reset."""
+        """Give up on TLS: ``connected`` and ``error`` with the reason, then a reset."""
         self._report_tls_failure(code, description)
         self._close_status = (code, description)
         if self._tls is not None:
@@ -166,7 +166,11 @@ class ConnectionTLS:
             peer=self.remote_host,
             description=description,
         )
-        self.factory.dispatcher.dispatch("error", Error(self.connection_id, code, description))
+        # The manual's Connected "fires immediately after a connection
+        # completes (or fails)": the failure's code, then the error event.
+        dispatcher = self.factory.dispatcher
+        dispatcher.dispatch("connected", Connected(self.connection_id, code, description))
+        dispatcher.dispatch("error", Error(self.connection_id, code, description))
 
     def hold_reading_for_tls(self, hold: bool) -> None:
         """An async ssl_* listener is deciding: stop reading meanwhile."""

@@ -233,6 +233,49 @@ async def test_starttls_after_more_plaintext_than_the_high_water_mark(server, re
     assert version == "TLSv1.3"
 
 
+# -- a failed handshake: the manual's Connected with the failure ------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_handshake_timeout_fires_connected_with_10060(server, recorder, tls):
+    server.config("HandshakeTimeout=0.5")
+    port = tls_server(server, tls)
+    with await in_thread(socket.create_connection, ("127.0.0.1", port), 5) as silent:
+        await recorder.wait("error")
+        with contextlib.suppress(ConnectionResetError):  # (the server reset it)
+            assert await in_thread(silent.recv, 10) == b""
+    (failed,) = recorder.of("connected")
+    assert failed.status_code == 10060
+    assert "HandshakeTimeout" in failed.description
+    assert recorder.names()[-2:] == ["connected", "error"]
+    assert "disconnected" not in recorder.names()  # it never opened
+    assert server.connections == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_starttls_fires_connected_again_with_its_code(server, recorder, tls):
+    def on_data(event):
+        if event.text == b"STARTTLS" and event.eol:
+            server.start_ssl(event.connection_id).addErrback(lambda _: None)
+
+    server.on("data_in", on_data)
+    port = tls_server(server, tls, SSLStartMode.EXPLICIT)
+    with await in_thread(socket.create_connection, ("127.0.0.1", port), 5) as raw:
+        await in_thread(raw.sendall, b"STARTTLS\n")
+        await recorder.wait("data_in")  # (start_ssl() is called from its listener)
+        await in_thread(raw.sendall, b"this is no ClientHello\r\n")
+        await recorder.wait("disconnected")
+    codes = [
+        (getattr(e, "status_code", None), name)
+        for name, e in recorder.events
+        if name in ("connected", "error", "disconnected")
+    ]
+    assert [name for _, name in codes] == ["connected", "connected", "error", "disconnected"]
+    assert codes[0][0] == 0  # the plaintext connection opened
+    assert codes[1][0] == 276  # the manual's Connected for the TLS that failed
+    assert recorder.of("error")[0].error_code == 276
+
+
 # -- automatic detection -----------------------------------------------------------------
 
 
@@ -296,7 +339,7 @@ async def test_unknown_issuer_refused_then_overridden(server, recorder, tls):
     assert "local issuer" in event.status
     await recorder.wait("error")
     assert recorder.of("error")[0].error_code == 280
-    assert "connected" not in recorder.names()
+    assert [e.status_code for e in recorder.of("connected")] == [280]  # a failed Connected
 
     def trust_anyway(event):
         event.accept = True
@@ -535,7 +578,9 @@ async def test_plaintext_to_a_tls_port(server, recorder, tls, logged):
     error = recorder.of("error")[0]
     assert error.error_code == 276
     assert "not a TLS handshake record" in error.description
-    assert "connected" not in recorder.names()
+    (failed,) = recorder.of("connected")  # the manual's Connected, with the failure
+    assert (failed.status_code, failed.description) == (276, error.description)
+    assert recorder.names().index("connected") < recorder.names().index("error")
     assert len([m for m in logged.messages() if "TLS failed" in m]) == 1
     got, _ = await in_thread(tls_client, port, tls.client_context(), b"still\n", 6)
     assert got == b"still\n"
@@ -765,7 +810,9 @@ async def test_openssl_s_client_tls_1_1_refused(server, recorder, tls):
     assert code != 0
     assert "Cipher is (NONE)" in out or "no protocols available" in out or "alert" in out
     await recorder.wait("error")  # the handshake failed: the connection's last event
-    assert "connected" not in recorder.names()
+    assert [e.status_code for e in recorder.of("connected")] == [recorder.of("error")[0].error_code]
+    assert recorder.of("connected")[0].status_code != 0
+    assert "disconnected" not in recorder.names()
 
 
 @pytest_twisted.ensureDeferred
