@@ -1,7 +1,7 @@
 """TLS on one connection: ClientHello, certificate choice, engine, handshake.
 
 A :class:`TLSSession` is created when TLS starts on a connection (at accept
-for IMPLICIT, on a first byte of 0x16 for AUTOMATIC, at ``start_ssl()`` for
+for IMPLICIT, on a first byte of 0x16 for DETECT, at ``start_ssl()`` for
 EXPLICIT).  It
 
 1. collects the client's first flight and parses the ClientHello itself

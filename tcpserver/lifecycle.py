@@ -30,7 +30,7 @@ What each state waits for:
 * ``NEW``: ``connectionMade``.
 * ``REQUESTING``: the PROXY header, admission control and the
   ``connection_request`` decision.  Not in ``connections`` yet.
-* ``HANDSHAKING``: the TLS handshake (or, for AUTOMATIC, the first byte)
+* ``HANDSHAKING``: the TLS handshake (or, for DETECT, the first byte)
   before the connection opens.  Sends are taken and held.
 * ``OPEN``: nothing - data flows both ways.
 * ``UPGRADING``: a STARTTLS handshake on an open connection.

@@ -383,7 +383,7 @@ class Outbound:
         return self.handed >= self._boundary
 
     def release(self) -> None:
-        """TLS is up (or AUTOMATIC found plaintext): held output may go."""
+        """TLS is up (or DETECT found plaintext): held output may go."""
         self._holding = False
         if self._gone:
             return

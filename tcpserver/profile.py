@@ -65,7 +65,7 @@ class ConnectionProfile:
     #: no PROXY header, no TLS at accept, no keep-alive or other socket
     #: options, no idle timers
     quick_open: bool
-    #: TLS (or AUTOMATIC's detection) at accept, and HandshakeTimeout bounds
+    #: TLS (or DETECT's first-byte detection) at accept, and HandshakeTimeout bounds
     #: the opening from accept
     timed_opening: bool
 
@@ -73,6 +73,7 @@ class ConnectionProfile:
 def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
     """The profile of the settings ``values`` (a ``Settings`` view)."""
     fields: dict[str, Any] = {field: values[name] for field, name in PROFILE_SETTINGS}
+    fields["ssl_start_mode"] = SSLStartMode(fields["ssl_start_mode"]).effective
     high = fields["high_water"]
     fields["low_water"] = min(fields["low_water"], high)
     fields["queue_limit"] = max(fields["queue_limit"], high)
@@ -94,7 +95,7 @@ def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
     fields["extra_socket_options"] = extra
     fields["quick_open"] = not (
         fields["proxy_protocol"]
-        or fields["ssl_start_mode"] in (SSLStartMode.IMPLICIT, SSLStartMode.AUTOMATIC)
+        or fields["ssl_start_mode"] in (SSLStartMode.IMPLICIT, SSLStartMode.DETECT)
         or fields["keep_alive"]
         or extra
         or fields["idle_timeout"]
@@ -105,6 +106,6 @@ def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
     # at accept HandshakeTimeout counts from accept, across the header too)
     fields["timed_opening"] = bool(fields["handshake_timeout"]) and fields["ssl_start_mode"] in (
         SSLStartMode.IMPLICIT,
-        SSLStartMode.AUTOMATIC,
+        SSLStartMode.DETECT,
     )
     return ConnectionProfile(**fields)

@@ -376,7 +376,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if mode == SSLStartMode.IMPLICIT:
             self._move(HANDSHAKING)
             self._begin_tls()
-        elif mode == SSLStartMode.AUTOMATIC:
+        elif mode == SSLStartMode.DETECT:
             # Plaintext or TLS is not known until the first byte: hold output
             # meanwhile (a TLS client must not get plaintext).
             self._move(HANDSHAKING)

@@ -334,7 +334,10 @@ REGISTRY: tuple[Setting, ...] = (
         "ssl_start_mode",
         EnumType(SSLStartMode),
         SSLStartMode.NONE,
-        "How TLS starts: 0 automatic (detect), 1 implicit, 2 explicit (start_ssl), 3 none.",
+        "How TLS starts: 0 automatic (the manual's: implicit TLS on this "
+        "server), 1 implicit, 2 explicit (start_ssl), 3 none; beyond the "
+        "manual, 4 detect (TLS if the first byte starts a TLS record, else "
+        "plaintext: both on one port).",
         applies=_NEW_CONNECTIONS,
         flag="ssl-start-mode",
         effect="tls",
@@ -549,7 +552,7 @@ REGISTRY: tuple[Setting, ...] = (
         SecondsType(),
         0,
         "Seconds of inactivity allowed during a TLS handshake, and while "
-        "SSLStartMode AUTOMATIC waits for the first byte (0: no limit).",
+        "SSLStartMode DETECT waits for the first byte (0: no limit).",
         applies=_NEW_CONNECTIONS,
         profile="handshake_idle",
     ),
@@ -557,9 +560,10 @@ REGISTRY: tuple[Setting, ...] = (
         "HandshakeTimeout",
         SecondsType(),
         10,
-        "Beyond the manual: with SSLStartMode IMPLICIT or AUTOMATIC, seconds "
+        "Beyond the manual: with TLS at accept (SSLStartMode AUTOMATIC, IMPLICIT "
+        "or DETECT), seconds "
         "from accept until the connection is open - a PROXY header, "
-        "AUTOMATIC's detection and the TLS handshake together - and, for "
+        "DETECT's first byte and the TLS handshake together - and, for "
         "STARTTLS, from start_ssl() until the handshake is done; then the "
         "connection is reset with error 10060 (like Netty's 10 s SslHandler "
         "handshake timeout; 0: no limit).  The time an async connection_request "

@@ -50,9 +50,10 @@ T = TypeVar("T")
 
 
 class SSLStartMode(enum.IntEnum):
-    """How TLS starts on a connection (the manual's ``SSLStartMode``)."""
+    """How TLS starts on a connection (the manual's ``SSLStartMode``, plus DETECT)."""
 
-    #: Detect a TLS ClientHello on the first byte; otherwise plaintext.
+    #: The manual's automatic: explicit on a protocol's standard plaintext
+    #: port, implicit everywhere else - for this server, implicit TLS.
     AUTOMATIC = 0
     #: TLS handshake immediately after the TCP connection is accepted.
     IMPLICIT = 1
@@ -60,6 +61,14 @@ class SSLStartMode(enum.IntEnum):
     EXPLICIT = 2
     #: No TLS.
     NONE = 3
+    #: Beyond the manual: TLS if the first byte starts a TLS record (0x16),
+    #: plaintext otherwise - TLS and plaintext clients on one port.
+    DETECT = 4
+
+    @property
+    def effective(self) -> SSLStartMode:
+        """What the mode does on a connection: AUTOMATIC is IMPLICIT, the rest are themselves."""
+        return SSLStartMode.IMPLICIT if self is SSLStartMode.AUTOMATIC else self
 
 
 _TRUE = frozenset({"true", "1", "yes", "on"})

@@ -2,7 +2,7 @@
 
 :class:`ConnectionTLS` is the part of
 :class:`~tcpserver.protocol.TCPServerProtocol` that starts TLS - at
-accept (IMPLICIT), on a first byte of 0x16 (AUTOMATIC) or at
+accept (IMPLICIT), on a first byte of 0x16 (DETECT) or at
 :meth:`~ConnectionTLS.start_ssl` (STARTTLS) - and answers the session
 (the ``TLSOwner`` interface): output accepted before TLS started goes out in
 plaintext and the rest is held (:meth:`Outbound.hold
@@ -79,7 +79,7 @@ class ConnectionTLS:
         def out(self) -> Outbound: ...
 
     def _sniff(self, data: bytes) -> None:
-        """SSLStartMode.AUTOMATIC: a TLS record (0x16) starts TLS, anything else is plaintext."""
+        """SSLStartMode.DETECT: a TLS record (0x16) starts TLS, anything else is plaintext."""
         if data[:1] == b"\x16":
             self._begin_tls()  # (what was sent before this byte goes out encrypted)
             assert self._tls is not None
@@ -97,7 +97,7 @@ class ConnectionTLS:
         self._set_tls_reading(True)
 
     def _release_output(self) -> None:
-        """TLS is up (or AUTOMATIC found plaintext): held output may go."""
+        """TLS is up (or DETECT found plaintext): held output may go."""
         self._set_tls_reading(False)
         self.out().release()
         if self._state is DRAINING:
@@ -230,7 +230,7 @@ class ConnectionTLS:
         if self.factory.settings["SSLStartMode"] == SSLStartMode.NONE:
             raise TCPServerError(
                 errors.NOT_SUPPORTED,
-                "start_ssl: set ssl_start_mode to EXPLICIT (or AUTOMATIC) first",
+                "start_ssl: set ssl_start_mode to EXPLICIT (or DETECT) first",
             )
         self._check_not_closing("start_ssl")
         if self._state is INPUT_ENDED:

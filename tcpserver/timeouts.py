@@ -10,10 +10,10 @@
   direction that has been silent for its whole timeout.  One watch per
   connection that has either set (made when it opens).
 * The opening (:class:`OpeningWatch`): ``HandshakeTimeout`` bounds the
-  whole way from accept to an open connection (PROXY header, AUTOMATIC
-  detection, TLS handshake) and a STARTTLS handshake from ``start_ssl``;
+  whole way from accept to an open connection (PROXY header, DETECT's
+  first byte, TLS handshake) and a STARTTLS handshake from ``start_ssl``;
   ``DefaultConnectionTimeout`` (the manual's) bounds inactivity while a
-  handshake, or AUTOMATIC detection, waits on the peer.  Either resets the
+  handshake, or DETECT's first byte, waits on the peer.  Either resets the
   connection with 10060 and an ``error`` event.
 * A listener that never finishes (``ListenerGracePeriod``): once the
   connection's input is over, an async listener may hold back its later
@@ -273,7 +273,7 @@ class ConnectionTimeouts(TimeoutMixin):
     def _watch_handshake_idle(self, on: bool = True) -> None:
         """
         DefaultConnectionTimeout: from now the peer's bytes are awaited (a TLS
-        handshake, AUTOMATIC detection) - or, ``on=False``, no longer.
+        handshake, DETECT's first byte) - or, ``on=False``, no longer.
         """
         seconds = self._profile.handshake_idle if on else 0.0
         opening = self._opening

@@ -134,7 +134,7 @@ def _async_listener(server, client):
         (("ReadIdleTimeout=30", "WriteIdleTimeout=30", "DefaultTimeout=5"), None, _line_then_close),
         (("CloseGracePeriod=5",), None, _server_disconnects),
         (("ProxyProtocol=True", "ProxyHeaderTimeout=5"), None, _line_then_close),
-        (("SSLStartMode=automatic",), None, _line_then_close),
+        (("SSLStartMode=detect",), None, _line_then_close),
         ((), None, _async_listener),
     ],
 )

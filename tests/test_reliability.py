@@ -341,7 +341,7 @@ def _errors(rec):
     return [(e.error_code, e.description) for e in rec.of("error")]
 
 
-@pytest.mark.parametrize("mode", ["implicit", "automatic"])
+@pytest.mark.parametrize("mode", ["implicit", "automatic", "detect"])
 def test_a_silent_connection_is_reset_at_the_handshake_deadline_by_default(tls, mode):
     server, rec = _tls_server(tls, SSLStartMode=mode)
     client = MemoryConnection(server)
@@ -494,10 +494,10 @@ async def test_silent_connects_no_longer_lock_real_tls_clients_out(server, recor
     assert [e.error_code for e in recorder.of("error")] == [10060] * 50
 
 
-# -- 5. AUTOMATIC arms DefaultConnectionTimeout before the first byte ------------------
+# -- 5. DETECT arms DefaultConnectionTimeout before the first byte ---------------------
 
 
-@pytest.mark.parametrize("mode", ["implicit", "automatic"])
+@pytest.mark.parametrize("mode", ["implicit", "automatic", "detect"])
 def test_every_tls_start_mode_resets_a_silent_connection_at_the_inactivity_timeout(tls, mode):
     server, rec = _tls_server(
         tls, SSLStartMode=mode, DefaultConnectionTimeout=2, HandshakeTimeout=0
@@ -513,11 +513,11 @@ def test_every_tls_start_mode_resets_a_silent_connection_at_the_inactivity_timeo
 
 
 @pytest_twisted.ensureDeferred
-async def test_automatic_mode_resets_real_silent_connections_like_implicit(server, recorder, tls):
+async def test_detect_mode_resets_real_silent_connections_like_implicit(server, recorder, tls):
     server.config("DefaultConnectionTimeout=0.5")
     server.config("HandshakeTimeout=0")
     server.ssl_cert = tls.certificate()
-    server.ssl_start_mode = SSLStartMode.AUTOMATIC
+    server.ssl_start_mode = SSLStartMode.DETECT
     port = listen(server)
 
     def silent() -> bytes:

@@ -280,7 +280,14 @@ def test_certificate_store_types_keep_the_manuals_numbers():
         "PUBLIC_KEY_BLOB": 9,
         "AUTO": 99,
     }
-    assert [int(m) for m in SSLStartMode] == [0, 1, 2, 3]
+    assert {m.name: int(m) for m in SSLStartMode} == {
+        "AUTOMATIC": 0,
+        "IMPLICIT": 1,
+        "EXPLICIT": 2,
+        "NONE": 3,
+        "DETECT": 4,  # (beyond the manual)
+    }
+    assert [m.effective for m in SSLStartMode] == [1, 1, 2, 3, 4]  # AUTOMATIC is implicit
     assert Certificate.__name__ == "Certificate"  # exported
 
 

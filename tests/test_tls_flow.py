@@ -236,8 +236,8 @@ def test_nothing_happens_while_an_async_client_check_is_pending(files: TLSFiles)
     assert client.received == b"hi\n"
 
 
-def test_automatic_mode_holds_output_until_it_knows(files: TLSFiles) -> None:
-    factory = make_factory(files, SSLStartMode.AUTOMATIC)
+def test_detect_mode_holds_output_until_it_knows(files: TLSFiles) -> None:
+    factory = make_factory(files, SSLStartMode.DETECT)
     # a TLS client: what was sent before its first byte arrives encrypted
     tls_connection = MemoryConnection(factory)
     factory.send(tls_connection.connection_id, b"early\n")

@@ -106,8 +106,8 @@ class TLSInMemoryTests(SynchronousTestCase):
             )
             self.assertFalse(protocol.tls_active)
 
-    def test_automatic_mode_waits_for_the_first_byte(self) -> None:
-        self.factory.ssl_start_mode = SSLStartMode.AUTOMATIC
+    def test_detect_mode_waits_for_the_first_byte(self) -> None:
+        self.factory.ssl_start_mode = SSLStartMode.DETECT
         protocol, _transport = self._accept_quietly()
         self.assertEqual(self.events.names(), ["connection_request"])
         protocol.dataReceived(b"hello\n")

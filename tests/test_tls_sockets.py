@@ -276,18 +276,54 @@ async def test_a_failed_starttls_fires_connected_again_with_its_code(server, rec
     assert recorder.of("error")[0].error_code == 276
 
 
-# -- automatic detection -----------------------------------------------------------------
+# -- SSLStartMode 0 (the manual's automatic) and DETECT ---------------------------------
 
 
 @pytest_twisted.ensureDeferred
-async def test_automatic_serves_tls_and_plaintext_on_one_port(server, recorder, tls):
+async def test_detect_serves_tls_and_plaintext_on_one_port(server, recorder, tls):
     wire_handler(server, echo)
-    port = tls_server(server, tls, SSLStartMode.AUTOMATIC)
+    port = tls_server(server, tls, SSLStartMode.DETECT)
     plain = await in_thread(client, port, b"plain line\n", 11)
     secure, info = await in_thread(tls_client, port, tls.client_context(), b"tls line\n", 9)
     assert plain == b"plain line\n"
     assert secure == b"tls line\n"
     assert info["version"] == "TLSv1.3"
+
+
+@pytest.mark.parametrize("mode", ["0", "automatic", "Automatic"])
+@pytest_twisted.ensureDeferred
+async def test_automatic_is_implicit_tls_never_plaintext(server, recorder, tls, mode):
+    """The manual: automatic is implicit except on a protocol's plaintext port - here, implicit."""
+    wire_handler(server, echo)
+    server.config(f"SSLStartMode={mode}")
+    server.ssl_cert = tls.certificate()
+    port = listen(server)
+    assert server.ssl_start_mode == SSLStartMode.AUTOMATIC  # (the value set stays)
+
+    def plaintext() -> bytes:
+        try:
+            return client(port, b"plain line\n", 1, timeout=3)
+        except OSError:
+            return b""
+
+    assert await in_thread(plaintext) == b""  # never served in plaintext
+    await recorder.wait("error")
+    assert recorder.of("error")[0].error_code == 276
+    assert recorder.of("data_in") == []
+    secure, info = await in_thread(tls_client, port, tls.client_context(), b"tls line\n", 9)
+    assert secure == b"tls line\n"
+    assert info["version"] == "TLSv1.3"
+
+
+@pytest_twisted.ensureDeferred
+async def test_automatic_starts_the_handshake_at_accept(server, recorder, tls):
+    """A client that waits for the server (server-speaks-first) still gets TLS at once."""
+    server.ssl_start_mode = SSLStartMode.AUTOMATIC
+    server.on("connected", lambda e: e.status_code or server.send_line(e.connection_id, "hello"))
+    server.ssl_cert = tls.certificate()
+    port = listen(server)
+    got, _ = await in_thread(tls_client, port, tls.client_context(), b"", 7)
+    assert got == b"hello\r\n"
 
 
 # -- client certificates ------------------------------------------------------------------
