@@ -13,6 +13,7 @@ unless ``TCPSERVER_REQUIRE_DOCS`` is set.
 
 from __future__ import annotations
 
+import builtins
 import html
 import importlib.util
 import json
@@ -264,3 +265,106 @@ def test_the_documented_certificate_date_format_is_what_the_code_returns(tmp_pat
         (x509.not_valid_after_utc, certificate.expiration_date),
     ):
         assert stamp.astimezone().strftime(strftime) == value, (documented, value)
+
+
+# -- the deviations table ------------------------------------------------------------------
+
+
+def _deviation_rows() -> list[list[str]]:
+    """The rows of docs/namemap.rst's "Deviations from the manual" list-table (its source)."""
+    text = (ROOT / "docs" / "namemap.rst").read_text(encoding="utf-8")
+    section = text.split("Deviations from the manual\n---", 1)[1].split("\n---", 1)[0]
+    rows: list[list[str]] = []
+    for line in section.splitlines():
+        if line.startswith("   * - "):
+            rows.append([line[7:]])
+        elif line.startswith("     - ") and rows:
+            rows[-1].append(line[7:])
+    return rows[1:]  # (the header row)
+
+
+def _manual_names() -> set[str]:
+    names: set[str] = set()
+    for key, value in NAMES.items():
+        if key == "types":
+            names.update(value)
+            for fields in value.values():
+                names.update(fields)
+        elif key != "errors":
+            names.update(value)
+    for event in NAMES["events"]:  # (and the manual's event fields)
+        names.update(_EVENT_FIELDS.get(event, ()))
+    return names
+
+
+_EVENT_FIELDS = {"DataIn": ("Text", "TextB")}
+#: names from the manual's Certificate constructors (its configuration string)
+_CONSTRUCTOR_WORDS = ("PersistPFXKey", "UseInternalSecurityAPI")
+
+
+def _exists(literal: str) -> bool:
+    """Whether a ``literal`` of a deviation row names something tcpserver has."""
+    import tcpserver
+    from tcpserver import Certificate, TCPServer, TCPServerError, events
+    from tcpserver.connection import Connection
+    from tcpserver.settings import lookup
+
+    if re.fullmatch(r"[A-Z][A-Za-z0-9]*=.*", literal):  # Name=Value: a setting
+        try:
+            lookup(literal.split("=", 1)[0])
+        except TCPServerError:
+            return False
+        return True
+    if literal in vars(builtins):  # (``bytes``, ``str``)
+        return True
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", literal):  # an attribute, an event or a field
+        fields = {
+            f for cls in vars(events).values() if isinstance(cls, type)
+            for f in getattr(cls, "__dataclass_fields__", {})
+        }  # fmt: skip
+        return any(hasattr(cls, literal) for cls in (TCPServer, Connection, Certificate)) or (
+            literal in fields or literal in tcpserver.EVENT_NAMES
+        )
+    if re.fullmatch(r"[A-Z]\w*(\.\w+)+", literal):  # tcpserver.Class.member
+        target: object = tcpserver
+        for part in literal.split("."):
+            if not hasattr(target, part):
+                return False
+            target = getattr(target, part)
+        return True
+    if re.fullmatch(r"[A-Z][A-Za-z0-9]+", literal):  # a setting name
+        try:
+            lookup(literal)
+        except TCPServerError:
+            return False
+        return True
+    return True  # (code examples: checked by the examples tests)
+
+
+def test_the_deviations_table_names_only_what_exists():
+    rows = _deviation_rows()
+    assert len(rows) >= 10, rows
+    manual = _manual_names()
+    for row in rows:
+        assert len(row) == 4, row  # manual / tcpserver / why / instead
+        said = row[0]
+        camel = [
+            word
+            for word in re.findall(r"\b[A-Z][A-Za-z0-9]*\b", said)
+            if word in manual or (re.search("[a-z]", word) and len(re.findall("[A-Z]", word)) >= 2)
+        ]  # (the manual's names, and every CamelCase word: they must be the manual's)
+        assert camel, f"no manual name in {said!r}"
+        unknown = [w for w in camel if w not in manual and w not in _CONSTRUCTOR_WORDS]
+        assert not unknown, f"{unknown} in {said!r} are not names of the manual"
+        for cell in row[1:]:
+            for literal in re.findall(r"``([^`]+)``", cell):
+                assert _exists(literal), f"{literal!r} (in {cell!r}) does not exist in tcpserver"
+
+
+def test_the_deviation_check_catches_a_name_that_does_not_exist():
+    assert not _exists("ssl_frobnicate")
+    assert not _exists("SSLStartMode.SOMETIMES")
+    assert not _exists("NoSuchSetting=1")
+    assert _exists("user_data")
+    assert _exists("SSLStartMode.DETECT")
+    assert _exists("AllowedClients=::1")
