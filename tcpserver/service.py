@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
+from tcpserver._signals import SignalPolicy, watch_parent
 from tcpserver.handlers import echo, wire_handler
 from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
 
@@ -55,8 +55,10 @@ class TCPServerService(service.Service):
     :param listen_port: whether to bind the server's ``local_port``.
     :param drain_timeout: seconds queued data may take to go out on stop.
     :param handle_signals: install SIGTERM/SIGINT (drain, then exit 0; a
-        second one exits at once) and SIGHUP (``reload``) handlers once the
-        reactor runs - what twistd wants; leave off when embedding.
+        second one exits at once with 1) and SIGHUP (``reload``) handlers once
+        the reactor runs - what twistd wants; leave off when embedding.  A
+        worker (``adopt_fd``) then also drains and exits when its supervisor
+        is gone, whatever ended it.
     :param reload: called on SIGHUP (see :meth:`reload`).
     """
 
@@ -84,7 +86,8 @@ class TCPServerService(service.Service):
         self.events: list[str] = []
         self.ready: Deferred[None] = Deferred()  # fires once listening
         self._started = False
-        self._draining = False
+        #: SIGTERM/SIGINT drain then exit 0 (again: exit 1), SIGHUP reloads
+        self.signals = SignalPolicy(server.reactor, self._drain_and_stop, self.reload)
         if handler is not None:
             self.events = wire_handler(server, handler)
 
@@ -178,41 +181,26 @@ class TCPServerService(service.Service):
         self._start()
         super().startService()
         if self.handle_signals:
+            self.signals.install_hangup()
             reactor: Any = self.server.reactor
             reactor.callWhenRunning(self._install_signal_handlers)
 
     # -- signals -------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        # After the reactor's own (installed as it starts running): ours
-        # replace them, so twistd does not re-raise SIGTERM when it exits.
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, self._on_stop_signal)
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, self._on_hangup)
+        self.signals.install()
+        if self.adopt_fd is not None:  # a worker: leave when the supervisor does
+            watch_parent(self.server.reactor, lambda: self.signals.stop("supervisor gone"))
 
-    def _on_stop_signal(self, number: int, frame: Any) -> None:
-        reactor: Any = self.server.reactor
-        reactor.callFromThread(self._stop_signal, number)
-
-    def _stop_signal(self, number: int) -> None:
-        name = signal.Signals(number).name
-        if self._draining:
-            _log.warn("tcpserver: {signal} again: exiting without draining", signal=name)
-            os._exit(1)
-        self._draining = True
+    def _drain_and_stop(self, why: str) -> None:
         _log.info(
-            "tcpserver: {signal}: draining {count} connection(s) for up to {timeout}s",
-            signal=name,
+            "tcpserver: {why}: draining {count} connection(s) for up to {timeout}s",
+            why=why,
             count=len(self.server.connections),
             timeout=self.drain_timeout,
         )
         reactor: Any = self.server.reactor
         reactor.stop()
-
-    def _on_hangup(self, number: int, frame: Any) -> None:
-        reactor: Any = self.server.reactor
-        reactor.callFromThread(self.reload)
 
     def reload(self) -> None:
         """

@@ -36,6 +36,7 @@ from twisted.application import service
 from twisted.python import usage
 from typing_extensions import override
 
+from tcpserver._signals import SIGNALS_TEXT
 from tcpserver.certificates import Certificate, CertStoreType
 from tcpserver.errors import TCPServerError
 from tcpserver.handlers import HandlerError, echo, load_handler, wire_handler
@@ -169,9 +170,7 @@ class Options(usage.Options):
         "Run a tcpserver: a TCP/TLS server that forwards connection events to a "
         "handler module (the built-in echo handler if none is given). Every "
         "config setting of the manual is reachable with --config Name=Value.\n"
-        "Signals: SIGTERM/SIGINT drain (--drain-timeout) and exit 0, a second "
-        "one exits at once; SIGHUP reloads certificates, access lists and the "
-        "config file."
+        f"Signals: {SIGNALS_TEXT}"
     )
     optParameters = _PARAMETERS
     optFlags = _FLAGS
@@ -563,6 +562,7 @@ def makeService(options: Options) -> service.Service:
             backlog=settings["ConnectionBacklog"],
             use_ipv6=settings["UseIPv6"],
             drain_timeout=options["drain-timeout"],
+            handle_signals=True,
         )
     certificates: dict[str, Certificate] = dict(options["sni"])
     if certificates:

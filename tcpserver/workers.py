@@ -12,8 +12,15 @@ waiting in ``accept``.  The supervisor
   spin),
 * on SIGTERM/SIGINT sends SIGTERM to every worker - each drains its
   connections gracefully (``shutdown()``: queued data is sent, listeners
-  finish) - and exits once they have, killing any still there after the
-  drain timeout plus a grace period.
+  finish) - and exits with status 0 once they have, killing any still there
+  after the drain timeout plus a grace period; a second SIGTERM kills them
+  and exits 1 at once (the single-process server's rule, in
+  :mod:`tcpserver._signals`),
+* on SIGHUP sends SIGHUP to every worker: each reloads.
+
+A worker whose supervisor is gone - even killed with SIGKILL - reads
+end-of-file on its stdin (a pipe only the supervisor writes to), drains and
+exits: no worker outlives its supervisor.
 
 Connection ids stay unique across workers and restarts: worker ``i`` of
 generation ``g`` prefixes its ids with ``w<i>.<g>-``.  ``MaxConnections``
@@ -41,6 +48,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from tcpserver import errors
+from tcpserver._signals import SignalPolicy
 from tcpserver.errors import TCPServerError
 from tcpserver.server import bind_address
 
@@ -101,6 +109,8 @@ class WorkerPool(service.Service):
     :param backlog: listen backlog.
     :param use_ipv6: the ``UseIPv6`` setting (0, 1 or 2).
     :param drain_timeout: seconds a worker gets to drain on SIGTERM.
+    :param handle_signals: install the SIGTERM/SIGINT/SIGHUP handlers once
+        the reactor runs (twistd and :func:`run_workers` do).
     """
 
     name = "tcpserver-workers"
@@ -115,6 +125,7 @@ class WorkerPool(service.Service):
         use_ipv6: int = 0,
         drain_timeout: float = 10.0,
         reactor: Any = None,
+        handle_signals: bool = False,
     ) -> None:
         if workers < 1:
             raise TCPServerError(errors.INVALID_ARGUMENT, f"workers must be >= 1, got {workers}")
@@ -138,6 +149,8 @@ class WorkerPool(service.Service):
         self.restarts = 0
         self._stopping = False
         self._pending_restarts: dict[int, Any] = {}
+        self.handle_signals = handle_signals
+        self.signals = SignalPolicy(reactor, self._drain_and_stop, self.reload, self._kill_all)
 
     # -- the socket ---------------------------------------------------------------------
 
@@ -245,6 +258,26 @@ class WorkerPool(service.Service):
         super().startService()
         for index in range(self.workers):
             self._spawn(index)
+        if self.handle_signals:
+            self.signals.install_hangup()
+            reactor: Any = self.reactor
+            reactor.callWhenRunning(self.signals.install)
+
+    def reload(self) -> None:
+        """SIGHUP: every worker reloads (each re-reads its configuration)."""
+        _log.info("tcpserver: SIGHUP: reloading {n} worker(s)", n=len(self.live))
+        for worker in list(self.live.values()):
+            self._signal(worker, signal.SIGHUP)
+
+    def _drain_and_stop(self, why: str) -> None:
+        _log.info(
+            "tcpserver: {why}: draining {n} worker(s) for up to {timeout}s",
+            why=why,
+            n=len(self.live),
+            timeout=self.drain_timeout,
+        )
+        reactor: Any = self.reactor
+        reactor.stop()
 
     @override
     def stopService(self) -> defer.Deferred[None]:
@@ -302,7 +335,9 @@ def run_workers(
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    pool = WorkerPool(host, port, workers, args or [], drain_timeout=drain_timeout)
+    pool = WorkerPool(
+        host, port, workers, args or [], drain_timeout=drain_timeout, handle_signals=True
+    )
     pool.startService()
     reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
     reactor.run()

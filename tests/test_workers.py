@@ -172,3 +172,86 @@ def test_run_workers_from_python(processes, tmp_path):
     proc.signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert not alive(pid)
+
+
+def test_sighup_reloads_every_worker_and_the_supervisor_keeps_running(pool):
+    proc = pool("--workers", "2")
+    pids = worker_pids(proc, 2)
+    proc.wait_for("serving descriptor 3", count=2)
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(r"SIGHUP: reloading 2 worker")
+    proc.wait_for(r"tcpserver: reloaded", count=2)  # each worker reloaded itself
+    assert proc.proc.poll() is None  # the supervisor did not die of the signal
+    assert all(alive(worker) for worker in pids)
+    served, _cid, sock = ask(proc.port)
+    sock.close()
+    assert served in pids
+    # SIGTERM: the same exit status as a single process (0), not a re-raised signal
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not any(alive(worker) for worker in pids)
+
+
+def test_workers_drain_and_exit_when_the_supervisor_is_killed(pool):
+    proc = pool("--workers", "2")
+    pids = worker_pids(proc, 2)
+    proc.wait_for("serving descriptor 3", count=2)
+    _pid, _cid, sock = ask(proc.port)
+    proc.kill()  # SIGKILL: no handler runs in the supervisor
+    wait_until(lambda: not any(alive(worker) for worker in pids), timeout=20)
+    # the open connection was closed gracefully by its worker (drained), not reset
+    sock.settimeout(10)
+    assert read_until(sock, 1, 10) == b""
+    sock.close()
+    assert "supervisor gone: draining" in proc.drain()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proc.port), timeout=2).close()
+
+
+def test_a_single_server_exits_0_after_sigterm_and_1_after_a_second(processes, tmp_path):
+    (tmp_path / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            from twisted.internet import defer, reactor
+
+            def on_data_in(server, event):
+                server.send(event.connection_id, b"busy\\n")
+                d = defer.Deferred()
+                reactor.callLater(30, d.callback, None)  # a listener that takes its time
+                return d
+            """
+        )
+    )
+    proc = processes.twistd("--interface", "127.0.0.1", "--port", "0")  # (the echo handler)
+    proc.wait_for(LISTENING)
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as echoed:
+        echoed.sendall(b"up\r\n")
+        assert read_until(echoed, 4, 10) == b"up\r\n"  # (the reactor runs: handlers are in)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0  # (not -15: twistd does not re-raise the signal)
+    proc = processes.twistd(
+        "--interface", "127.0.0.1", "--port", "0", "--handler", "slow", "--drain-timeout", "60"
+    )
+    proc.wait_for(LISTENING)
+    sock = socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+    sock.sendall(b"wait\r\n")
+    assert read_until(sock, 5, 10) == b"busy\n"  # (its listener is pending now)
+    proc.signal(signal.SIGTERM)
+    proc.wait_for(r"SIGTERM: draining 1 connection")
+    proc.signal(signal.SIGTERM)  # impatient: exit now
+    assert proc.wait(timeout=30) == 1
+    assert "again: exiting without draining" in proc.log()
+    sock.close()
+
+
+def test_the_signal_story_is_told_the_same_in_help_and_docs(tmp_path: Path):
+    from tcpserver._signals import SIGNALS_TEXT
+
+    def flat(text: str) -> str:
+        return "".join(text.split())  # (--help wraps lines, at hyphens too)
+
+    shown = run_twistd(tmp_path, "--help")
+    assert flat(SIGNALS_TEXT) in flat(shown.stdout + shown.stderr)
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for page in ("twistd.rst", "operations.rst"):
+        assert flat(SIGNALS_TEXT) in flat((docs / page).read_text(encoding="utf-8")), page
