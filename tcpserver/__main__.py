@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from twisted.python import usage
 
+    from tcpserver._cli import USAGE_STATUS, report, usage_text
     from tcpserver.errors import TCPServerError
     from tcpserver.tap import Options, makeService
 
@@ -101,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options.parseOptions(args)
     except usage.UsageError as exc:
-        print(f"python -m tcpserver: {exc}", file=sys.stderr)
-        print("python -m tcpserver --help lists the options", file=sys.stderr)
-        return 2
+        print(report(usage_text(exc), USAGE_STATUS), file=sys.stderr)
+        return USAGE_STATUS
     _refresh_quietly()
 
     from twisted.application import app, service

@@ -32,9 +32,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
+from tcpserver import errors
+from tcpserver._cli import STARTUP_STATUS, exit_with, setup_failure
 from tcpserver._signals import SignalPolicy, watch_parent
+from tcpserver.errors import TCPServerError
 from tcpserver.handlers import echo, wire_handler
 from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
+from tcpserver.settingtypes import SSLStartMode
 
 __all__ = ["TCPServerService"]
 
@@ -114,16 +118,52 @@ class TCPServerService(service.Service):
                 handler=getattr(self.handler, "__name__", type(self.handler).__name__),
                 events=", ".join(self.events),
             )
-        pending = self._setup()  # (raising here stops twistd with the error)
+        try:
+            pending = self._setup()
+        except Exception as exc:
+            if not self.handle_signals:
+                raise  # (embedded: the application's own error handling)
+            exit_with(setup_failure(self.handler, exc), STARTUP_STATUS)
         if isinstance(pending, Deferred):
             # an async setup: listen once it has completed
             pending.addCallbacks(
                 lambda _: self._listen_later(), lambda f: self._fatal(f, "setup() failed")
             )
         else:
-            self._listen()
+            try:
+                self._listen()
+            except TCPServerError as exc:
+                if not self.handle_signals:
+                    raise
+                exit_with(self._listen_problem(exc), STARTUP_STATUS)
+
+    def _listen_problem(self, error: TCPServerError) -> str:
+        """A start-up error as one line naming the flags (and values) it is about."""
+        if self.adopt_fd is None and self.listen_port:
+            settings = self.server.settings
+            return (
+                f"--interface {settings['LocalHost'] or '(all)'!r} "
+                f"--port {settings['LocalPort']}: {error}"
+            )
+        return str(error)
+
+    def _check_certificate(self) -> None:
+        """TLS at accept or by start_ssl needs a certificate, or a listener that chooses one."""
+        server = self.server
+        if (
+            server.ssl_start_mode != SSLStartMode.NONE
+            and server.ssl_cert is None
+            and not server.factory.dispatcher.listeners["ssl_connection_request"]
+        ):
+            raise TCPServerError(
+                errors.INVALID_ARGUMENT,
+                f"SSLStartMode {server.ssl_start_mode.name} needs a certificate: give "
+                "--tls-cert, set server.ssl_cert in setup(), or choose one in "
+                "on_ssl_connection_request",
+            )
 
     def _listen(self) -> None:
+        self._check_certificate()
         if self.adopt_fd is not None:
             self.server.adopt_listening_socket(self.adopt_fd)
         elif self.listen_port:

@@ -36,6 +36,14 @@ from twisted.application import service
 from twisted.python import usage
 from typing_extensions import override
 
+from tcpserver._cli import (
+    USAGE_STATUS,
+    check_endpoint,
+    decimal,
+    exit_with,
+    integer,
+    usage_text,
+)
 from tcpserver._signals import SIGNALS_TEXT
 from tcpserver.certificates import Certificate, CertStoreType
 from tcpserver.errors import TCPServerError
@@ -101,7 +109,7 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             "On SIGTERM/SIGINT: seconds queued data may take to go out before "
             "the remaining connections are reset and unfinished listeners given "
             f"up on (a hard deadline). [default: {SHUTDOWN_TIMEOUT:g}]",
-            float,
+            decimal("drain-timeout"),
         ],
         [
             "workers",
@@ -110,7 +118,7 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             "Serve with N worker processes sharing one listening socket; a "
             "supervisor restarts a worker that dies and drains them all on "
             "SIGTERM. 0: serve in this process. [default: 0]",
-            int,
+            integer("workers"),
         ],
         ["tls-cert", None, None, "TLS certificate: PEM (with its key, or see --tls-key) or PFX."],
         ["tls-key", None, None, "PEM private key for --tls-cert, if not in the same file."],
@@ -190,7 +198,12 @@ class Options(usage.Options):
     @override
     def parseOptions(self, options: list[str] | None = None) -> None:
         self.raw_args = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as exc:
+            if self.parent is None:  # (python -m tcpserver, a test: the caller reports it)
+                raise
+            exit_with(usage_text(exc), USAGE_STATUS)  # (not twistd's whole help)
 
     def opt_config(self, value: str) -> None:
         """Set any config setting: --config Name=Value (repeatable)."""
@@ -236,6 +249,20 @@ class Options(usage.Options):
             except TCPServerError as exc:
                 raise usage.UsageError(f"--config {entry!r}: {exc.description}") from None
         self["sni"] = self._configure_tls(server)
+        for endpoint in self["listen"]:
+            check_endpoint("--listen", endpoint)
+        if self["metrics"] is not None:
+            check_endpoint("--metrics", self["metrics"])
+        if (
+            server.ssl_start_mode != SSLStartMode.NONE
+            and server.ssl_cert is None
+            and not self["sni"]
+            and self["handler"] is None
+        ):
+            raise usage.UsageError(
+                f"SSLStartMode {server.ssl_start_mode.name} needs a certificate: "
+                "give --tls-cert (or --sni-cert), or --ssl-start-mode none"
+            )
         if self["drain-timeout"] is None:
             self["drain-timeout"] = SHUTDOWN_TIMEOUT
         if self["drain-timeout"] < 0:
@@ -342,7 +369,7 @@ class Options(usage.Options):
         if coerce is None:
             return str(value)
         try:
-            return coerce(value)
+            return coerce(str(value) if isinstance(value, int | float) else value)
         except (TypeError, ValueError):
             raise usage.UsageError(
                 f"--config-file {path!r}: {key} = {value!r}: bad value"

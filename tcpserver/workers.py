@@ -48,6 +48,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from tcpserver import errors
+from tcpserver._cli import STARTUP_STATUS, exit_with
 from tcpserver._signals import SignalPolicy
 from tcpserver.errors import TCPServerError
 from tcpserver.server import bind_address
@@ -155,6 +156,21 @@ class WorkerPool(service.Service):
     # -- the socket ---------------------------------------------------------------------
 
     def bind(self) -> None:
+        """
+        Bind and listen (once).
+
+        :raises TCPServerError: the socket cannot listen; under twistd
+            (``handle_signals``) one line naming the flags instead, and exit 1.
+        """
+        try:
+            self._bind()
+        except TCPServerError as exc:
+            if not self.handle_signals:
+                raise
+            where = f"--interface {self.host or '(all)'!r} --port {self.port}"
+            exit_with(f"{where}: {exc}", STARTUP_STATUS)
+
+    def _bind(self) -> None:
         if self.socket is not None:
             return
         family, address = bind_address(self.host, self.port, self.use_ipv6)
