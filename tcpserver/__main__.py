@@ -116,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app.startApplication(application, False)
     except TCPServerError as exc:  # the port is taken, the address is wrong...
-        print(f"python -m tcpserver: {exc}", file=sys.stderr)
+        print(report(str(exc), 1), file=sys.stderr)
         return 1
     reactor.run()
     return 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``tcpserver`` console script: ``python -m tcpserver``, shorter."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

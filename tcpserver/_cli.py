@@ -39,9 +39,11 @@ _TWISTED_PREFIX = "Parameter type enforcement failed: "
 
 
 def runner_name() -> str:
-    """``twistd tcpserver`` or ``python -m tcpserver``: who is speaking."""
+    """``twistd tcpserver``, ``tcpserver`` or ``python -m tcpserver``: who is speaking."""
     program = os.path.basename(sys.argv[0] if sys.argv else "")
-    return "twistd tcpserver" if program.startswith("twistd") else "python -m tcpserver"
+    if program.startswith("twistd"):
+        return "twistd tcpserver"
+    return "tcpserver" if program == "tcpserver" else "python -m tcpserver"
 
 
 def usage_text(error: BaseException) -> str:

@@ -42,15 +42,19 @@ from tcpserver._cli import (
     decimal,
     exit_with,
     integer,
+    runner_name,
     usage_text,
 )
+from tcpserver._help import metavar_of, render, shorten
 from tcpserver._signals import SIGNALS_TEXT
+from tcpserver._version import __version__
 from tcpserver.certificates import Certificate, CertStoreType
 from tcpserver.errors import TCPServerError
 from tcpserver.handlers import HandlerError, echo, load_handler, wire_handler
 from tcpserver.server import SHUTDOWN_TIMEOUT, TCPServer
 from tcpserver.service import TCPServerService
 from tcpserver.settings import REGISTRY, BoolType, Setting, SSLStartMode
+from tcpserver.settingtypes import ObjectType
 
 __all__ = ["DEFAULT_PORT", "Options", "TCPServerService", "makeService"]
 
@@ -66,22 +70,27 @@ def _flag_settings() -> list[tuple[str, Setting]]:
     return [(s.flag, s) for s in REGISTRY if s.flag]
 
 
-def _describe(setting: Setting) -> str:
-    default = setting.format(setting.default) if setting.default is not None else ""
-    return f"{setting.doc} [{setting.name}, default: {default!r}]"
-
-
-def _settings_help() -> str:
-    """Every setting, its default and meaning (the tail of ``--help``)."""
-    lines = ["", "Every setting (--config Name=Value; its flag, if any, in brackets):", ""]
-    for setting in REGISTRY:
-        if setting.read_only:
-            continue
+def _describe(setting: Setting, default: object = None) -> str:
+    """A flag's help: its setting's meaning (shortened), name and default."""
+    if default is None:
         default = setting.format(setting.default) if setting.default is not None else ""
-        flag = f" [--{setting.flag}]" if setting.flag else ""
-        lines.append(f"  {setting.name}={default!s:.40}{flag}")
-        lines.append(f"      {setting.doc}")
-    return "\n".join(lines)
+    return f"{shorten(setting.doc)} [{setting.name}, default: {default!r}]"
+
+
+def _doc(method: Any) -> str:
+    return " ".join((method.__doc__ or "").split())
+
+
+def _unflagged_settings() -> list[Setting]:
+    """The settings ``--help`` lists at its end: no flag, not read-only, not client-only."""
+    return [
+        s
+        for s in REGISTRY
+        if not s.flag
+        and not s.read_only
+        and s.unsupported is None
+        and not isinstance(s.type, ObjectType)  # (SSLCert: a Certificate, not text)
+    ]
 
 
 def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
@@ -157,7 +166,9 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             continue
         if isinstance(setting.type, BoolType):
             if setting.default:
-                flags.append([f"no-{flag}", None, f"Turn off: {_describe(setting)}"])
+                flags.append(
+                    [f"no-{flag}", None, f"Sets {setting.name} to False. {_describe(setting)}"]
+                )
             else:
                 flags.append([flag, None, _describe(setting)])
         else:
@@ -191,9 +202,39 @@ class Options(usage.Options):
         self._file: dict[str, Any] = {}
 
     @override
+    def getSynopsis(self) -> str:
+        if self.parent is not None:
+            return str(super().getSynopsis())
+        return f"Usage: {runner_name()} [options]"
+
+    @override
     def getUsage(self, width: int | None = None) -> str:
-        # the settings table after the flags, as written (not re-wrapped)
-        return str(super().getUsage(width)) + _settings_help() + "\n"
+        options: list[tuple[str, str | None, str | None, str]] = [
+            (p[0], p[1], metavar_of(p[0]), p[3])
+            for p in self.optParameters
+            if not p[0].startswith("worker-")
+        ]
+        options += [(f[0], f[1], None, f[2]) for f in self.optFlags]
+        options += [
+            (name.replace("_", "-"), short, metavar_of(name.replace("_", "-")), _doc(method))
+            for name, short, method in (
+                ("config", "c", self.opt_config),
+                ("listen", None, self.opt_listen),
+                ("sni_cert", None, self.opt_sni_cert),
+            )
+        ]
+        options += [
+            ("version", None, None, "Print the versions of tcpserver and Twisted, and exit."),
+            ("help", None, None, "Show this help and exit."),
+        ]
+        return render(options, self.longdesc, _unflagged_settings())
+
+    def opt_version(self) -> None:
+        """Print the versions of tcpserver and Twisted, and exit."""
+        import twisted
+
+        print(f"tcpserver {__version__} (Twisted {twisted.__version__})")
+        sys.exit(0)
 
     @override
     def parseOptions(self, options: list[str] | None = None) -> None:

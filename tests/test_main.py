@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import LISTENING, ServerProcess, ServerProcesses, client
+from helpers import LISTENING, ServerProcess, ServerProcesses, client, twistd_argv
 
 PYTHON = sys.executable
 
@@ -79,7 +79,8 @@ def test_help_lists_every_setting(tmp_path):
         [PYTHON, "-m", "tcpserver", "--help"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0
-    for name in ("MaxAcceptRate=", "ReadIdleTimeout=", "DefaultLengthPrefix=", "SSLKeyLogFile="):
+    assert result.stdout.startswith("Usage: python -m tcpserver [options]\n")
+    for name in ("[MaxAcceptRate,", "[ReadIdleTimeout,", "[DefaultLengthPrefix,", "SSLKeyLogFile="):
         assert name in result.stdout
 
 
@@ -153,3 +154,14 @@ def test_a_cache_missing_our_entry_is_not_fresh():
     finally:
         if not plugin_cache_is_fresh():
             cache.write_bytes(saved)
+
+
+@pytest.mark.parametrize("runner", ["python -m", "twistd"])
+def test_version_names_tcpserver_and_twisted(tmp_path, runner):
+    import tcpserver
+    import twisted
+
+    argv = [PYTHON, "-m", "tcpserver"] if runner == "python -m" else twistd_argv()
+    result = subprocess.run([*argv, "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert f"tcpserver {tcpserver.__version__} (Twisted {twisted.__version__})" in result.stdout

@@ -81,3 +81,24 @@ def test_built_wheel_file_list(tmp_path):
     ):
         assert f"tcpserver/{module}.py" in modules
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_the_tcpserver_console_script_is_installed_and_runs():
+    scripts = [
+        ep
+        for ep in importlib.metadata.entry_points(group="console_scripts")
+        if ep.name == "tcpserver"
+    ]
+    assert [ep.value for ep in scripts] == ["tcpserver.__main__:console"]
+    script = Path(sys.executable).parent / "tcpserver"
+    assert script.exists(), script
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    import twisted
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip()
+        == f"tcpserver {tcpserver.__version__} (Twisted {twisted.__version__})"
+    )
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.stdout.startswith("Usage: tcpserver [options]\n")
