@@ -24,11 +24,9 @@ Embedding in an existing application::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +44,7 @@ from tcpserver._cli import (
     usage_text,
 )
 from tcpserver._help import metavar_of, render, shorten
+from tcpserver._reload import reloader
 from tcpserver._signals import SIGNALS_TEXT
 from tcpserver._version import __version__
 from tcpserver.certificates import Certificate, CertStoreType
@@ -510,109 +509,14 @@ def _choose_sni(server: TCPServer, certificates: dict[str, Certificate]) -> None
     server.on("ssl_connection_request", choose)
 
 
-#: Settings naming a file or directory that TLS contexts read: a reload
-#: reports them changed when what they name changes, under the same name too.
-_CONTENT_SETTINGS = ("OpenSSLCAFile", "OpenSSLCADir")
-
-
-def _contents(path: str) -> bytes:
-    """
-    A digest of the file at ``path``, or of a directory's files (names and
-    contents); ``b""`` for no path, ``b"?"`` if it cannot be read (the
-    setting's own check says why, when it is used).
-    """
-    if not path:
-        return b""
-    digest = hashlib.sha256()
+def _parse_again(raw_args: list[str]) -> tuple[TCPServer, dict[str, Certificate]]:
+    """For a reload: the server and ``--sni-cert`` certificates the arguments make now."""
+    fresh = Options()
     try:
-        if os.path.isdir(path):
-            for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                if entry.is_file():
-                    digest.update(entry.name.encode() + b"\0")
-                    digest.update(hashlib.sha256(Path(entry.path).read_bytes()).digest())
-        else:
-            digest.update(Path(path).read_bytes())
-    except OSError:
-        return b"?"
-    return digest.digest()
-
-
-def _same(old: object, new: object) -> bool:
-    """Whether a reload leaves a setting as it was: certificates by content."""
-    if isinstance(old, Certificate) and isinstance(new, Certificate):
-        return old.content_key == new.content_key
-    return old == new
-
-
-def _sni_changes(old: Mapping[str, Certificate], new: Mapping[str, Certificate]) -> list[str]:
-    """``--sni-cert NAME`` for each name added, dropped or given other content."""
-    return [
-        f"--sni-cert {name}"
-        for name in sorted(old.keys() | new.keys())
-        if name not in old or name not in new or not _same(old[name], new[name])
-    ]
-
-
-#: Settings a reload does not apply: they need a restart (it says so).
-_RESTART_SETTINGS = tuple(
-    s.name
-    for s in REGISTRY
-    if not s.read_only
-    and (s.listening_error is not None or s.name in ("LocalPort", "LocalHost", "SSLEnabled"))
-)
-
-
-def _reloader(raw_args: list[str], server: TCPServer) -> Any:
-    """
-    SIGHUP: parse the same arguments again, apply what may change live, and
-    log exactly what changed: settings by value (certificates by content),
-    the files of :data:`_CONTENT_SETTINGS` by content, ``--sni-cert`` names;
-    and, apart, the changed settings that need a restart.
-    """
-    contents = {name: _contents(server.settings[name]) for name in _CONTENT_SETTINGS}
-    # as configured, not as the running server has them (port 0 is bound to one)
-    configured = {name: server.settings[name] for name in _RESTART_SETTINGS}
-
-    def reload(svc: TCPServerService) -> None:
-        fresh = Options()
-        try:
-            fresh.parseOptions(raw_args)
-        except usage.UsageError as exc:
-            raise ValueError(str(exc)) from None
-        new: TCPServer = fresh["server"]
-        live = svc.server
-        changed: list[str] = []
-        for setting in REGISTRY:
-            name = setting.name
-            if setting.read_only or name in _RESTART_SETTINGS:
-                continue
-            value = new.settings[name]
-            if not _same(live.settings[name], value):
-                live.settings.set(name, value, listening=True)
-                changed.append(name)
-        # (not remembered: until a restart, they still differ from what runs)
-        restart = [n for n in _RESTART_SETTINGS if not _same(configured[n], new.settings[n])]
-        for name in _CONTENT_SETTINGS:
-            now = _contents(new.settings[name])
-            if now != contents[name] and name not in changed:
-                changed.append(name)
-            contents[name] = now
-        certificates = getattr(svc, "sni_certificates", None)
-        if certificates is not None:
-            changed += _sni_changes(certificates, fresh["sni"])
-            certificates.clear()
-            certificates.update(fresh["sni"])
-        live.factory.tls_contexts.invalidate()  # CA files are re-read for new handshakes
-        from twisted.logger import Logger
-
-        summary = f"changed: {', '.join(changed)}" if changed else "nothing changed"
-        if restart:
-            summary += f"; not applied, they need a restart: {', '.join(restart)}"
-        Logger().info(
-            "tcpserver: reloaded ({summary})", summary=summary, changed=changed, restart=restart
-        )
-
-    return reload
+        fresh.parseOptions(raw_args)
+    except usage.UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return fresh["server"], fresh["sni"]
 
 
 def makeService(options: Options) -> service.Service:
@@ -645,7 +549,7 @@ def makeService(options: Options) -> service.Service:
         listen_port=listen_port,
         drain_timeout=options["drain-timeout"],
         handle_signals=True,
-        reload=_reloader(options.raw_args, server),
+        reload=reloader(options.raw_args, server, _parse_again),
     )
     svc.sni_certificates = certificates  # type: ignore[attr-defined]
     if options["metrics"] is not None:
