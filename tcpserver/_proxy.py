@@ -239,11 +239,9 @@ def proxy_info(header: bytes, parsed: Any) -> ProxyInfo:
 
 
 def _parsers() -> tuple[Any, Any, type[Exception]]:
-    from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
-    from twisted.protocols.haproxy._v1parser import V1Parser
-    from twisted.protocols.haproxy._v2parser import V2Parser
+    from tcpserver._twisted import haproxy_parsers
 
-    return V1Parser, V2Parser, InvalidProxyHeader
+    return haproxy_parsers()
 
 
 class ProxyOwner(Protocol):

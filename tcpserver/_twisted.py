@@ -1,4 +1,11 @@
-"""The one place that reads Twisted's transport internals.
+"""The one place that reads Twisted's internals.
+
+Besides the transport internals below, the private modules tcpserver
+imports - Twisted's PROXY protocol parsers (:func:`haproxy_parsers`) and
+``CertificateOptions``' default minimum TLS version
+(:func:`default_minimum_tls_version`) - are reached from here only, and
+``tests/test_twisted_adapter.py`` fails loudly if a Twisted release moves
+them (the ``lowest`` tox environment runs it on the oldest Twisted declared).
 
 A plain TCP (or UNIX) connection's answer to a read batch is sent straight
 on its socket when nothing is buffered in the transport (see
@@ -30,8 +37,10 @@ __all__ = [
     "SocketTransport",
     "StreamTransport",
     "close_at_once",
+    "default_minimum_tls_version",
     "direct_peer",
     "direct_transport",
+    "haproxy_parsers",
     "ipv4_client",
     "nothing_buffered",
     "route_accept_logs",
@@ -190,3 +199,19 @@ def route_accept_logs(port: object, wrap: Any) -> bool:
         return False
     setattr(port, "_logger", Logger(namespace=logger.namespace, observer=wrap(logger.observer)))  # noqa: B010
     return True
+
+
+def haproxy_parsers() -> tuple[Any, Any, type[Exception]]:
+    """Twisted's PROXY protocol v1 and v2 parsers and their error (private modules)."""
+    from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+    from twisted.protocols.haproxy._v1parser import V1Parser
+    from twisted.protocols.haproxy._v2parser import V2Parser
+
+    return V1Parser, V2Parser, InvalidProxyHeader
+
+
+def default_minimum_tls_version() -> Any:
+    """The lowest TLS version ``CertificateOptions`` allows unless told otherwise."""
+    from twisted.internet.ssl import CertificateOptions
+
+    return CertificateOptions._defaultMinimumTLSVersion

@@ -54,6 +54,7 @@ from tcpserver._tlsnames import (
     signature_algorithms,
     split_cipher_suites,
 )
+from tcpserver._twisted import default_minimum_tls_version
 from tcpserver.certificates import (
     Certificate,
     CertStoreType,
@@ -355,12 +356,20 @@ class TLSContexts:
 
     def check_settings(self) -> None:
         """
-        Refuse SSL settings that cannot hold together before a port listens
-        (``start_listening``): today the two signature-algorithm lists.
+        Refuse SSL settings that cannot hold before a port listens
+        (``start_listening``): two signature-algorithm lists OpenSSL cannot
+        keep apart, and group lists this pyOpenSSL build cannot set.
 
         :raises TCPServerError: 10045 naming the settings.
         """
         signature_algorithms_of(self._settings)
+        groups = ("TLS12SupportedGroups", "TLS13SupportedGroups")
+        if not can_set_groups() and any(self._settings[s] != _default(s) for s in groups):
+            raise TCPServerError(
+                errors.NOT_SUPPORTED,
+                "TLS12/TLS13SupportedGroups: this pyOpenSSL/cryptography build offers no "
+                "way to set key-exchange groups (SSL_CTX_set1_curves_list); leave the defaults",
+            )
 
     def invalidate(self) -> None:
         """Forget built contexts (a TLS setting changed)."""
@@ -402,9 +411,10 @@ class TLSContexts:
         key, leaf, chain = certificate.credentials()  # (273 without a private key)
         lowest, highest = protocol_range(settings["SSLEnabledProtocols"])
         version_options: dict[str, Any] = {}
-        if lowest < CertificateOptions._defaultMinimumTLSVersion:
+        default_lowest = default_minimum_tls_version()
+        if lowest < default_lowest:
             version_options["insecurelyLowerMinimumTo"] = lowest
-        elif lowest > CertificateOptions._defaultMinimumTLSVersion:
+        elif lowest > default_lowest:
             version_options["raiseMinimumTo"] = lowest
         if highest < TLSVersion.TLSv1_3:
             version_options["lowerMaximumSecurityTo"] = highest

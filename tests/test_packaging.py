@@ -102,3 +102,23 @@ def test_the_tcpserver_console_script_is_installed_and_runs():
     )
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert shown.stdout.startswith("Usage: tcpserver [options]\n")
+
+
+def test_the_lowest_versions_tested_are_the_lower_bounds_declared():
+    """ci/lowest-constraints.txt (tox -e lowest) pins exactly pyproject's lower bounds."""
+    import re
+    import tomllib
+
+    declared = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", requirement)
+        assert match is not None, requirement
+        declared[match.group(1).lower()] = match.group(2)
+    pinned = {}
+    for line in (ROOT / "ci" / "lowest-constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.strip().lower()] = version.strip()
+    assert pinned == declared

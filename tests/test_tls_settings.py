@@ -123,8 +123,16 @@ async def test_openssl_cipher_list_for_tls_1_2(server, recorder, tls):
 
 @pytest_twisted.ensureDeferred
 async def test_supported_groups(server, recorder, tls):
+    from tcpserver.tls import can_set_groups
+
     server.config("TLS13SupportedGroups=ecdhe_secp384r1")
     server.config("TLS12SupportedGroups=ecdhe_secp384r1")
+    if not can_set_groups():  # (older cryptography bindings): refused before listening
+        with pytest.raises(TCPServerError) as caught:
+            start(server, tls.certificate())
+        assert caught.value.code == 10045
+        assert "SupportedGroups" in str(caught.value)
+        return
     seen = []
     server.on(
         "data_in",

@@ -93,3 +93,15 @@ def test_the_adapter_is_the_only_module_that_reads_transport_internals():
         text = path.read_text()
         for name in names:
             assert name not in text, f"{path.name} reads {name}"
+
+
+def test_the_private_twisted_modules_tcpserver_uses_are_still_there():
+    """A Twisted release that moves them fails here, loudly, not in a handshake."""
+    from tcpserver._twisted import default_minimum_tls_version, haproxy_parsers
+
+    v1, v2, invalid = haproxy_parsers()
+    assert issubclass(invalid, Exception)
+    parsed = v1.parse(b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 80")
+    assert (parsed.source.host, parsed.source.port) == ("192.0.2.1", 1234)
+    assert callable(v2.parse)
+    assert default_minimum_tls_version().name.startswith("TLSv1_")  # (a TLSVersion constant)
