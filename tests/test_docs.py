@@ -368,3 +368,14 @@ def test_the_deviation_check_catches_a_name_that_does_not_exist():
     assert _exists("user_data")
     assert _exists("SSLStartMode.DETECT")
     assert _exists("AllowedClients=::1")
+
+
+def test_the_performance_page_is_for_readers():
+    """It starts from the in-project benchmark, dates its figures, and is no work log."""
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert text.index("python -m tcpserver.bench run") < text.index("run_all.sh")
+    for workload in ("| echo |", "| churn |", "| idle |", "| TLS echo, churn, idle |"):
+        assert workload in text
+    assert re.search(r"`python -m tcpserver.bench run` .* on\s+20\d\d-\d\d-\d\d", text)
+    for log_word in (".bench/results", "/work/", "performance issue", "the lead"):
+        assert log_word not in text, log_word
