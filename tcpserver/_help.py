@@ -76,7 +76,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("Sockets", ("keep-alive", "tcp-nodelay", "no-linger")),
-    ("Operations", ("metrics", "version", "help")),
+    ("Operations", ("metrics", "health", "version", "help")),
 )
 
 _LEFT = 32  # the column descriptions start in
@@ -162,6 +162,7 @@ _METAVARS = (
     ("handler", "MODULE"),
     ("listen", "ENDPOINT"),
     ("metrics", "ENDPOINT"),
+    ("health", "ENDPOINT"),
     ("clients", "LIST"),
     ("proxies", "LIST"),
     ("env", "NAME"),

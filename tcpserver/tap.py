@@ -147,6 +147,14 @@ def _build_option_tables() -> tuple[list[list[Any]], list[list[Any]]]:
             "Serve Prometheus metrics over HTTP on this endpoint (tcp:9100); "
             "needs the 'metrics' extra (prometheus-client).",
         ],
+        [
+            "health",
+            None,
+            None,
+            "Serve a load balancer's health check over HTTP on this endpoint "
+            "(tcp:8081): GET / answers 200 while the server accepts connections, "
+            "503 from the moment a drain begins.",
+        ],
         ["worker-fd", None, None, "(internal) adopt this inherited listening socket", int],
         ["worker-index", None, 0, "(internal) this worker's number", int],
         ["worker-generation", None, 0, "(internal) how often this worker was started", int],
@@ -293,6 +301,8 @@ class Options(usage.Options):
             check_endpoint("--listen", endpoint)
         if self["metrics"] is not None:
             check_endpoint("--metrics", self["metrics"])
+        if self["health"] is not None:
+            check_endpoint("--health", self["health"])
         if (
             server.ssl_start_mode != SSLStartMode.NONE
             and server.ssl_cert is None
@@ -552,11 +562,16 @@ def makeService(options: Options) -> service.Service:
         reload=reloader(options.raw_args, server, _parse_again),
     )
     svc.sni_certificates = certificates  # type: ignore[attr-defined]
+    if options["metrics"] is None and options["health"] is None:
+        return svc
+    parent = service.MultiService()
+    svc.setServiceParent(parent)
     if options["metrics"] is not None:
         from tcpserver.metrics import MetricsService
 
-        parent = service.MultiService()
-        svc.setServiceParent(parent)
         MetricsService(server, options["metrics"]).setServiceParent(parent)
-        return parent
-    return svc
+    if options["health"] is not None:
+        from tcpserver.health import HealthService
+
+        HealthService(server, options["health"]).setServiceParent(parent)
+    return parent
