@@ -18,6 +18,7 @@ version = release
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
+    "sphinx.ext.intersphinx",
     "tcpserver_docs",
     "myst_parser",  # performance.md
 ]
@@ -31,6 +32,13 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 nitpicky = False
+# Twisted and Python names link to their own docs.  The inventories are made
+# offline by tools/inventories.py (the build machines reach no docs sites).
+intersphinx_mapping = {
+    "twisted": ("https://docs.twisted.org/en/stable/api/", "_inventories/twisted.inv"),
+    "python": ("https://docs.python.org/3/", "_inventories/python.inv"),
+}
+intersphinx_timeout = 5
 # Flags (--port) and quoted defaults must paste into a shell as they read:
 # no en dashes, no curly quotes.
 smartquotes = False

@@ -379,3 +379,13 @@ def test_the_performance_page_is_for_readers():
     assert re.search(r"`python -m tcpserver.bench run` .* on\s+20\d\d-\d\d-\d\d", text)
     for log_word in (".bench/results", "/work/", "performance issue", "the lead"):
         assert log_word not in text, log_word
+
+
+def test_twisted_and_python_names_link_to_their_own_docs():
+    """intersphinx (offline inventories, tools/inventories.py): Deferred, bytes... are links."""
+    text = (_html_dir() / "reference.html").read_text(encoding="utf-8")
+    assert (
+        'href="https://docs.twisted.org/en/stable/api/twisted.internet.defer.Deferred.html"' in text
+    )
+    assert 'href="https://docs.python.org/3/library/stdtypes.html#bytes"' in text
+    assert "builtins.html" not in text
