@@ -6,6 +6,7 @@ the value, and a non-zero exit - under ``twistd tcpserver`` and
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -119,3 +120,24 @@ def test_a_handler_that_cannot_import_shows_its_own_file_and_line(runner, files)
     assert f'File "{files / "broken.py"}", line 2' in result.stderr
     assert "No module named 'no_such_module_here'" in result.stderr
     assert "--help" not in result.stdout + result.stderr.splitlines()[-1]
+
+
+SETPRIV = "/usr/bin/setpriv"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SETPRIV),
+    reason="needs root to run the server as an unprivileged user",
+)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_privileged_port_without_permission_is_one_line(runner):
+    """As an unprivileged user, port 80 is refused: 10013, naming the flags."""
+    result = subprocess.run(
+        [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups",
+         *RUNNERS[runner]("--interface", "127.0.0.1", "--port", "80")],
+        cwd="/", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    line = one_line(result)
+    assert "--port 80" in line
+    assert "[10013]" in line
