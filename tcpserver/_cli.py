@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from twisted.python import usage
 
@@ -26,11 +26,14 @@ __all__ = [
     "decimal",
     "exit_with",
     "integer",
+    "listen_flags",
     "report",
     "runner_name",
     "setup_failure",
     "usage_text",
 ]
+
+T = TypeVar("T")
 
 USAGE_STATUS = 2
 STARTUP_STATUS = 1
@@ -65,30 +68,27 @@ def exit_with(message: str, status: int) -> NoReturn:
     raise SystemExit(status)
 
 
-def integer(flag: str) -> Callable[[str], int]:
-    """A coercer for ``--flag N`` whose error names the flag and the value."""
+def _number(flag: str, convert: Callable[[str], T], expected: str) -> Callable[[str], T]:
+    """A coercer for ``--flag VALUE`` whose error names the flag and the value."""
 
-    def coerce(value: str) -> int:
+    def coerce(value: str) -> T:
         try:
-            return int(value)
+            return convert(value)
         except ValueError:
-            raise ValueError(f"--{flag} {value!r}: expected a whole number") from None
+            raise ValueError(f"--{flag} {value!r}: expected {expected}") from None
 
-    coerce.coerceDoc = "A whole number."  # type: ignore[attr-defined]  # (Twisted's help)
+    coerce.coerceDoc = f"{expected[0].upper()}{expected[1:]}."  # type: ignore[attr-defined]
     return coerce
+
+
+def integer(flag: str) -> Callable[[str], int]:
+    """``--flag N``: a whole number."""
+    return _number(flag, int, "a whole number")
 
 
 def decimal(flag: str) -> Callable[[str], float]:
-    """A coercer for ``--flag SECONDS`` whose error names the flag and the value."""
-
-    def coerce(value: str) -> float:
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"--{flag} {value!r}: expected a number") from None
-
-    coerce.coerceDoc = "A number."  # type: ignore[attr-defined]  # (Twisted's help)
-    return coerce
+    """``--flag SECONDS``: any number."""
+    return _number(flag, float, "a number")
 
 
 def check_endpoint(flag: str, description: str) -> None:
@@ -105,6 +105,11 @@ def check_endpoint(flag: str, description: str) -> None:
     except Exception as exc:  # noqa: BLE001 - any parse failure is the user's value
         reason = str(exc) or type(exc).__name__
         raise usage.UsageError(f"{flag} {description!r}: {reason}") from None
+
+
+def listen_flags(host: str, port: int) -> str:
+    """The flags a listening socket came from, as a start-up error names them."""
+    return f"--interface {host or '(all)'!r} --port {port}"
 
 
 def setup_failure(handler: object, error: BaseException) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from tcpserver.settingtypes import Setting
 
@@ -140,7 +139,7 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def metavar_of(flag: str, coerce: Any = None) -> str:
+def metavar_of(flag: str) -> str:
     """A short placeholder for an option's value: ``PATH``, ``SECONDS``, ``N``..."""
     for ending, name in _METAVARS:
         if flag.endswith(ending):

@@ -16,20 +16,14 @@ even connect fails too.
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.application import service
-from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from typing_extensions import override
 
+from tcpserver._website import SiteService
 from tcpserver.server import TCPServer
 
 __all__ = ["HealthResource", "HealthService"]
-
-_log = Logger()
 
 
 class HealthResource(Resource):
@@ -52,48 +46,15 @@ class HealthResource(Resource):
     render_HEAD = render_GET
 
 
-class HealthService(service.Service):
+class HealthService(SiteService):
     """Serves :class:`HealthResource` on a Twisted endpoint string."""
 
     name = "tcpserver-health"
 
     def __init__(self, server: TCPServer, endpoint: str) -> None:
+        super().__init__(server.reactor, endpoint, "health check")
         self.server = server
-        self.endpoint = endpoint
-        self.port: Any = None
 
     @override
-    def startService(self) -> None:
-        super().startService()
-        from twisted.internet.endpoints import serverFromString
-
-        site = Site(HealthResource(self.server))
-        site.noisy = False
-        site.log = lambda request: None  # type: ignore[method-assign]  # (checks are frequent)
-        listening: Deferred[Any] = serverFromString(self.server.reactor, self.endpoint).listen(site)
-
-        def listened(port: Any) -> None:
-            self.port = port
-            _log.info(
-                "tcpserver health check on {endpoint} (port {port})",
-                endpoint=self.endpoint,
-                port=getattr(port.getHost(), "port", ""),
-            )
-
-        def failed(failure: Any) -> None:
-            _log.error(
-                "tcpserver: cannot serve the health check on {endpoint}: {error}",
-                endpoint=self.endpoint,
-                error=failure.getErrorMessage(),
-            )
-
-        listening.addCallbacks(listened, failed)
-
-    @override
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        if self.port is None:
-            return succeed(None)
-        port, self.port = self.port, None
-        result = port.stopListening()
-        return result if isinstance(result, Deferred) else succeed(None)
+    def resource(self) -> HealthResource:
+        return HealthResource(self.server)

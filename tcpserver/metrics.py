@@ -33,17 +33,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from twisted.application import service
-from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from typing_extensions import override
+
+from tcpserver._website import SiteService
 
 if TYPE_CHECKING:
     from tcpserver.server import TCPServer
 
 __all__ = ["MetricsService", "check_available", "collector"]
-
-_log = Logger()
 
 
 def check_available() -> None:
@@ -118,7 +115,7 @@ def collector(server: TCPServer) -> Any:
     return Collector()
 
 
-class MetricsService(service.Service):
+class MetricsService(SiteService):
     """
     Serves ``server``'s metrics as Prometheus text over HTTP on ``endpoint``
     (a Twisted endpoint string such as ``tcp:9100:interface=127.0.0.1``).
@@ -128,46 +125,14 @@ class MetricsService(service.Service):
 
     def __init__(self, server: TCPServer, endpoint: str) -> None:
         check_available()
+        super().__init__(server.reactor, endpoint, "metrics")
         self.server = server
-        self.endpoint = endpoint
-        self.port: Any = None
 
     @override
-    def startService(self) -> None:
-        super().startService()
+    def resource(self) -> Any:
         from prometheus_client import CollectorRegistry
         from prometheus_client.twisted import MetricsResource
-        from twisted.internet.endpoints import serverFromString
-        from twisted.web.server import Site
 
         registry = CollectorRegistry()
         registry.register(collector(self.server))
-        site = Site(MetricsResource(registry=registry))
-        site.noisy = False
-        listening: Deferred[Any] = serverFromString(self.server.reactor, self.endpoint).listen(site)
-
-        def listened(port: Any) -> None:
-            self.port = port
-            _log.info(
-                "tcpserver metrics on {endpoint} (port {port})",
-                endpoint=self.endpoint,
-                port=getattr(port.getHost(), "port", ""),
-            )
-
-        def failed(failure: Any) -> None:
-            _log.error(
-                "tcpserver: cannot serve metrics on {endpoint}: {error}",
-                endpoint=self.endpoint,
-                error=failure.getErrorMessage(),
-            )
-
-        listening.addCallbacks(listened, failed)
-
-    @override
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        if self.port is None:
-            return succeed(None)
-        port, self.port = self.port, None
-        result = port.stopListening()
-        return result if isinstance(result, Deferred) else succeed(None)
+        return MetricsResource(registry=registry)

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from tcpserver import errors
-from tcpserver._cli import STARTUP_STATUS, exit_with, setup_failure
+from tcpserver._cli import STARTUP_STATUS, exit_with, listen_flags, setup_failure
 from tcpserver._signals import SignalPolicy, watch_parent
 from tcpserver.errors import TCPServerError
 from tcpserver.handlers import echo, wire_handler
@@ -141,10 +141,7 @@ class TCPServerService(service.Service):
         """A start-up error as one line naming the flags (and values) it is about."""
         if self.adopt_fd is None and self.listen_port:
             settings = self.server.settings
-            return (
-                f"--interface {settings['LocalHost'] or '(all)'!r} "
-                f"--port {settings['LocalPort']}: {error}"
-            )
+            return f"{listen_flags(settings['LocalHost'], settings['LocalPort'])}: {error}"
         return str(error)
 
     def _check_certificate(self) -> None:

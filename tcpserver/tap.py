@@ -69,10 +69,9 @@ def _flag_settings() -> list[tuple[str, Setting]]:
     return [(s.flag, s) for s in REGISTRY if s.flag]
 
 
-def _describe(setting: Setting, default: object = None) -> str:
+def _describe(setting: Setting) -> str:
     """A flag's help: its setting's meaning (shortened), name and default."""
-    if default is None:
-        default = setting.format(setting.default) if setting.default is not None else ""
+    default = setting.format(setting.default) if setting.default is not None else ""
     return f"{shorten(setting.doc)} [{setting.name}, default: {default!r}]"
 
 

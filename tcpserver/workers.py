@@ -48,7 +48,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from tcpserver import errors
-from tcpserver._cli import STARTUP_STATUS, exit_with
+from tcpserver._cli import STARTUP_STATUS, exit_with, listen_flags
 from tcpserver._signals import SignalPolicy
 from tcpserver.errors import TCPServerError
 from tcpserver.server import bind_address
@@ -167,8 +167,7 @@ class WorkerPool(service.Service):
         except TCPServerError as exc:
             if not self.handle_signals:
                 raise
-            where = f"--interface {self.host or '(all)'!r} --port {self.port}"
-            exit_with(f"{where}: {exc}", STARTUP_STATUS)
+            exit_with(f"{listen_flags(self.host, self.port)}: {exc}", STARTUP_STATUS)
 
     def _bind(self) -> None:
         if self.socket is not None:
