@@ -24,6 +24,7 @@ errors, a refused client certificate) cost only this connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 
@@ -32,13 +33,13 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import directlyProvides, implementer, providedBy
 
 from tcpserver import errors
 from tcpserver._clienthello import MAX_CLIENT_HELLO, ClientHelloError, ClientHelloParser
+from tcpserver._twisted import LeanTLSEngine
 from tcpserver.certificates import Certificate, format_name
 from tcpserver.errors import TCPServerError
 from tcpserver.events import SSLClientAuthentication, SSLConnectionRequest
@@ -95,22 +96,28 @@ class RecordTracer:
         return found
 
 
-class _TracingTransport:
-    """The engine's transport when LogSSLPackets is on: reports sent records."""
+class _EngineTransport:
+    """
+    The TLS engine's transport: what it sends goes through the connection's
+    :meth:`~TLSOwner.send_raw` (straight to the socket when nothing is
+    buffered), reported record by record when LogSSLPackets is on; the rest
+    is the connection's transport.
+    """
 
-    def __init__(self, transport: Any, session: TLSSession) -> None:
+    def __init__(self, transport: Any, session: TLSSession, tracer: RecordTracer | None) -> None:
         self._transport = transport
         self._session = session
-        self._tracer = RecordTracer()
+        self._tracer = tracer
+        self.write = session.owner.send_raw if tracer is None else self._traced
         directlyProvides(self, providedBy(transport))
 
-    def write(self, data: bytes) -> None:
+    def _traced(self, data: bytes) -> None:
+        assert self._tracer is not None
         self._session.trace("sent", self._tracer.feed(data))
-        self._transport.write(data)
+        self._session.owner.send_raw(data)
 
     def writeSequence(self, data: list[bytes]) -> None:
-        for chunk in data:
-            self.write(chunk)
+        self.write(b"".join(data))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -151,6 +158,9 @@ class TLSOwner(TypingProtocol):
     def plaintext_received(self, data: bytes) -> None:
         """Decrypted bytes of the connection's stream."""
 
+    def send_raw(self, data: bytes) -> None:
+        """Bytes for the socket (TLS records)."""
+
     def tls_lost(self, reason: Failure) -> None:
         """The connection has gone (the TLS-level reason)."""
 
@@ -190,7 +200,7 @@ class TLSSession:
     def __init__(self, owner: TLSOwner) -> None:
         self.owner = owner
         settings = owner.factory.settings
-        self.engine: TLSMemoryBIOProtocol | None = None
+        self.engine: LeanTLSEngine | None = None
         self.certificate: Certificate | None = None
         self.up = False  # handshake (and client check) done
         self.waiters: list[Deferred[None]] = []  # start_ssl() callers
@@ -319,23 +329,27 @@ class TLSSession:
 
     # -- phase 2: the engine -------------------------------------------------------------
 
-    def start_engine(self) -> TLSMemoryBIOProtocol:
+    def start_engine(self) -> LeanTLSEngine:
         """Start the TLS engine and replay the client's first flight into it."""
         owner = self.owner
         tls_factory = self._tls_factory
-        # The plain TLSMemoryBIOProtocol, not the factory's BufferingTLSTransport:
-        # the protocol already gathers each read batch's writes into one.
-        engine = TLSMemoryBIOProtocol(tls_factory, _Plaintext(self), False)
-        transport: Any = owner.transport
-        if self._trace_in is not None:
-            transport = _TracingTransport(transport, self)
-        engine.makeConnection(transport)
+        # Not the factory's BufferingTLSTransport: the protocol already
+        # gathers each read batch's writes into one.
+        engine = LeanTLSEngine(tls_factory, _Plaintext(self), owner.plaintext_received)
+        tracer = RecordTracer() if self._trace_in is not None else None
+        engine.makeConnection(_EngineTransport(owner.transport, self, tracer))
         self.engine = engine
         replay = b"".join(self._raw)
         self._raw = []
         self._raw_len = 0
         engine.dataReceived(replay)
         return engine
+
+    def reader(self) -> Callable[[bytes], None]:
+        """Where the socket's bytes go: the engine, or :meth:`data` to trace them."""
+        if self.engine is not None and self._trace_in is None:
+            return self.engine.dataReceived
+        return self.data
 
     def handshake_done(self) -> None:
         """The engine finished the handshake."""

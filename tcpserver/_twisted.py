@@ -26,14 +26,24 @@ Twisted's.  Nothing else here changes a transport's state.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+from OpenSSL.SSL import Error, WantReadError, ZeroReturnError
 from twisted.internet import tcp, unix
+from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from tcpserver._openssl import PublicRecordIO, RecordIO, record_io
 
 __all__ = [
     "REQUIRED_ATTRIBUTES",
+    "TLS_ENGINE_ATTRIBUTES",
+    "LeanTLSEngine",
     "SocketTransport",
     "StreamTransport",
     "close_at_once",
@@ -215,3 +225,131 @@ def default_minimum_tls_version() -> Any:
     from twisted.internet.ssl import CertificateOptions
 
     return CertificateOptions._defaultMinimumTLSVersion
+
+
+# -- the TLS engine ----------------------------------------------------------------------------
+
+
+class LeanTLSEngine(TLSMemoryBIOProtocol):
+    """
+    Twisted's ``TLSMemoryBIOProtocol`` with a lean path for an established
+    connection's data; the handshake, alerts, renegotiation, shutdown and
+    every error stay Twisted's own code.
+
+    On the lean path (:meth:`lean`: handshake done, nothing buffered in the
+    engine, not closing) a read batch is fed to OpenSSL at once and every
+    whole record's plaintext goes to the application in **one** delivery
+    (so its answers to the whole batch are corked into one write), and a
+    write is one ``SSL_write`` whose records leave in **one** transport
+    write - all through :class:`~tcpserver._openssl.RecordIO`'s C calls.
+    Twisted's engine delivers every record on its own and drains the
+    memory BIO 32 KiB at a time, ending each drain with an exception.
+
+    This reads ``TLSMemoryBIOProtocol``'s private state (listed in
+    :data:`TLS_ENGINE_ATTRIBUTES`, checked by the tests against the
+    installed Twisted).
+    """
+
+    _records: RecordIO | PublicRecordIO | None = None
+    _wrote = False
+
+    def __init__(
+        self, factory: Any, wrapped: IProtocol, deliver: Callable[[bytes], object]
+    ) -> None:
+        """
+        :param wrapped: the application side (``_connectWrapped`` is off: it
+            is connected already).
+        :param deliver: where the lean path's plaintext goes (``wrapped``'s
+            ``dataReceived`` or a shorter way to the same place).
+        """
+        super().__init__(factory, wrapped, False)
+        self.deliver = deliver
+
+    def lean(self) -> bool:
+        """Whether the next read or write may take the lean path."""
+        return bool(
+            self._handshakeDone
+            and not self._appSendBuffer
+            and not self.disconnecting
+            and not self._lostTLSConnection
+        )
+
+    def _io(self) -> RecordIO | PublicRecordIO:
+        records = self._records
+        if records is None:
+            records = self._records = record_io(self._tlsConnection)
+        return records
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if not self.lean():
+            super().dataReceived(data)
+            return
+        records = self._io()
+        records.feed(data)
+        chunks: list[bytes] = []
+        ended: Failure | None = None
+        clean_end = False
+        try:
+            records.read(chunks)
+        except ZeroReturnError:
+            clean_end = True  # the peer's close_notify
+        except Error:
+            ended = Failure()
+        if ended is not None:
+            # The records before the broken one are delivered, but nothing
+            # can be sent any more: the failure is recorded (and the alert
+            # sent) first, so that it is what the application hears.
+            self._tlsShutdownFinished(ended)
+        self._wrote = False
+        if chunks:
+            self.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if clean_end:
+            if not self._lostTLSConnection:
+                self._shutdownTLS()
+                self._tlsShutdownFinished(None)
+        elif ended is None and not self._wrote and self._tlsConnection is not None:
+            # Reading may have made bytes to send (a KeyUpdate answer); an
+            # answer written during the delivery took them along.
+            self._send_sealed(records)
+
+    @override
+    def write(self, data: bytes) -> None:
+        if not self.lean():
+            super().write(data)
+            return
+        records = self._io()
+        size = len(data)
+        done = 0
+        try:
+            while done < size:
+                done += records.write(data[done:] if done else data)
+        except WantReadError:  # a renegotiation is under way: Twisted buffers the rest
+            self._send_sealed(records)
+            self._bufferedWrite(data[done:])
+            return
+        except Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        self._send_sealed(records)
+
+    def _send_sealed(self, records: RecordIO | PublicRecordIO) -> None:
+        """Hand every record waiting in the send BIO to the transport, in one write."""
+        self._wrote = True
+        sealed = records.drain()
+        if sealed:
+            transport: Any = self.transport
+            transport.write(sealed)
+
+
+#: What :class:`LeanTLSEngine` reads and calls of ``TLSMemoryBIOProtocol``.
+TLS_ENGINE_ATTRIBUTES = (
+    "_handshakeDone",
+    "_appSendBuffer",
+    "_lostTLSConnection",
+    "_tlsConnection",
+    "_shutdownTLS",
+    "_tlsShutdownFinished",
+    "_flushSendBIO",
+    "_bufferedWrite",
+)

@@ -174,10 +174,10 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self._tls: TLSSession | None = None
         # raw bytes go here first (the PROXY header reader, TLS)
         self._raw_hook: Callable[[bytes], None] | None = None
-        # a plain TCP/UNIX transport: an answer goes straight to its socket
-        # when nothing is buffered (see write_out)
+        # a plain TCP/UNIX transport: bytes go straight to its socket when
+        # nothing is buffered (see send_raw)
         self._direct: SocketTransport | None = None
-        # where bytes go otherwise: the transport or the TLS engine
+        # the TLS engine, once started: the stream's bytes go through it
         self._sink: StreamTransport | None = None
         # The TLS handshake must read whatever else holds reading back
         # (flow control, pause_data, an async listener): see _reading_blocked.
@@ -290,7 +290,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if peer is None:
             peer = peer_address(transport.getPeer())
         self.remote_host, self.remote_port = peer
-        self._sink = transport
         factory = self.factory
         self._direct = direct
         if direct is None:
@@ -662,23 +661,37 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
     # -- the outbound side (OutboundOwner, IPushProducer) --------------------------------
 
     def write_out(self, data: bytes) -> None:
+        """Hand ``data`` on: to the TLS engine under TLS, else to :meth:`send_raw`."""
+        sink = self._sink
+        if sink is not None:
+            sink.write(data)
+            return
+        self.send_raw(data)
+
+    def send_raw(self, data: bytes) -> None:
         """
-        Hand ``data`` on.  On a plain transport with nothing buffered it is
-        sent on the socket at once: Twisted's ``write`` would buffer it,
-        register the socket for writing and send it on the next reactor turn
-        (two ``epoll_ctl`` calls and a dispatch per read batch).  What the
-        kernel does not take, and every error, goes through ``write`` as
+        Send bytes of the wire (TLS records under TLS) through :meth:`send_now`.
+        """
+        self.send_now(data)
+
+    def send_now(self, data: bytes) -> None:
+        """
+        Send bytes on the socket.  With nothing buffered in the transport
+        they are sent at once: Twisted's ``write`` would buffer them,
+        register the socket for writing and send them on the next reactor
+        turn (two ``epoll_ctl`` calls and a dispatch per read batch).  What
+        the kernel does not take, and every error, goes through ``write`` as
         usual, so ordering, flow control and connection loss stay Twisted's.
         """
         direct = self._direct
         if direct is None:
-            sink = self._sink
-            assert sink is not None  # (set in connectionMade)
-            sink.write(data)
+            transport: Any = self.transport
+            transport.write(data)
             return
         # (no producer yet: the transport never had to buffer anything of
-        # ours, and we write nothing once closing - so nothing is buffered)
-        if direct.producer is None or nothing_buffered(direct):
+        # ours, and it has not gone - the TLS engine may still flush an
+        # alert from connectionLost)
+        if direct.connected and (direct.producer is None or nothing_buffered(direct)):
             try:
                 sent = direct.socket.send(data)
             except OSError:  # EAGAIN, or an error write() will report
@@ -687,7 +700,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                 return
             if sent:
                 data = data[sent:]
-        if direct.producer is None:
+        if direct.producer is None and direct.connected:
             # From now on the transport's buffer may fill: have it pause us.
             direct.registerProducer(self, True)
         direct.write(data)

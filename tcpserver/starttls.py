@@ -129,11 +129,10 @@ class ConnectionTLS:
             return  # hold_reached() calls again when the plaintext has been handed on
         # Output stays held until the handshake is done (tls_up).
         direct = self._direct
-        if direct is not None:
-            self._direct = None
-            if direct.producer is None:
-                direct.registerProducer(self, True)
+        if direct is not None and direct.producer is None:
+            direct.registerProducer(self, True)
         self._sink = tls.start_engine()
+        self._raw_hook = tls.reader()  # (the engine itself, unless records are traced)
 
     def tls_up(self) -> None:
         """Handshake (and client-certificate check) done."""

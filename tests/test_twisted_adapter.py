@@ -105,3 +105,30 @@ def test_the_private_twisted_modules_tcpserver_uses_are_still_there():
     assert (parsed.source.host, parsed.source.port) == ("192.0.2.1", 1234)
     assert callable(v2.parse)
     assert default_minimum_tls_version().name.startswith("TLSv1_")  # (a TLSVersion constant)
+
+
+def test_what_the_tls_engine_reads_of_twisted_exists_on_the_installed_twisted():
+    from twisted.internet.ssl import CertificateOptions
+    from twisted.internet.testing import StringTransport
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from tcpserver._twisted import TLS_ENGINE_ATTRIBUTES, LeanTLSEngine
+
+    tls_factory = TLSMemoryBIOFactory(CertificateOptions(), False, None)
+    engine = LeanTLSEngine(tls_factory, _Quiet(), print)
+    engine.makeConnection(StringTransport())
+    for name in TLS_ENGINE_ATTRIBUTES:
+        assert hasattr(engine, name), f"TLSMemoryBIOProtocol.{name} is gone"
+    assert not engine.lean()  # (no handshake yet)
+
+
+def test_what_the_record_path_reads_of_pyopenssl_exists_on_the_installed_release():
+    from OpenSSL import SSL
+
+    from tcpserver import _openssl
+
+    assert _openssl.BINDINGS is not None, "pyOpenSSL's cffi bindings moved"
+    connection = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    for name in _openssl.REQUIRED_ATTRIBUTES:
+        assert hasattr(connection, name), f"OpenSSL.SSL.Connection.{name} is gone"
+    assert isinstance(_openssl.record_io(connection), _openssl.RecordIO)
