@@ -61,6 +61,7 @@ from tcpserver.protocol import TCPServerProtocol
 from tcpserver.settings import Setting, Settings, parse_config_string, readout_name
 from tcpserver.table import REFUSAL_REASONS, ConnectionTable
 from tcpserver.tls import TLSContexts
+from tcpserver.turn import TurnSends
 
 __all__ = ["REFUSAL_REASONS", "TCPServerFactory"]
 
@@ -108,6 +109,8 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.settings = Settings(on_change=self._setting_changed)
         self.table: ConnectionTable[TCPServerProtocol] = ConnectionTable(reactor, self.counters)
         self.by_id = self.table.by_id
+        #: what connections send during a reactor turn leaves at its end
+        self.turn = TurnSends(reactor)
         self.dispatcher = Dispatcher(
             self.counters,
             self.table.closed,

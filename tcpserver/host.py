@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tcpserver.settings import Settings
     from tcpserver.table import ConnectionTable
     from tcpserver.tls import TLSContexts
+    from tcpserver.turn import TurnSends
 
 __all__ = ["ConnectionHost"]
 
@@ -33,6 +34,7 @@ class ConnectionHost(Protocol):
     settings: Settings
     dispatcher: Dispatcher
     table: ConnectionTable[Any]
+    turn: TurnSends
     #: the raw tallies behind :meth:`TCPServerFactory.stats`
     counters: Counter[str]
     tls_contexts: TLSContexts

@@ -343,6 +343,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         """Close a connection that is not accepted (no events)."""
         self._move(REFUSED)
         if self.transport is not None:
+            self.factory.turn.take(self)
             self.transport.loseConnection()
 
     def _decided(self, accept: bool) -> None:
@@ -532,6 +533,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
                     transport.loseConnection()
             return  # (closing already; Twisted repeats this when reading resumes)
         direct = self._direct
+        if direct is not None:
+            self.factory.turn.take(self)  # (then nothing_buffered tells all)
         if direct is not None and self._tls is None and nothing_buffered(direct):
             # Close now, as Twisted does for a protocol that does not take
             # half-closes, instead of a loseConnection() that takes another
@@ -670,9 +673,15 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     def send_raw(self, data: bytes) -> None:
         """
-        Send bytes of the wire (TLS records under TLS) through :meth:`send_now`.
+        Send bytes of the wire (TLS records under TLS).  On a plain socket
+        transport they leave with the rest of this reactor turn's sends, at
+        its end (:mod:`tcpserver.turn`), through :meth:`send_now`.
         """
-        self.send_now(data)
+        if self._direct is None:
+            transport: Any = self.transport
+            transport.write(data)
+            return
+        self.factory.turn.send(self, data)
 
     def send_now(self, data: bytes) -> None:
         """
@@ -781,16 +790,20 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if out is not None:
             out.flush()
         sink = self._sink if self._sink is not None else transport
+        turn = self.factory.turn
         if abort:
+            turn.drop(self)
             sink.abortConnection()
         else:
             # Twisted keeps a connection with a paused streaming producer open
             # until the producer unregisters; nothing more is sent now anyway.
             transport.unregisterProducer()
+            turn.take(self)  # (what this turn kept goes before the FIN)
             sink.loseConnection()
             if sink is not transport:
                 # TLS: our close_notify is on its way; a server need not wait
                 # for the peer's (many clients never send one), so close TCP
                 # once it is flushed.
+                turn.take(self)
                 transport.loseConnection()
             self._arm_close_grace()

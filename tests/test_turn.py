@@ -1,0 +1,144 @@
+"""TurnSends: a reactor turn's sends leave together at its end, in order, bounded."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+
+from tcpserver.turn import SEND_AT_ONCE, TURN_LIMIT, TurnSends
+
+
+class Peer:
+    def __init__(self, sent: list[tuple[str, bytes]] | None = None, name: str = "a") -> None:
+        self.name = name
+        self.sent = sent if sent is not None else []
+
+    def send_now(self, data: bytes) -> None:
+        self.sent.append((self.name, data))
+
+
+def test_a_turns_sends_leave_at_its_end_one_send_per_connection_in_first_send_order():
+    clock = Clock()
+    turn = TurnSends(clock)
+    log: list[tuple[str, bytes]] = []
+    a, b = Peer(log, "a"), Peer(log, "b")
+    turn.send(b, b"b1")
+    turn.send(a, b"a1")
+    turn.send(b, b"b2")
+    assert log == []
+    assert turn.holds(a)
+    assert turn.holds(b)
+    assert turn.held == 6
+    clock.advance(0)
+    assert log == [("b", b"b1b2"), ("a", b"a1")]
+    assert not turn.holds(a)
+    assert turn.held == 0
+    turn.send(a, b"a2")  # a new turn, a new call
+    clock.advance(0)
+    assert log[-1] == ("a", b"a2")
+
+
+def test_a_large_send_goes_at_once_behind_what_was_kept():
+    clock = Clock()
+    turn = TurnSends(clock)
+    a = Peer()
+    big = b"x" * SEND_AT_ONCE
+    turn.send(a, big)
+    assert a.sent == [("a", big)]
+    assert not turn.holds(a)
+    turn.send(a, b"small")
+    turn.send(a, big)  # (in order: after what the turn kept)
+    assert a.sent[1:] == [("a", b"small" + big)]
+    assert turn.held == 0
+    clock.advance(0)
+    assert len(a.sent) == 2
+
+
+def test_everything_kept_goes_once_the_turn_holds_its_limit():
+    clock = Clock()
+    turn = TurnSends(clock)
+    log: list[tuple[str, bytes]] = []
+    peers = [Peer(log, str(i)) for i in range(TURN_LIMIT // 1000 + 1)]
+    for peer in peers:
+        turn.send(peer, b"y" * 1000)
+    assert len(log) == len(peers)
+    assert turn.held == 0
+
+
+def test_take_sends_now_and_drop_forgets():
+    clock = Clock()
+    turn = TurnSends(clock)
+    a, b = Peer(name="a"), Peer(name="b")
+    turn.send(a, b"1")
+    turn.send(b, b"2")
+    turn.take(a)
+    assert a.sent == [("a", b"1")]
+    turn.drop(b)
+    assert turn.held == 0
+    clock.advance(0)
+    assert a.sent == [("a", b"1")]
+    assert b.sent == []
+    turn.take(a)  # (nothing kept: nothing sent)
+    assert a.sent == [("a", b"1")]
+
+
+def test_a_sender_that_raises_costs_only_its_own_bytes(logged):
+    class Broken(Peer):
+        def send_now(self, data: bytes) -> None:
+            raise RuntimeError("boom")
+
+    clock = Clock()
+    turn = TurnSends(clock)
+    good = Peer(name="good")
+    turn.send(Broken(name="bad"), b"x")
+    turn.send(good, b"y")
+    clock.advance(0)
+    assert good.sent == [("good", b"y")]
+    assert len(logged.flush(RuntimeError)) == 1  # (and it was logged)
+
+
+operation = st.one_of(
+    st.tuples(st.just("send"), st.integers(0, 2), st.integers(1, 3 * SEND_AT_ONCE // 2)),
+    st.tuples(st.just("take"), st.integers(0, 2), st.just(0)),
+    st.tuples(st.just("drop"), st.integers(0, 2), st.just(0)),
+    st.tuples(st.just("turn"), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(operation, max_size=40))
+def test_every_byte_leaves_once_in_order_unless_dropped(operations):
+    clock = Clock()
+    turn = TurnSends(clock)
+    peers = [Peer(name=str(i)) for i in range(3)]
+    expected: list[bytes] = [b"", b"", b""]
+    kept: list[bytes] = [b"", b"", b""]  # what the model says waits
+    counter = 0
+    for kind, index, size in operations:
+        peer = peers[index]
+        if kind == "send":
+            counter += 1
+            data = bytes([counter % 256]) * size
+            turn.send(peer, data)
+            kept[index] += data
+        elif kind == "take":
+            turn.take(peer)
+        elif kind == "drop":
+            turn.drop(peer)
+            kept[index] = b""
+        else:
+            clock.advance(0)
+        for i, p in enumerate(peers):
+            out = b"".join(data for _, data in p.sent)
+            if not turn.holds(p):
+                expected[i] += kept[i]
+                kept[i] = b""
+            assert out == expected[i]
+        assert turn.held == sum(len(k) for k in kept)
+        assert turn.held < TURN_LIMIT
+        for p, k in zip(peers, kept, strict=True):
+            assert len(k) < SEND_AT_ONCE or not turn.holds(p)
+    clock.advance(0)
+    for i, p in enumerate(peers):
+        assert b"".join(data for _, data in p.sent) == expected[i] + kept[i]
