@@ -24,7 +24,7 @@ runs one connection's I/O at a time, and each call copies what it returns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from OpenSSL.SSL import Connection, WantReadError
 
@@ -127,8 +127,7 @@ class RecordIO:
                 continue
             if _lib.SSL_get_error(ssl, size) == _WANT_READ:
                 return  # every whole record is read
-            self._connection._raise_ssl_error(ssl, size)  # (raises)
-            return
+            self._fail(size)
 
     def write(self, data: bytes) -> int:
         """See :meth:`PublicRecordIO.write`."""
@@ -136,8 +135,13 @@ class RecordIO:
         buffer = data if type(data) is bytes else _ffi.from_buffer(data)
         taken: int = _lib.SSL_write(ssl, buffer, len(data))
         if taken <= 0:
-            self._connection._raise_ssl_error(ssl, taken)  # (raises)
+            self._fail(taken)
         return taken
+
+    def _fail(self, result: int) -> NoReturn:
+        """Raise what pyOpenSSL raises for ``result`` (a failed SSL_read or SSL_write)."""
+        self._connection._raise_ssl_error(self._ssl, result)
+        raise AssertionError(f"pyOpenSSL raised nothing for {result}")  # (it always raises)
 
     def drain(self) -> bytes:
         """See :meth:`PublicRecordIO.drain`."""

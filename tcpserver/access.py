@@ -141,7 +141,7 @@ class AddressMatcher:
             if not entry:
                 continue
             try:
-                matcher._add(entry)
+                matcher.add(entry)
             except ValueError as exc:
                 raise TCPServerError(
                     errors.INVALID_ARGUMENT,
@@ -149,7 +149,8 @@ class AddressMatcher:
                 ) from None
         return matcher
 
-    def _add(self, entry: str) -> None:
+    def add(self, entry: str) -> None:
+        """Match ``entry`` too (raises ``ValueError`` if it is not an address, range or mask)."""
         if entry == "*":
             self.match_all = True
             return

@@ -27,11 +27,10 @@ run on the clock it is given.  It owns every rule about sending (API.md
 
 The fast path is :func:`send_by_id` - ``send(connection_id, data)`` of
 the factory and the server, the one call per answered line - taken while
-``_fast`` holds; ``_fast`` is computed in one place, :meth:`_update_fast`.
-It is written out in that one function, lookup included, because a call
-more per line costs about 7 % of the server's CPU per echoed line
-(callgrind); every other send takes the general path,
-:meth:`Outbound.send`.
+:attr:`Outbound.fast` holds (computed in one place,
+:meth:`Outbound._update_fast`): it hands the bytes to
+:meth:`Outbound.emit`, the one cork path, skipping the general path's
+checks (:meth:`Outbound.send`).
 """
 
 from __future__ import annotations
@@ -152,6 +151,9 @@ class Outbound:
     :ivar ready: ``ready_to_send``: False after a 135 or above the
         high-water mark, until the queue drains.
     :ivar handed: bytes handed on so far.
+    :ivar fast: :meth:`send` may hand bytes straight on (or cork them) -
+        read it, never write it: :meth:`_update_fast` is the one place it
+        is computed.
     :ivar on_progress: called whenever bytes are handed on (the idle timer).
     :ivar corked: a read batch is being delivered: its answers gather and
         leave in one write at :meth:`uncork` (or once :data:`CORK_LIMIT`
@@ -165,7 +167,6 @@ class Outbound:
         "_clock",
         "_cork",
         "_cork_len",
-        "_fast",
         "_files",
         "_flow_paused",
         "_flushed_mark",
@@ -184,6 +185,7 @@ class Outbound:
         "_waiters",
         "bytes_sent",
         "corked",
+        "fast",
         "handed",
         "on_progress",
         "ready",
@@ -237,7 +239,7 @@ class Outbound:
         Whether :meth:`send` may hand bytes straight on (or cork them): sends
         are taken, untimed, and nothing is queued, parked, held or pushed back.
         """
-        self._fast = (
+        self.fast = (
             self._accepting
             and not self._timeout
             and not self._queue_len
@@ -462,7 +464,7 @@ class Outbound:
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
             # (the manual: BytesSent is always 0 in the synchronous mode, timeout > 0)
             self.bytes_sent = 0 if timeout else size
-            self._emit(data)
+            self.emit(data)
         elif not timeout:
             room = 0 if self._parked else self._limits.queue_limit - self.queued
             if room < size:
@@ -488,8 +490,8 @@ class Outbound:
             return None
         return self._timed_result()
 
-    def _emit(self, data: bytes) -> None:
-        """Hand accepted bytes on (gathered per read batch when corked)."""
+    def emit(self, data: bytes) -> None:
+        """Hand accepted bytes on (gathered per read batch when corked): the one cork path."""
         if self.corked:
             if self._cork is None:
                 self._cork = [data]
@@ -724,7 +726,7 @@ class Outbound:
         if self._gone:
             return
         if not self._queue_len and not self._tx_paused and not self._parked and not self._holding:
-            self._emit(data)
+            self.emit(data)
         else:
             self._enqueue(data)
 
@@ -770,23 +772,10 @@ def send_by_id(owner: Connections, connection_id: str, data: object, /) -> Defer
     out = connection.outbound  # (made with the first bytes read)
     if out is None:
         out = connection.out()
-    if out._fast and type(data) is bytes:
+    if out.fast and type(data) is bytes:
         # the fast path: sends taken, untimed, nothing queued, parked, held
         # or pushed back - corked in a read batch, else written at once
-        size = len(data)
-        out.bytes_sent = size
-        if out.corked:
-            cork = out._cork
-            if cork is None:
-                out._cork = [data]
-            else:
-                cork.append(data)
-            out._cork_len += size
-            if out._cork_len >= CORK_LIMIT:
-                out.flush()
-        else:
-            out._accepted_total += size
-            out._owner.write_out(data)
-            out._handed(size)
+        out.bytes_sent = len(data)
+        out.emit(data)
         return None
     return out.send(data)

@@ -94,7 +94,7 @@ class _Worker(ProcessProtocol):
 
     @override
     def processEnded(self, reason: Failure) -> None:
-        self.pool._ended(self, reason)
+        self.pool.worker_ended(self, reason)
         self.exited.callback(None)
 
 
@@ -237,7 +237,8 @@ class WorkerPool(service.Service):
             pid=worker.transport.pid if worker.transport is not None else "?",
         )
 
-    def _ended(self, worker: _Worker, reason: Failure) -> None:
+    def worker_ended(self, worker: _Worker, reason: Failure) -> None:
+        """A worker process exited: start another unless the pool is stopping."""
         if self.live.get(worker.index) is worker:
             del self.live[worker.index]
         status = reason.value
