@@ -41,6 +41,9 @@ __all__ = ["HOLD_THRESHOLD", "PREFIX_SIZES", "Frame", "FrameTooLongError", "Fram
 #: re-concatenated with every read (which would be quadratic in its length).
 HOLD_THRESHOLD = 64 * 1024
 
+#: the batch iterator of a framer with no batch (always exhausted, so one serves all)
+_NO_LINES: Iterator[bytes] = iter(())
+
 #: ``(chunk, eol_found)``
 Frame = tuple[bytes, bool]
 
@@ -129,7 +132,7 @@ class Framer:
         #: settles the position just after the last line taken and ends the
         #: iteration, so the consumer's loop stops by itself.  Exhausted when
         #: no batch is open.
-        self.batch: Iterator[bytes] = iter(())
+        self.batch: Iterator[bytes] = _NO_LINES
         self._batch_start = 0
         #: how many lines of the last settled batch were taken
         self.batch_done = 0
@@ -259,6 +262,11 @@ class Framer:
             # every line was taken: the position is already right
             self._batch = None
             self.batch_done = 0
+            self.batch = _NO_LINES
+            if self._pos == len(self._buf):
+                # nothing waits: an idle connection keeps no read's bytes
+                self._buf = b""
+                self._pos = self._scan = 0
             return len(lines)
         if lines is not None:
             self.settle()
