@@ -35,7 +35,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
-from zope.interface import directlyProvides, implementer, providedBy
+from zope.interface import implementer
 
 from tcpserver import errors
 from tcpserver._clienthello import MAX_CLIENT_HELLO, ClientHelloError, ClientHelloParser
@@ -98,23 +98,31 @@ class RecordTracer:
 
 class _EngineTransport:
     """
-    The TLS engine's transport: what it sends goes through the connection's
-    :meth:`~TLSOwner.send_raw` (straight to the socket when nothing is
-    buffered), reported record by record when LogSSLPackets is on; the rest
-    is the connection's transport.
+    The TLS engine's transport.  The records of an established connection's
+    data leave with the reactor turn's other sends (:meth:`write_batched`,
+    the connection's :meth:`~TLSOwner.send_raw`); handshake flights, alerts
+    and close_notify at once (:meth:`write`, :meth:`~TLSOwner.send_at_once`:
+    a handshake waits for each flight, and the turn may be long while other
+    handshakes compute).  With LogSSLPackets on, both report every record.
+    The rest is the connection's transport.
     """
 
     def __init__(self, transport: Any, session: TLSSession, tracer: RecordTracer | None) -> None:
         self._transport = transport
         self._session = session
         self._tracer = tracer
-        self.write = session.owner.send_raw if tracer is None else self._traced
-        directlyProvides(self, providedBy(transport))
+        owner = session.owner
+        if tracer is None:
+            self.write: Callable[[bytes], None] = owner.send_at_once
+            self.write_batched: Callable[[bytes], None] = owner.send_raw
+        else:
+            self.write = lambda data: self._traced(data, owner.send_at_once)
+            self.write_batched = lambda data: self._traced(data, owner.send_raw)
 
-    def _traced(self, data: bytes) -> None:
+    def _traced(self, data: bytes, send: Callable[[bytes], None]) -> None:
         assert self._tracer is not None
         self._session.trace("sent", self._tracer.feed(data))
-        self._session.owner.send_raw(data)
+        send(data)
 
     def writeSequence(self, data: list[bytes]) -> None:
         self.write(b"".join(data))
@@ -159,7 +167,10 @@ class TLSOwner(TypingProtocol):
         """Decrypted bytes of the connection's stream."""
 
     def send_raw(self, data: bytes) -> None:
-        """Bytes for the socket (TLS records)."""
+        """Bytes for the socket (TLS records), with the reactor turn's other sends."""
+
+    def send_at_once(self, data: bytes) -> None:
+        """Bytes for the socket now (behind what the turn kept of this connection)."""
 
     def tls_lost(self, reason: Failure) -> None:
         """The connection has gone (the TLS-level reason)."""
@@ -335,14 +346,20 @@ class TLSSession:
         tls_factory = self._tls_factory
         # Not the factory's BufferingTLSTransport: the protocol already
         # gathers each read batch's writes into one.
-        engine = LeanTLSEngine(tls_factory, _Plaintext(self), owner.plaintext_received)
         tracer = RecordTracer() if self._trace_in is not None else None
-        engine.makeConnection(_EngineTransport(owner.transport, self, tracer))
+        transport = _EngineTransport(owner.transport, self, tracer)
+        engine = LeanTLSEngine(
+            tls_factory, _Plaintext(self), owner.plaintext_received, transport.write_batched
+        )
+        engine.makeConnection(transport)
         self.engine = engine
         replay = b"".join(self._raw)
         self._raw = []
         self._raw_len = 0
-        engine.dataReceived(replay)
+        if replay:
+            engine.dataReceived(replay)
+        else:
+            engine.start_handshake()  # (nothing to read yet)
         return engine
 
     def reader(self) -> Callable[[bytes], None]:

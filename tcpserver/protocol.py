@@ -683,6 +683,12 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             return
         self.factory.turn.send(self, data)
 
+    def send_at_once(self, data: bytes) -> None:
+        """Send bytes now, behind what this reactor turn kept of this connection."""
+        if self._direct is not None:
+            self.factory.turn.take(self)
+        self.send_now(data)
+
     def send_now(self, data: bytes) -> None:
         """
         Send bytes on the socket.  With nothing buffered in the transport

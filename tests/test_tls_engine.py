@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import Recorder, TLSFiles
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -131,3 +132,51 @@ class PublicRecordIOTests(TLSEngineTests):
         self.client_says(b"x\n")
         self.pump.flush()
         self.assertIsInstance(self.server._tls.engine._io(), PublicRecordIO)
+
+
+def test_handshake_flights_leave_at_once_and_data_records_with_the_turn(tls):
+    """Over a real socket, the reactor's turn never ending: the handshake
+    completes (its flights are not kept for the turn's end), an answer's
+    records are kept until the turn ends."""
+    import select
+    import ssl
+
+    from tcpserver.testing import SocketConnection, memory_server
+
+    server = memory_server(default_eol=b"\n")
+    server.ssl_cert = tls.certificate()
+    server.ssl_start_mode = SSLStartMode.IMPLICIT
+    wire_handler(server.factory, echo)
+    connection = SocketConnection(server)
+    sock, transport = connection.client, connection.transport
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = tls.client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+
+    def exchange() -> None:
+        """Client bytes to the server, one server read, its answer back (no clock)."""
+        sock.sendall(outgoing.read())
+        select.select([transport.socket], [], [], 2)
+        transport.doRead()
+        while select.select([sock], [], [], 0.2)[0]:
+            incoming.write(sock.recv(65536))
+
+    for _ in range(4):
+        try:
+            client.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            exchange()
+    else:
+        raise AssertionError("the handshake did not complete without the turn's end")
+    exchange()  # (the client's Finished; the server's tickets come back)
+    assert connection.protocol is not None
+    assert connection.protocol.tls_active
+    client.write(b"ping\n")
+    exchange()
+    with pytest.raises(ssl.SSLWantReadError):
+        client.read()  # the answer is kept for the turn's end
+    server.reactor.advance(0)
+    select.select([sock], [], [], 2)
+    incoming.write(sock.recv(65536))
+    assert client.read() == b"ping\n"
+    connection.dispose()

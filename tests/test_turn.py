@@ -142,3 +142,71 @@ def test_every_byte_leaves_once_in_order_unless_dropped(operations):
     clock.advance(0)
     for i, p in enumerate(peers):
         assert b"".join(data for _, data in p.sent) == expected[i] + kept[i]
+
+
+# -- on a real socket: the connection's side ----------------------------------------------
+
+
+def _socket_client(server):
+    from tcpserver.testing import SocketConnection
+
+    client = SocketConnection(server)
+    assert client.protocol is not None
+    return client
+
+
+def _received(client) -> bytes:
+    import select
+
+    got = b""
+    while select.select([client.client], [], [], 0.5)[0]:
+        chunk = client.client.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_an_answer_waits_for_the_end_of_the_turn_then_leaves_in_one_send():
+    from tcpserver.testing import memory_server
+
+    server = memory_server(default_eol=b"\n")
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text.upper() + b"\n"))
+    client = _socket_client(server)
+    protocol = client.protocol
+    protocol.dataReceived(b"one\ntwo\n")  # (a read batch, delivered by hand: no pump)
+    assert server.factory.turn.holds(protocol)
+    server.reactor.advance(0)  # the turn ends
+    assert not server.factory.turn.holds(protocol)
+    assert _received(client) == b"ONE\nTWO\n"
+    client.dispose()
+
+
+def test_a_close_sends_what_the_turn_kept_before_the_fin():
+    from tcpserver.testing import memory_server
+
+    server = memory_server(default_eol=b"\n")
+
+    def answer_and_close(event):
+        server.send(event.connection_id, b"bye\n")
+        server.disconnect(event.connection_id)
+
+    server.on("data_in", answer_and_close)
+    client = _socket_client(server)
+    client.protocol.dataReceived(b"quit\n")
+    client.pump()
+    assert _received(client) == b"bye\n"  # (then EOF: _received stops at it)
+    client.dispose()
+
+
+def test_bytes_sent_at_once_go_behind_what_the_turn_kept():
+    from tcpserver.testing import memory_server
+
+    server = memory_server(default_eol=b"\n")
+    client = _socket_client(server)
+    protocol = client.protocol
+    protocol.send_raw(b"kept ")
+    protocol.send_at_once(b"now")  # (a TLS handshake flight, an alert)
+    assert not server.factory.turn.holds(protocol)
+    assert _received(client) == b"kept now"
+    client.dispose()
