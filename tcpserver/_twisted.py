@@ -55,6 +55,7 @@ __all__ = [
     "ipv4_client",
     "nothing_buffered",
     "route_accept_logs",
+    "send_direct",
     "set_nodelay",
 ]
 
@@ -178,6 +179,34 @@ def nothing_buffered(transport: SocketTransport) -> bool:
         and not transport._writeDisconnecting
         and not transport._aborting
     )
+
+
+def send_direct(transport: SocketTransport, data: bytes, producer: object) -> None:
+    """
+    Send ``data`` on a direct transport's socket.  With nothing buffered in
+    the transport it is sent at once: Twisted's ``write`` would buffer it,
+    register the socket for writing and send it on the next reactor turn
+    (two ``epoll_ctl`` calls and a dispatch per send).  What the kernel
+    does not take, and every error, goes through ``write`` as usual, so
+    ordering, flow control and connection loss stay Twisted's; from the
+    first bytes the transport has to buffer, ``producer`` is its producer.
+    """
+    # (no producer yet: the transport never had to buffer anything of ours,
+    # and it has not gone - the TLS engine may still flush an alert from
+    # connectionLost)
+    if transport.connected and (transport.producer is None or nothing_buffered(transport)):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # EAGAIN, or an error write() will report
+            sent = 0
+        if sent == len(data):
+            return
+        if sent:
+            data = data[sent:]
+    if transport.producer is None and transport.connected:
+        # From now on the transport's buffer may fill: have it pause us.
+        transport.registerProducer(producer, True)
+    transport.write(data)
 
 
 def set_nodelay(transport: SocketTransport) -> bool:

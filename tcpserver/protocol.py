@@ -51,6 +51,7 @@ from tcpserver._twisted import (
     close_at_once,
     direct_peer,
     nothing_buffered,
+    send_direct,
     set_nodelay,
 )
 from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
@@ -690,35 +691,13 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self.send_now(data)
 
     def send_now(self, data: bytes) -> None:
-        """
-        Send bytes on the socket.  With nothing buffered in the transport
-        they are sent at once: Twisted's ``write`` would buffer them,
-        register the socket for writing and send them on the next reactor
-        turn (two ``epoll_ctl`` calls and a dispatch per read batch).  What
-        the kernel does not take, and every error, goes through ``write`` as
-        usual, so ordering, flow control and connection loss stay Twisted's.
-        """
+        """Send bytes on the socket now (see :func:`tcpserver._twisted.send_direct`)."""
         direct = self._direct
         if direct is None:
             transport: Any = self.transport
             transport.write(data)
             return
-        # (no producer yet: the transport never had to buffer anything of
-        # ours, and it has not gone - the TLS engine may still flush an
-        # alert from connectionLost)
-        if direct.connected and (direct.producer is None or nothing_buffered(direct)):
-            try:
-                sent = direct.socket.send(data)
-            except OSError:  # EAGAIN, or an error write() will report
-                sent = 0
-            if sent == len(data):
-                return
-            if sent:
-                data = data[sent:]
-        if direct.producer is None and direct.connected:
-            # From now on the transport's buffer may fill: have it pause us.
-            direct.registerProducer(self, True)
-        direct.write(data)
+        send_direct(direct, data, self)
 
     def flow(self, paused: bool) -> None:
         """The send queue passed its high-water mark, or drained to its low one."""
