@@ -46,7 +46,9 @@ def test_bench_run_smoke(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
     workloads = summary["workloads"]
-    assert set(workloads) == {"echo64", "churn", "idle", "tls_echo64", "tls_churn", "tls_idle"}
+    assert set(workloads) == {
+        "echo64", "latency", "bulk4k", "churn", "idle", "tls_echo64", "tls_churn", "tls_idle",
+    }  # fmt: skip
     for entry in workloads.values():
         assert entry["twisted"]["ok"]
         assert entry["tcpserver"]["ok"]

@@ -48,6 +48,7 @@ class Plan:
     conns: int
     window: int
     churn_clients: int
+    bulk_conns: int
     idle: int
     reps: int
     tls: bool
@@ -164,16 +165,32 @@ def run_clients(
 # -- workloads ---------------------------------------------------------------------------
 
 
-def echo(port: int, pid: int, plan: Plan, tls: str | None, cpu_set: set[int]) -> dict[str, Any]:
-    extra = ["--conns", str(plan.conns), "--window", str(plan.window)]
+def echo(
+    port: int,
+    pid: int,
+    plan: Plan,
+    tls: str | None,
+    cpu_set: set[int],
+    *,
+    clients: int = 0,
+    conns: int = 0,
+    window: int = 0,
+    size: int = 64,
+) -> dict[str, Any]:
+    """Pipelined lines of ``size`` bytes (the plan's clients, connections and window by default)."""
+    extra = [
+        "--conns", str(conns or plan.conns), "--window", str(window or plan.window),
+        "--size", str(size),
+    ]  # fmt: skip
     if tls:
         extra += ["--tls", "--cafile", tls]
-    results, cpu = run_clients("echo", port, pid, plan, plan.clients, extra, cpu_set)
+    results, cpu = run_clients("echo", port, pid, plan, clients or plan.clients, extra, cpu_set)
     lines = sum(r["lines"] for r in results)
     seconds = max(r["seconds"] for r in results)
     latencies = [v for r in results for v in r["latencies_us"]]
     return {
         "lines_per_s": lines / seconds,
+        "mb_per_s": lines * size / seconds / 1e6,
         "srv_us_per_line": cpu / max(lines * plan.duration / seconds, 1) * 1e6,
         "p50_us": percentile(latencies, 0.5),
         "p99_us": percentile(latencies, 0.99),
@@ -238,11 +255,13 @@ def idle(port: int, pid: int, count: int, tls: str | None = None) -> dict[str, A
                     pending -= 1
                     selector.unregister(key.fileobj)
         selector.close()
+        rss_after_echo = rss_bytes(pid) - base_rss
     finally:
         for sock in socks:
             sock.close()
     return {
         "bytes_per_idle_conn": rss / count,
+        "bytes_per_conn_after_echo": rss_after_echo / count,
         "ok": accepted >= count and echoed == count,
     }
 
@@ -289,9 +308,15 @@ METRICS = (
     ("echo64", "srv_us_per_line", False),
     ("echo64", "p50_us", False),
     ("echo64", "p99_us", False),
+    ("latency", "p50_us", False),
+    ("latency", "p99_us", False),
+    ("latency", "srv_us_per_line", False),
+    ("bulk4k", "mb_per_s", True),
+    ("bulk4k", "srv_us_per_line", False),
     ("churn", "conns_per_s", True),
     ("churn", "srv_us_per_conn", False),
     ("idle", "bytes_per_idle_conn", False),
+    ("idle", "bytes_per_conn_after_echo", False),
     ("tls_echo64", "lines_per_s", True),
     ("tls_echo64", "srv_us_per_line", False),
     ("tls_churn", "conns_per_s", True),
@@ -306,7 +331,10 @@ def measure(plan: Plan) -> dict[str, Any]:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         cert, key = make_certificate(Path(scratch))
-        workloads: list[tuple[str, bool]] = [("echo64", False), ("churn", False), ("idle", False)]
+        workloads: list[tuple[str, bool]] = [
+            ("echo64", False), ("latency", False), ("bulk4k", False), ("churn", False),
+            ("idle", False),
+        ]  # fmt: skip
         if plan.tls:
             workloads += [("tls_echo64", True), ("tls_churn", True), ("tls_idle", True)]
         for rep in range(plan.reps):
@@ -317,6 +345,15 @@ def measure(plan: Plan) -> dict[str, Any]:
                         cafile = cert if tls else None
                         if workload.endswith("echo64"):
                             figures = echo(port, pid, plan, cafile, client_cpus)
+                        elif workload == "latency":  # one connection, one line at a time
+                            figures = echo(
+                                port, pid, plan, None, client_cpus, clients=1, conns=1, window=1
+                            )
+                        elif workload == "bulk4k":  # 4 KiB lines, as the harness's bulk
+                            figures = echo(
+                                port, pid, plan, None, client_cpus,
+                                clients=1, conns=plan.bulk_conns, window=8, size=4096,
+                            )  # fmt: skip
                         elif workload.endswith("churn"):
                             figures = churn(port, pid, plan, cafile, client_cpus)
                         elif tls:  # (a TLS connection costs a handshake: fewer of them)
@@ -388,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         conns=10 if quick else 25,
         window=16,
         churn_clients=2 if quick else 4,
+        bulk_conns=4 if quick else 10,
         idle=args.idle or (300 if quick else 10_000),
         reps=args.reps or (1 if quick else 3),
         tls=not args.no_tls,
