@@ -55,33 +55,34 @@ class TurnSends:
     :ivar held: bytes kept, all connections together.
     """
 
-    __slots__ = ("_call", "_clock", "_kept", "held")
+    __slots__ = ("_call", "_clock", "_kept", "_sizes", "held")
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
         self._kept: dict[Sender, list[bytes]] = {}
+        self._sizes: dict[Sender, int] = {}  # bytes kept per sender
         self._call: IDelayedCall | None = None
         self.held = 0
 
     def send(self, sender: Sender, data: bytes) -> None:
         """Keep ``data`` for ``sender``'s send at the end of the turn (or send it now)."""
-        kept = self._kept
-        parts = kept.get(sender)
+        size = len(data)
+        parts = self._kept.get(sender)
         if parts is None:
-            if len(data) >= SEND_AT_ONCE:
+            if size >= SEND_AT_ONCE:
                 sender.send_now(data)  # (nothing to gain by waiting)
                 return
-            kept[sender] = [data]
+            self._kept[sender] = [data]
+            self._sizes[sender] = size
             if self._call is None:
                 self._call = self._clock.callLater(0, self._turn_ends)
         else:
             parts.append(data)
-            if sum(map(len, parts)) >= SEND_AT_ONCE:
-                self.held += len(data)
-                self.take(sender)
-                return
-        self.held += len(data)
-        if self.held >= TURN_LIMIT:
+            self._sizes[sender] += size
+        self.held += size
+        if self._sizes[sender] >= SEND_AT_ONCE:
+            self.take(sender)
+        elif self.held >= TURN_LIMIT:
             self.flush()
 
     def holds(self, sender: Sender) -> bool:
@@ -92,15 +93,13 @@ class TurnSends:
         """Send ``sender``'s kept bytes now (before it closes, say)."""
         parts = self._kept.pop(sender, None)
         if parts is not None:
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-            self.held -= len(data)
-            sender.send_now(data)
+            self.held -= self._sizes.pop(sender)
+            sender.send_now(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def drop(self, sender: Sender) -> None:
         """Forget ``sender``'s kept bytes (its connection was aborted or is gone)."""
-        parts = self._kept.pop(sender, None)
-        if parts is not None:
-            self.held -= sum(map(len, parts))
+        if self._kept.pop(sender, None) is not None:
+            self.held -= self._sizes.pop(sender)
 
     def flush(self) -> None:
         """Send everything kept, one send per connection, in the order they first sent."""
@@ -108,6 +107,7 @@ class TurnSends:
         if not kept:
             return
         self._kept = {}
+        self._sizes = {}
         self.held = 0
         for sender, parts in kept.items():
             try:
