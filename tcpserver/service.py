@@ -210,15 +210,20 @@ class TCPServerService(service.Service):
     def privilegedStartService(self) -> None:
         # Listening here lets twistd bind ports below 1024 before it drops
         # privileges (--uid); an async setup() defers listening to its end.
+        # SIGHUP is caught before the socket serves: a reload sent as soon
+        # as the server logs that it serves must not kill it.
+        if self.handle_signals:
+            self.signals.install_hangup()
         self._start()
         super().privilegedStartService()
 
     @override
     def startService(self) -> None:
+        if self.handle_signals:
+            self.signals.install_hangup()
         self._start()
         super().startService()
         if self.handle_signals:
-            self.signals.install_hangup()
             reactor: Any = self.server.reactor
             reactor.callWhenRunning(self._install_signal_handlers)
 
