@@ -69,6 +69,9 @@ ADDRESSABLE = frozenset(
 class ConnectionControls:
     """The per-connection methods of a connection's protocol (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # (no instance dictionary; the names are the protocol's slots)
+        __slots__ = ()
+
     if TYPE_CHECKING:  # what it uses of TCPServerProtocol
         factory: ConnectionHost
         connection_id: str

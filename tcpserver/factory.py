@@ -285,8 +285,9 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         if not self.table.take_socket(getattr(addr, "host", addr)):
             return None
-        # (it becomes pending in connectionMade unless it opens there at once)
-        return TCPServerProtocol(self, addr)
+        # (it becomes pending in connectionMade unless it opens there at once;
+        # Twisted's annotation says Protocol, its contract an IProtocol provider)
+        return TCPServerProtocol(self, addr)  # type: ignore[return-value]
 
     def request(self, host: str, port: int) -> bool | Deferred[bool]:
         """

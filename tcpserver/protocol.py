@@ -34,12 +34,14 @@ from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
     IHalfCloseableProtocol,
+    ILoggingContext,
+    IProtocol,
     IPushProducer,
+    ITransport,
 )
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from typing_extensions import override
 from zope.interface import implementer
 
 from tcpserver import errors
@@ -90,7 +92,7 @@ from tcpserver.outbound import Outbound
 from tcpserver.settings import SSLStartMode
 from tcpserver.sockopts import apply_socket_options, peer_address
 from tcpserver.starttls import ConnectionTLS
-from tcpserver.timeouts import ConnectionTimeouts, IdleWatch, OpeningWatch
+from tcpserver.timeouts import ConnectionTimeouts, IdleTimer, IdleWatch, OpeningWatch
 
 __all__ = ["TCPServerProtocol"]
 
@@ -98,8 +100,8 @@ __all__ = ["TCPServerProtocol"]
 _ENDING = frozenset({INPUT_ENDED, LOST, FAREWELL})
 
 
-@implementer(IPushProducer, IHalfCloseableProtocol)
-class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, Protocol):
+@implementer(IProtocol, ILoggingContext, IPushProducer, IHalfCloseableProtocol)
+class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
     """
     The protocol of one accepted connection.
 
@@ -114,14 +116,16 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     _log = Logger()
 
-    # Slots keep an idle connection small; "transport", "connected", "factory"
-    # and TimeoutMixin's attributes live here too (shadowing class defaults).
+    # Slots keep an idle connection small: no base has an instance
+    # dictionary (that is why Twisted's ``Protocol`` is not one: its three
+    # methods are below, and the idle timeout's TimeoutMixin is an object of
+    # its own, see timeouts.IdleTimer).
     __slots__ = (
-        "_TimeoutMixin__timeoutCall",
         "_abort_call",
         "_close_status",
         "_direct",
         "_grace",
+        "_idle",
         "_in",
         "_opening",
         "_profile",
@@ -141,7 +145,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         "remote_host",
         "remote_port",
         "rx_total",
-        "timeOut",
         "transport",
         "user_data",
     )
@@ -152,8 +155,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self.factory = factory
         self.transport = None
         self.connected = 0
-        self.timeOut = None
-        self._TimeoutMixin__timeoutCall = None
         self.connection_id = ""
         self._profile = profile = factory.profile
         self.remote_host = ""
@@ -169,6 +170,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         self._read_pauses = 0
         self._close_status: tuple[int, str] | None = None
         self._abort_call: IDelayedCall | None = None  # CloseGracePeriod, or a timeout's escalation
+        self._idle: IdleTimer | None = None  # DefaultIdleTimeout
         self._watch: IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
         self._opening: OpeningWatch | None = None  # HandshakeTimeout, DefaultConnectionTimeout
         self._grace: IDelayedCall | None = None  # ListenerGracePeriod
@@ -228,7 +230,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         return (
             not self.factory.dispatcher.listeners["disconnected"]
             and self._raw_hook is None
-            and self.timeOut is None
+            and self._idle is None
             and self._watch is None
             and self._abort_call is None
             and (out is None or out.idle)
@@ -284,7 +286,16 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
 
     # -- Twisted's IProtocol -----------------------------------------------------------------
 
-    @override
+    def makeConnection(self, transport: ITransport) -> None:
+        """The transport is connected (as Twisted's ``BaseProtocol`` does it)."""
+        self.connected = 1
+        self.transport = transport
+        self.connectionMade()
+
+    def logPrefix(self) -> str:
+        """What Twisted puts before what it logs for this connection."""
+        return "tcpserver"
+
     def connectionMade(self) -> None:
         transport: Any = self.transport  # (a stream transport: see StreamTransport)
         direct, peer = direct_peer(transport)  # (accept()'s IPv4 spelling is canonical)
@@ -431,12 +442,11 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
         if self._in is not None:
             self._in.advance()
 
-    @override
     def dataReceived(self, data: bytes) -> None:
         """Bytes from the transport: the raw hook's (PROXY, TLS) or the stream's."""
         self.rx_total += len(data)
-        if self.timeOut is not None:
-            self.resetTimeout()
+        if self._idle is not None:
+            self._idle.resetTimeout()
         hook = self._raw_hook
         if hook is not None:
             if self._opening is not None:
@@ -455,7 +465,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, P
             inbound = self._inbound()
         inbound.receive(data)
 
-    @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._state in ENDED:
             return  # (it ended already: see readConnectionLost)

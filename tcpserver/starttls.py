@@ -49,6 +49,9 @@ __all__ = ["ConnectionTLS"]
 class ConnectionTLS:
     """The TLS part of a connection's protocol (see the module docstring)."""
 
+    if not TYPE_CHECKING:  # (no instance dictionary; the names are the protocol's slots)
+        __slots__ = ()
+
     _log: Logger
 
     if TYPE_CHECKING:  # what it uses of TCPServerProtocol

@@ -1,8 +1,9 @@
 """A connection's timeouts: idle, read idle, write idle, and the close's grace.
 
 * ``DefaultIdleTimeout`` (the manual's: no traffic either way, 10060) is
-  Twisted's ``TimeoutMixin`` on the protocol; bytes handed on count as
-  traffic too (:attr:`Outbound.on_progress
+  Twisted's ``TimeoutMixin``, on an :class:`IdleTimer` of its own (made
+  only for a connection that has the timeout, so that the protocol itself
+  stays a slotted object); bytes handed on count as traffic too (:attr:`Outbound.on_progress
   <tcpserver.outbound.Outbound.on_progress>`).
 * ``ReadIdleTimeout`` / ``WriteIdleTimeout`` (903 / 904): an
   :class:`IdleWatch` looks at the connection's byte counters every quarter
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
 
-__all__ = ["ConnectionTimeouts", "IdleWatch", "OpeningWatch"]
+__all__ = ["ConnectionTimeouts", "IdleTimer", "IdleWatch", "OpeningWatch"]
 
 #: ``(bytes received, bytes sent)`` so far
 Counts = Callable[[], tuple[int, int]]
@@ -224,12 +225,39 @@ class OpeningWatch:
         self._expired(self.deadline_at - now <= 1e-9)
 
 
-class ConnectionTimeouts(TimeoutMixin):
+class IdleTimer(TimeoutMixin):
+    """
+    ``DefaultIdleTimeout``: Twisted's ``TimeoutMixin`` on ``clock``, calling
+    ``expired`` once no traffic was seen for the timeout.
+
+    A separate object rather than a base of the protocol: ``TimeoutMixin``
+    has no ``__slots__``, so as a base it would give every connection an
+    instance dictionary - including the many that have no idle timeout.
+    """
+
+    def __init__(self, clock: IReactorTime, expired: Callable[[], object]) -> None:
+        self._clock = clock
+        self._expired = expired
+
+    @override
+    def callLater(self, period: float, func: Any) -> IDelayedCall:
+        """TimeoutMixin's clock: the factory's reactor (a ``task.Clock`` in tests)."""
+        return self._clock.callLater(period, func)
+
+    @override
+    def timeoutConnection(self) -> None:
+        self._expired()
+
+
+class ConnectionTimeouts:
     """The timeouts of a connection's protocol (see the module docstring)."""
+
+    if not TYPE_CHECKING:  # (no instance dictionary; the names are the protocol's slots)
+        __slots__ = ()
 
     _log: Logger
 
-    if TYPE_CHECKING:  # what it uses of TCPServerProtocol (and TimeoutMixin)
+    if TYPE_CHECKING:  # what it uses of TCPServerProtocol
         factory: ConnectionHost
         connection_id: str
         remote_host: str
@@ -239,6 +267,7 @@ class ConnectionTimeouts(TimeoutMixin):
         _state: State
         _profile: ConnectionProfile
         _watch: IdleWatch | None
+        _idle: IdleTimer | None
         _opening: OpeningWatch | None
         _tls: TLSSession | None
         _raw_hook: Callable[[bytes], None] | None
@@ -374,8 +403,10 @@ class ConnectionTimeouts(TimeoutMixin):
     def _stop_timers(self) -> None:
         """The connection has gone: no timeout may fire."""
         self._end_opening()
-        if self.timeOut is not None:
-            self.setTimeout(None)
+        idle = self._idle
+        if idle is not None:
+            self._idle = None  # (it refers back to us)
+            idle.setTimeout(None)
         if self._abort_call is not None:
             if self._abort_call.active():
                 self._abort_call.cancel()
@@ -414,17 +445,22 @@ class ConnectionTimeouts(TimeoutMixin):
             self._set_idle_timer(seconds)
 
     def _set_idle_timer(self, seconds: float) -> None:
-        self.setTimeout(seconds or None)
+        idle = self._idle
+        if not seconds:
+            if idle is not None:
+                self._idle = None
+                idle.setTimeout(None)
+                self.out().on_progress = None
+            return
+        if idle is None:
+            idle = self._idle = IdleTimer(self.factory.reactor, self._idle_expired)
+        idle.setTimeout(seconds)
         # bytes handed on count as traffic too
-        self.out().on_progress = self.resetTimeout if seconds else None
+        self.out().on_progress = idle.resetTimeout
 
-    @override
-    def callLater(self, period: float, func: Any) -> IDelayedCall:
-        """TimeoutMixin's clock: the factory's reactor (a ``task.Clock`` in tests)."""
-        return self.factory.reactor.callLater(period, func)
-
-    @override
-    def timeoutConnection(self) -> None:
+    def _idle_expired(self) -> None:
+        """DefaultIdleTimeout passed with no traffic either way."""
+        self._idle = None
         self._log.info(
             "closing idle connection {cid} from {peer} after {seconds}s",
             cid=self.connection_id,
