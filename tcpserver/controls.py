@@ -84,6 +84,7 @@ class ConnectionControls:
         _close_status: tuple[int, str] | None
         _log: Logger
         _opening: OpeningWatch | None
+        _tx: tuple[int, int, float] | None
 
         @property
         def framer(self) -> Framer: ...
@@ -159,7 +160,9 @@ class ConnectionControls:
     def bytes_handed(self) -> int:
         """Bytes handed to the socket (or to TLS)."""
         out = self.outbound
-        return out.handed if out is not None else 0
+        if out is not None:
+            return out.handed
+        return self._tx[0] if self._tx is not None else 0  # (the parts rest)
 
     def shut_down(self) -> None:
         """Close: gracefully if it was open (queued data is sent first), else a reset."""
@@ -197,7 +200,10 @@ class ConnectionControls:
     @property
     def bytes_sent(self) -> int:
         """Bytes of the last send that were taken."""
-        return self.outbound.bytes_sent if self.outbound is not None else 0
+        out = self.outbound
+        if out is not None:
+            return out.bytes_sent
+        return self._tx[1] if self._tx is not None else 0  # (the parts rest)
 
     @property
     def ready_to_send(self) -> bool:

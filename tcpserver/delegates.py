@@ -9,24 +9,73 @@ connection up in the owner's :class:`~tcpserver.table.ConnectionTable`
 :class:`~tcpserver.factory.TCPServerFactory` and
 :class:`~tcpserver.server.TCPServer` inherit them: one list (the class body
 below), no copy per class.  ``send`` is the hot path (an answer per line):
-it is :func:`tcpserver.outbound.send_by_id`, the send fast path, one
+it is :func:`send_by_id`, the send fast path, one
 call from the listener to the socket.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from tcpserver.outbound import send_by_id
+from twisted.internet.defer import Deferred
+
+from tcpserver import errors
+from tcpserver.errors import TCPServerError
+from tcpserver.outbound import Outbound
 from tcpserver.protocol import TCPServerProtocol
 from tcpserver.table import ConnectionTable
 
-__all__ = ["CONNECTION_METHODS", "ConnectionMethods", "connection_method"]
+__all__ = ["CONNECTION_METHODS", "ConnectionMethods", "connection_method", "send_by_id"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Sender(Protocol):
+    """A connection, as :func:`send_by_id` finds it."""
+
+    outbound: Outbound | None
+
+    def out(self) -> Outbound:
+        """The connection's Outbound (made on first use)."""
+
+
+class Connections(Protocol):
+    """The owner of ``send(connection_id, data)``: its connections by id."""
+
+    @property
+    def by_id(self) -> Mapping[str, Sender]:
+        """The open connections."""
+
+
+def send_by_id(owner: Connections, connection_id: str, data: object, /) -> Deferred[None] | None:
+    """
+    Send bytes to the connection ``connection_id`` of ``owner``.
+
+    :returns: ``None`` when the connection's ``timeout`` is 0; otherwise a
+        Deferred that fires when the bytes are written (10060 if no
+        progress for ``timeout`` seconds).
+    :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
+        ``Connection.bytes_sent``); 10022 if ``data`` is not bytes.
+    """
+    try:
+        connection = owner.by_id[connection_id]
+    except (KeyError, TypeError):
+        raise TCPServerError(
+            errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
+        ) from None
+    out = connection.outbound  # (made with the first bytes read)
+    if out is None:
+        out = connection.out()
+    if out.fast and type(data) is bytes:
+        # the fast path: sends taken, untimed, nothing queued, parked, held
+        # or pushed back - corked in a read batch, else written at once
+        out.bytes_sent = len(data)
+        out.emit(data)
+        return None
+    return out.send(data)
 
 
 class HasTable(Protocol):

@@ -27,6 +27,7 @@ timers or states.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, Protocol
 
@@ -74,6 +75,26 @@ class InboundOwner(Protocol):
         """Report a too-long frame; ``True`` if the stream goes on (skipped)."""
 
 
+class _Resting:
+    """The owner of an Inbound waiting in a pool (see Inbound.rest): nothing may reach it."""
+
+    __slots__ = ()
+
+    connection_id = ""
+
+    def hold_reading(self, held: bool) -> None:
+        raise AssertionError("an Inbound at rest has no connection")
+
+    def settled(self) -> bool:
+        raise AssertionError("an Inbound at rest has no connection")
+
+    def frame_too_long(self, error: FrameTooLongError) -> bool:
+        raise AssertionError("an Inbound at rest has no connection")
+
+
+_AT_REST = _Resting()
+
+
 class Inbound:
     """
     The inbound side of one connection (see the module docstring).
@@ -98,6 +119,7 @@ class Inbound:
         "delivering",
         "ending",
         "framer",
+        "last_batch",
         "out",
     )
 
@@ -116,6 +138,8 @@ class Inbound:
         self.delivering = False
         self.deliver = False
         self.ending = False
+        #: when the connection's previous read batch ended (-inf: none yet)
+        self.last_batch = -math.inf
 
     @property
     def idle(self) -> bool:
@@ -126,6 +150,35 @@ class Inbound:
             and not self.delivering
             and not self.framer.has_input
         )
+
+    @property
+    def at_rest(self) -> bool:
+        """
+        Nothing to deliver, in flight or held, and the framer as it was made:
+        it may serve another connection (:meth:`rebind`).
+        """
+        return (
+            self._busy is None
+            and not self._steps
+            and not self.delivering
+            and not self._held
+            and not self._abandoned
+            and self.framer.pristine
+        )
+
+    def rebind(self, owner: InboundOwner, last_batch: float = -math.inf) -> None:
+        """
+        Serve ``owner`` (at rest, see :attr:`at_rest`), whose previous read
+        batch ended at ``last_batch``; its owner computes the flags again.
+        """
+        self._owner = owner
+        self._steps = None  # (an empty deque takes room)
+        self.deliver = self.ending = False
+        self.last_batch = last_batch
+
+    def rest(self) -> None:
+        """Wait in a pool (at rest): let go of the connection."""
+        self.rebind(_AT_REST)
 
     @property
     def waiting(self) -> bool:

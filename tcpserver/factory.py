@@ -50,6 +50,7 @@ from tcpserver.delegates import ConnectionMethods
 from tcpserver.dispatch import Dispatcher
 from tcpserver.errors import TCPServerError
 from tcpserver.events import ConnectionRequest, Listener
+from tcpserver.parts import PartsPool
 from tcpserver.profile import ConnectionProfile, build_profile
 from tcpserver.properties import (
     PropertyAccess,
@@ -111,6 +112,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.by_id = self.table.by_id
         #: what connections send during a reactor turn leaves at its end
         self.turn = TurnSends(reactor)
+        self.parts = PartsPool()  # kits of connections at rest, for reuse
         self.dispatcher = Dispatcher(
             self.counters,
             self.table.closed,

@@ -249,6 +249,18 @@ class Framer:
             return True
         return self._pos < len(self._buf) or bool(self._held)
 
+    @property
+    def pristine(self) -> bool:
+        """Nothing buffered, and the framing as it was made (no setting changed since)."""
+        return not (
+            self.generation
+            or self._buf
+            or self._held
+            or self._batch is not None
+            or self._skip_lf
+            or self._prefix
+        )
+
     def finish_batch(self) -> int:
         """
         End the batch :meth:`split_lines` (or :meth:`receive_lines`) started,

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 if TYPE_CHECKING:
     from tcpserver.access import AddressMatcher
     from tcpserver.dispatch import Dispatcher
+    from tcpserver.parts import PartsPool
     from tcpserver.profile import ConnectionProfile
     from tcpserver.settings import Settings
     from tcpserver.table import ConnectionTable
@@ -35,6 +36,8 @@ class ConnectionHost(Protocol):
     dispatcher: Dispatcher
     table: ConnectionTable[Any]
     turn: TurnSends
+    #: kits of connections at rest, for the next connection to take
+    parts: PartsPool
     #: the raw tallies behind :meth:`TCPServerFactory.stats`
     counters: Counter[str]
     tls_contexts: TLSContexts

@@ -25,7 +25,7 @@ run on the clock it is given.  It owns every rule about sending (API.md
 * **files** - ``send_file`` streams through the same queue
   (:class:`~tcpserver._files.FileStreamer`).
 
-The fast path is :func:`send_by_id` - ``send(connection_id, data)`` of
+The fast path is :func:`tcpserver.delegates.send_by_id` - ``send(connection_id, data)`` of
 the factory and the server, the one call per answered line - taken while
 :attr:`Outbound.fast` holds (computed in one place,
 :meth:`Outbound._update_fast`): it hands the bytes to
@@ -36,7 +36,7 @@ checks (:meth:`Outbound.send`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -49,13 +49,10 @@ from tcpserver.errors import TCPServerError
 
 __all__ = [
     "CORK_LIMIT",
-    "Connections",
     "Limits",
     "Outbound",
     "OutboundOwner",
-    "Sender",
     "as_bytes",
-    "send_by_id",
 ]
 
 #: Corked writes are passed on once they reach this size, even in the
@@ -110,6 +107,10 @@ class _Ended:
         pass
 
 
+#: the owner of an Outbound waiting in a pool (see Outbound.rest)
+_AT_REST = _Ended("")
+
+
 class Limits(Protocol):
     """The water marks (a connection's profile)."""
 
@@ -121,6 +122,9 @@ class Limits(Protocol):
 
     @property
     def queue_limit(self) -> int: ...
+
+    @property
+    def send_timeout(self) -> float: ...
 
 
 def as_bytes(data: object, what: str) -> bytes:
@@ -301,6 +305,37 @@ class Outbound:
         assert self._gone, "detach() comes after gone()"
         self._owner = _Ended(self._owner.connection_id)
         self.on_progress = None
+
+    @property
+    def at_rest(self) -> bool:
+        """
+        Nothing waits or streams, and nothing differs from a new Outbound
+        but the counts: it may serve another connection (:meth:`rebind`).
+        """
+        return (
+            self._accepting
+            and not (self._queue_len or self._tx_paused or self._parked or self._holding)
+            and self._cork is None
+            and self._files is None
+            and not self._flow_paused
+            and not self._waiters
+            and self._send_timer is None
+            and self._timeout == self._limits.send_timeout
+            and self.ready == (self._limits.high_water > 0)
+            and self._flushed_mark == self.handed == self._accepted_total
+        )
+
+    def rebind(self, owner: OutboundOwner, handed: int, sent: int) -> None:
+        """Serve ``owner`` (at rest, see :attr:`at_rest`), whose counts so far are these."""
+        self._owner = owner
+        self.handed = self._accepted_total = self._flushed_mark = handed
+        self.bytes_sent = sent
+        self.on_progress = None
+        self._queue = self._waiters = self._parked = None  # (empty ones take room)
+
+    def rest(self) -> None:
+        """Wait in a pool (at rest): let go of the connection."""
+        self.rebind(_AT_REST, 0, 0)
 
     @property
     def timeout(self) -> float:
@@ -734,48 +769,3 @@ class Outbound:
         """FileStreamer: nothing more to start."""
         if not self._accepting and not self._gone:
             self._owner.drained()
-
-
-class Sender(Protocol):
-    """A connection, as :func:`send_by_id` finds it."""
-
-    outbound: Outbound | None
-
-    def out(self) -> Outbound:
-        """The connection's Outbound (made on first use)."""
-
-
-class Connections(Protocol):
-    """The owner of ``send(connection_id, data)``: its connections by id."""
-
-    @property
-    def by_id(self) -> Mapping[str, Sender]:
-        """The open connections."""
-
-
-def send_by_id(owner: Connections, connection_id: str, data: object, /) -> Deferred[None] | None:
-    """
-    Send bytes to the connection ``connection_id`` of ``owner``.
-
-    :returns: ``None`` when the connection's ``timeout`` is 0; otherwise a
-        Deferred that fires when the bytes are written (10060 if no
-        progress for ``timeout`` seconds).
-    :raises TCPServerError: 126 unknown/closed id; 135 queue full (see
-        ``Connection.bytes_sent``); 10022 if ``data`` is not bytes.
-    """
-    try:
-        connection = owner.by_id[connection_id]
-    except (KeyError, TypeError):
-        raise TCPServerError(
-            errors.INVALID_CONNECTION_ID, f"send: no connection with id {connection_id!r}"
-        ) from None
-    out = connection.outbound  # (made with the first bytes read)
-    if out is None:
-        out = connection.out()
-    if out.fast and type(data) is bytes:
-        # the fast path: sends taken, untimed, nothing queued, parked, held
-        # or pushed back - corked in a read batch, else written at once
-        out.bytes_sent = len(data)
-        out.emit(data)
-        return None
-    return out.send(data)

@@ -60,7 +60,6 @@ from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
 from tcpserver.delivery import Inbound
 from tcpserver.errors import code_for_failure
 from tcpserver.events import Connected, Disconnected, ReadyToSend
-from tcpserver.framing import Framer
 from tcpserver.host import ConnectionHost
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
@@ -89,6 +88,7 @@ from tcpserver.lifecycle import (
     check_move,
 )
 from tcpserver.outbound import Outbound
+from tcpserver.parts import ConnectionParts
 from tcpserver.settings import SSLStartMode
 from tcpserver.sockopts import apply_socket_options, peer_address
 from tcpserver.starttls import ConnectionTLS
@@ -101,7 +101,7 @@ _ENDING = frozenset({INPUT_ENDED, LOST, FAREWELL})
 
 
 @implementer(IProtocol, ILoggingContext, IPushProducer, IHalfCloseableProtocol)
-class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
+class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, ConnectionParts):
     """
     The protocol of one accepted connection.
 
@@ -135,8 +135,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
         "_state",
         "_tls",
         "_tls_reading",
+        "_tx",
         "_watch",
-        "connected",
         "connection_id",
         "factory",
         "idle_timeout",
@@ -154,7 +154,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
     def __init__(self, factory: ConnectionHost, addr: IAddress | None) -> None:
         self.factory = factory
         self.transport = None
-        self.connected = 0
         self.connection_id = ""
         self._profile = profile = factory.profile
         self.remote_host = ""
@@ -163,6 +162,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
         self.user_data: Any = None
         self.proxy_info: ProxyInfo | None = None
         self.rx_total = 0  # (the table sums these: bytes_received)
+        # (bytes handed on, the last send's bytes, when): kept while the parts rest
+        self._tx: tuple[int, int, float] | None = None
         self._state = NEW
         self._in: Inbound | None = None  # made when first needed (see _inbound)
         # made on first use (see out()): an idle connection has none
@@ -237,29 +238,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
             and (inbound is None or inbound.idle)
         )
 
-    def out(self) -> Outbound:
-        """
-        The connection's outgoing side, made when first needed (a send, the
-        first bytes read, TLS, a send timeout) in the state the lifecycle
-        implies: sends taken while the connection is accepted and not
-        closing, ``ready`` once it is open.
-        """
-        out = self.outbound
-        if out is None:
-            profile = self._profile
-            state = self._state
-            out = self.outbound = Outbound(
-                self,
-                self.factory.reactor,
-                profile,
-                profile.send_timeout,
-                taking_sends=state in SENDABLE,
-                is_open=state is OPEN or state is INPUT_ENDED,
-            )
-            if state in ENDED:
-                out.gone(0, "OK")  # (nothing to write any more)
-        return out
-
     def check_invariants(self) -> None:
         """
         Raise AssertionError if the connection's parts disagree (the
@@ -283,14 +261,21 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
             assert self._in.deliver == expected, (state, self._in.deliver)
         if self._tls is None:
             assert not self._tls_reading
+        if self._tx is not None:  # (the counts of parts at rest: none may be in use)
+            assert out is None, out
+            assert self._in is None, self._in
 
     # -- Twisted's IProtocol -----------------------------------------------------------------
 
     def makeConnection(self, transport: ITransport) -> None:
         """The transport is connected (as Twisted's ``BaseProtocol`` does it)."""
-        self.connected = 1
         self.transport = transport
         self.connectionMade()
+
+    @property
+    def connected(self) -> int:
+        """Twisted's ``BaseProtocol.connected``: 1 once the transport is connected."""
+        return 0 if self.transport is None else 1
 
     def logPrefix(self) -> str:
         """What Twisted puts before what it logs for this connection."""
@@ -457,6 +442,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
         if inbound is None:
             inbound = self._inbound()
         inbound.receive(data)
+        self._rest()  # (the parts go back to the pool if nothing waits)
 
     def plaintext_received(self, data: bytes) -> None:
         """The connection's stream, decrypted (TLS) or after a PROXY header."""
@@ -483,11 +469,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
         if self._close_status is None:
             self._close_status = (0, "OK")
         out = self.outbound
-        handed = 0
         if out is not None:
             out.gone(0, "OK")  # (nothing to fail: it is idle)
-            handed = out.handed
-        self.factory.table.lost(self, self.rx_total, handed)
+        self.factory.table.lost(self, self.rx_total, self.bytes_handed)
         self._closed()
 
     def tls_lost(self, reason: Failure) -> None:
@@ -590,26 +574,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts):
             out.detach()
 
     # -- the inbound side (InboundOwner) --------------------------------------------------
-
-    def _inbound(self) -> Inbound:
-        """The connection's Inbound, made (with its framer) when first needed."""
-        inbound = self._in
-        if inbound is None:
-            # the framer takes the settings in force at accept
-            profile = self._profile
-            framer = Framer(profile.eol, profile.max_line_length, profile.single_line_mode)
-            prefix = profile.length_prefix
-            if prefix is not None and prefix[0]:
-                size, order, adjust, strip, limit, skip = prefix
-                framer.set_length_prefix(size, order, adjust, strip, limit, skip)
-            inbound = self._in = Inbound(self, self.factory.dispatcher, framer, self.out())
-            self._refresh()
-        return inbound
-
-    @property
-    def framer(self) -> Framer:
-        """This connection's framer (made from the settings in force at accept, on first use)."""
-        return self._inbound().framer
 
     def hold_reading(self, held: bool) -> None:
         """An async listener of this connection started (``True``) or finished."""

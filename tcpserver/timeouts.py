@@ -279,6 +279,8 @@ class ConnectionTimeouts:
         def _close(self, abort: bool) -> None: ...
         def _advance(self) -> None: ...
         def out(self) -> Outbound: ...
+        @property
+        def bytes_handed(self) -> int: ...
         def tls_failed(self, code: int, description: str) -> None: ...
 
     def _start_idle_watch(self) -> None:
@@ -472,7 +474,7 @@ class ConnectionTimeouts:
         )
 
     def _idle_counts(self) -> tuple[int, int]:
-        return self.rx_total, self.outbound.handed if self.outbound is not None else 0
+        return self.rx_total, self.bytes_handed
 
     def _idle_close(self, code: int, what: str, seconds: float) -> None:
         self._watch = None

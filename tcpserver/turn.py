@@ -15,9 +15,11 @@ Bounds: a connection's bytes go at once when they reach
 :data:`SEND_AT_ONCE` (a listener that sends megabytes in one callback gets
 the kernel's and Twisted's flow control as before, and bulk data is not
 copied once more), everything kept goes when it reaches :data:`TURN_LIMIT`
-bytes in all, and a
-connection that must order a close behind its bytes - or must know that
-nothing is waiting - takes its own out first (:meth:`TurnSends.take`).
+bytes in all or :data:`TURN_SENDERS` connections (a turn that reads ten
+thousand connections, each saying a line, keeps a few hundred answers at
+a time, not ten thousand), and a connection that must order a close
+behind its bytes - or must know that nothing is waiting - takes its own
+out first (:meth:`TurnSends.take`).
 
 This module knows nothing of sockets: a :class:`Sender` is anything with
 ``send_now(data)``.
@@ -30,12 +32,15 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["SEND_AT_ONCE", "TURN_LIMIT", "Sender", "TurnSends"]
+__all__ = ["SEND_AT_ONCE", "TURN_LIMIT", "TURN_SENDERS", "Sender", "TurnSends"]
 
 _log = Logger()
 
 #: bytes kept for the end of the turn (all connections) before they go at once
 TURN_LIMIT = 256 * 1024
+
+#: connections whose bytes are kept for the end of the turn before they all go at once
+TURN_SENDERS = 512
 
 #: bytes of one connection that go at once: a send this large gains nothing by waiting
 SEND_AT_ONCE = 64 * 1024
@@ -72,10 +77,15 @@ class TurnSends:
             if size >= SEND_AT_ONCE:
                 sender.send_now(data)  # (nothing to gain by waiting)
                 return
-            self._kept[sender] = [data]
+            kept = self._kept
+            kept[sender] = [data]
             self._sizes[sender] = size
             if self._call is None:
                 self._call = self._clock.callLater(0, self._turn_ends)
+            elif len(kept) >= TURN_SENDERS:
+                self.held += size
+                self.flush()
+                return
         else:
             parts.append(data)
             self._sizes[sender] += size

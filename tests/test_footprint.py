@@ -76,3 +76,70 @@ class IdleFootprintTests(SynchronousTestCase):
         self.assertFalse(client.closed)
         server.reactor.advance(1.5)
         self.assertTrue(client.closed)
+
+
+class PartsAtRestTests(SynchronousTestCase):
+    """A connection that has said something and is quiet keeps only its counts."""
+
+    def test_a_connection_that_said_one_line_keeps_what_an_idle_one_keeps(self):
+        idle, _ = kept_per_connection(echo_server())
+        spoke, clients = kept_per_connection(echo_server(), line=b"hello\n")
+        self.assertEqual([c.transport.value() for c in clients[:2]], [b"hello\n"] * 2)
+        self.assertLessEqual(spoke, idle + 120)  # (its counts, when it rested)
+
+    def test_counts_and_settings_survive_the_rest(self):
+        server = echo_server()
+        client = MemoryConnection(server)
+        client.feed(b"abc\n")
+        connection = server.connections[client.connection_id]
+        self.assertEqual(connection.bytes_sent, 4)
+        self.assertEqual(server.factory.stats()["bytes_sent"], 4 + len(b"warm up\n"))
+        client.feed(b"defgh\n")
+        self.assertEqual(client.transport.value(), b"abc\ndefgh\n")
+        self.assertEqual(connection.bytes_sent, 6)
+        server.reactor.advance(5)  # (quiet: it rests again after the next line)
+        client.feed(b"i\n")
+        self.assertEqual(connection.bytes_sent, 2)
+        self.assertEqual(server.factory.stats()["bytes_sent"], 4 + 6 + 2 + len(b"warm up\n"))
+
+    def test_a_partial_line_is_kept_across_reads(self):
+        server = echo_server()
+        client = MemoryConnection(server)
+        client.feed(b"one\ntw")
+        server.reactor.advance(5)
+        client.feed(b"o\n")
+        self.assertEqual(client.transport.value(), b"one\ntwo\n")
+
+    def test_a_connections_own_framing_is_kept_and_not_lent_to_others(self):
+        server = echo_server()
+        first = MemoryConnection(server, port=1001)
+        first.feed(b"x\n")
+        server.connections[first.connection_id].eol = b"|"
+        server.reactor.advance(5)
+        first.feed(b"a|b\n|")
+        other = MemoryConnection(server, port=1002)
+        other.feed(b"c|d\n")
+        self.assertEqual(first.transport.value(), b"x\na\nb\n\n")
+        self.assertEqual(other.transport.value(), b"c|d\n")
+
+    def test_parts_are_reused_by_the_next_connection(self):
+        server = echo_server()
+        pool = server.factory.parts
+        before = len(pool)
+        clients = [MemoryConnection(server, port=3000 + i) for i in range(5)]
+        for client in clients:
+            client.feed(b"ping\n")
+        self.assertEqual(len(pool), before)  # (each took the kit the one before gave back)
+        for client in clients:
+            self.assertEqual(client.transport.value(), b"ping\n")
+
+    def test_a_busy_connection_keeps_its_parts(self):
+        server = echo_server()
+        client = MemoryConnection(server)
+        client.feed(b"1\n")
+        client.feed(b"2\n")  # (less than REST_AFTER later: it keeps its kit)
+        taken = len(server.factory.parts)
+        client.feed(b"3\n")
+        client.feed(b"4\n")
+        self.assertEqual(len(server.factory.parts), taken)
+        self.assertEqual(client.transport.value(), b"1\n2\n3\n4\n")

@@ -22,7 +22,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from tcpserver import TCPServerError
-from tcpserver.outbound import CORK_LIMIT, Outbound, send_by_id
+from tcpserver.delegates import send_by_id
+from tcpserver.outbound import CORK_LIMIT, Outbound
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Limits:
     high_water: int = 1024
     low_water: int = 256
     queue_limit: int = 2048
+    send_timeout: float = 0
 
 
 class Owner:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from tcpserver.turn import SEND_AT_ONCE, TURN_LIMIT, TurnSends
+from tcpserver.turn import SEND_AT_ONCE, TURN_LIMIT, TURN_SENDERS, TurnSends
 
 
 class Peer:
@@ -210,3 +210,20 @@ def test_bytes_sent_at_once_go_behind_what_the_turn_kept():
     assert not server.factory.turn.holds(protocol)
     assert _received(client) == b"kept now"
     client.dispose()
+
+
+def test_everything_kept_goes_once_the_turn_holds_its_most_senders():
+    # (a turn that reads thousands of connections keeps a bounded number of answers)
+    clock = Clock()
+    turn = TurnSends(clock)
+    log: list[tuple[str, bytes]] = []
+    peers = [Peer(log, str(i)) for i in range(TURN_SENDERS + 10)]
+    for peer in peers[:TURN_SENDERS]:
+        turn.send(peer, b"z")
+    assert [name for name, _ in log] == [str(i) for i in range(TURN_SENDERS)]
+    assert turn.held == 0
+    for peer in peers[TURN_SENDERS:]:
+        turn.send(peer, b"z")
+    assert len(log) == TURN_SENDERS
+    clock.advance(0)
+    assert [name for name, _ in log] == [peer.name for peer in peers]
