@@ -48,11 +48,11 @@ from tcpserver.sockopts import peer_address
 if TYPE_CHECKING:
     from twisted.logger import Logger
 
+    from tcpserver.clocks import OpeningWatch
     from tcpserver.framing import Framer, FrameTooLongError
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
-    from tcpserver.timeouts import OpeningWatch
 
 __all__ = ["ADDRESSABLE", "CONNECTED", "LOST_STATES", "ConnectionControls"]
 

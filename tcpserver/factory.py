@@ -50,7 +50,7 @@ from tcpserver.delegates import ConnectionMethods
 from tcpserver.dispatch import Dispatcher
 from tcpserver.errors import TCPServerError
 from tcpserver.events import ConnectionRequest, Listener
-from tcpserver.parts import PartsPool
+from tcpserver.pool import PartsPool
 from tcpserver.profile import ConnectionProfile, build_profile
 from tcpserver.properties import (
     PropertyAccess,

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 if TYPE_CHECKING:
     from tcpserver.access import AddressMatcher
     from tcpserver.dispatch import Dispatcher
-    from tcpserver.parts import PartsPool
+    from tcpserver.pool import PartsPool
     from tcpserver.profile import ConnectionProfile
     from tcpserver.settings import Settings
     from tcpserver.table import ConnectionTable

@@ -13,7 +13,7 @@ nothing waits anywhere (no partial frame, no listener in flight, nothing
 queued, parked, timed or streamed, no setting of the connection's own:
 :attr:`Inbound.at_rest <tcpserver.delivery.Inbound.at_rest>` and
 :attr:`Outbound.at_rest <tcpserver.outbound.Outbound.at_rest>`), the kit
-goes back to the factory's :class:`PartsPool` and the connection keeps
+goes back to the factory's :class:`~tcpserver.pool.PartsPool` and the connection keeps
 only its byte counts.  The next connection that reads takes a kit from
 the pool instead of making three objects.  So many quiet connections that
 have each said something hold about what silent ones hold, a short
@@ -37,52 +37,16 @@ from tcpserver.lifecycle import CLOSED, ENDED, INPUT_ENDED, OPEN, SENDABLE, Stat
 from tcpserver.outbound import Outbound
 
 if TYPE_CHECKING:
+    from tcpserver.clocks import IdleTimer
     from tcpserver.framing import FrameTooLongError
     from tcpserver.host import ConnectionHost
     from tcpserver.profile import ConnectionProfile
-    from tcpserver.timeouts import IdleTimer
 
-__all__ = ["POOL_LIMIT", "REST_AFTER", "ConnectionParts", "PartsPool"]
-
-#: kits a factory keeps for reuse (beyond that, a kit given back is freed)
-POOL_LIMIT = 128
+__all__ = ["REST_AFTER", "ConnectionParts"]
 
 #: seconds between two read batches of a connection that make it quiet:
 #: its kit goes back to the pool after the second
 REST_AFTER = 1.0
-
-
-class PartsPool:
-    """
-    Kits (an Inbound with its Framer, and an Outbound) of connections at
-    rest, for the next connection made with the same profile (the same
-    settings: a settings change empties the pool).
-    """
-
-    __slots__ = ("_kits", "_profile")
-
-    def __init__(self) -> None:
-        self._kits: list[tuple[Inbound, Outbound]] = []
-        self._profile: ConnectionProfile | None = None
-
-    def __len__(self) -> int:
-        return len(self._kits)
-
-    def take(self, profile: ConnectionProfile) -> tuple[Inbound, Outbound] | None:
-        """A kit made for ``profile``, if one waits (rebind it before use)."""
-        if self._kits and profile is self._profile:
-            return self._kits.pop()
-        return None
-
-    def give(self, profile: ConnectionProfile, inbound: Inbound, out: Outbound) -> None:
-        """Keep the kit of a connection at rest (made for ``profile``)."""
-        inbound.rest()
-        out.rest()
-        if profile is not self._profile:
-            self._profile = profile
-            self._kits = []
-        if len(self._kits) < POOL_LIMIT:
-            self._kits.append((inbound, out))
 
 
 class ConnectionParts:

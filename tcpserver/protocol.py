@@ -32,7 +32,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
-    IDelayedCall,
     IHalfCloseableProtocol,
     ILoggingContext,
     IProtocol,
@@ -56,6 +55,7 @@ from tcpserver._twisted import (
     send_direct,
     set_nodelay,
 )
+from tcpserver.clocks import Extras
 from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
 from tcpserver.delivery import Inbound
 from tcpserver.errors import code_for_failure
@@ -92,7 +92,7 @@ from tcpserver.parts import ConnectionParts
 from tcpserver.settings import SSLStartMode
 from tcpserver.sockopts import apply_socket_options, peer_address
 from tcpserver.starttls import ConnectionTLS
-from tcpserver.timeouts import ConnectionTimeouts, IdleTimer, IdleWatch, OpeningWatch
+from tcpserver.timeouts import ConnectionTimeouts
 
 __all__ = ["TCPServerProtocol"]
 
@@ -119,34 +119,26 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
     # Slots keep an idle connection small: no base has an instance
     # dictionary (that is why Twisted's ``Protocol`` is not one: its three
     # methods are below, and the idle timeout's TimeoutMixin is an object of
-    # its own, see timeouts.IdleTimer).
+    # its own, see clocks.IdleTimer).
     __slots__ = (
-        "_abort_call",
         "_close_status",
         "_direct",
-        "_grace",
-        "_idle",
+        "_extras",
         "_in",
-        "_opening",
         "_profile",
         "_raw_hook",
         "_read_pauses",
-        "_sink",
         "_state",
         "_tls",
         "_tls_reading",
         "_tx",
-        "_watch",
         "connection_id",
         "factory",
-        "idle_timeout",
         "outbound",
-        "proxy_info",
         "remote_host",
         "remote_port",
         "rx_total",
         "transport",
-        "user_data",
     )
 
     factory: ConnectionHost
@@ -155,12 +147,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         self.factory = factory
         self.transport = None
         self.connection_id = ""
-        self._profile = profile = factory.profile
+        self._profile = factory.profile
         self.remote_host = ""
         self.remote_port = 0
-        self.idle_timeout: float = profile.idle_timeout
-        self.user_data: Any = None
-        self.proxy_info: ProxyInfo | None = None
         self.rx_total = 0  # (the table sums these: bytes_received)
         # (bytes handed on, the last send's bytes, when): kept while the parts rest
         self._tx: tuple[int, int, float] | None = None
@@ -170,19 +159,14 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         self.outbound: Outbound | None = None
         self._read_pauses = 0
         self._close_status: tuple[int, str] | None = None
-        self._abort_call: IDelayedCall | None = None  # CloseGracePeriod, or a timeout's escalation
-        self._idle: IdleTimer | None = None  # DefaultIdleTimeout
-        self._watch: IdleWatch | None = None  # ReadIdleTimeout / WriteIdleTimeout
-        self._opening: OpeningWatch | None = None  # HandshakeTimeout, DefaultConnectionTimeout
-        self._grace: IDelayedCall | None = None  # ListenerGracePeriod
+        # timers, its own idle timeout, proxy_info, user_data: made when first set
+        self._extras: Extras | None = None
         self._tls: TLSSession | None = None
         # raw bytes go here first (the PROXY header reader, TLS)
         self._raw_hook: Callable[[bytes], None] | None = None
         # a plain TCP/UNIX transport: bytes go straight to its socket when
         # nothing is buffered (see send_raw)
         self._direct: SocketTransport | None = None
-        # the TLS engine, once started: the stream's bytes go through it
-        self._sink: StreamTransport | None = None
         # The TLS handshake must read whatever else holds reading back
         # (flow control, pause_data, an async listener): see _reading_blocked.
         self._tls_reading = False
@@ -231,9 +215,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         return (
             not self.factory.dispatcher.listeners["disconnected"]
             and self._raw_hook is None
-            and self._idle is None
-            and self._watch is None
-            and self._abort_call is None
+            and (self._extras is None or not self._extras.timers_running)
             and (out is None or out.idle)
             and (inbound is None or inbound.idle)
         )
@@ -264,6 +246,36 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         if self._tx is not None:  # (the counts of parts at rest: none may be in use)
             assert out is None, out
             assert self._in is None, self._in
+
+    # -- the seldom-set fields (see timeouts.Extras) -------------------------------------
+
+    def _own_extras(self) -> Extras:
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = Extras(self._profile.idle_timeout)
+        return extras
+
+    @property
+    def user_data(self) -> Any:
+        """Anything the application keeps with the connection."""
+        extras = self._extras
+        return None if extras is None else extras.user_data
+
+    @user_data.setter
+    def user_data(self, value: Any) -> None:
+        if value is not None or self._extras is not None:
+            self._own_extras().user_data = value
+
+    @property
+    def proxy_info(self) -> ProxyInfo | None:
+        """What a PROXY protocol header said, or ``None``."""
+        extras = self._extras
+        return None if extras is None else extras.proxy_info
+
+    @proxy_info.setter
+    def proxy_info(self, info: ProxyInfo | None) -> None:
+        if info is not None or self._extras is not None:
+            self._own_extras().proxy_info = info
 
     # -- Twisted's IProtocol -----------------------------------------------------------------
 
@@ -430,8 +442,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
     def dataReceived(self, data: bytes) -> None:
         """Bytes from the transport: the raw hook's (PROXY, TLS) or the stream's."""
         self.rx_total += len(data)
-        if self._idle is not None:
-            self._idle.resetTimeout()
+        extras = self._extras
+        if extras is not None and extras.idle is not None:
+            extras.idle.resetTimeout()
         hook = self._raw_hook
         if hook is not None:
             if self._opening is not None:
@@ -639,9 +652,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     def write_out(self, data: bytes) -> None:
         """Hand ``data`` on: to the TLS engine under TLS, else to :meth:`send_raw`."""
-        sink = self._sink
-        if sink is not None:
-            sink.write(data)
+        tls = self._tls
+        if tls is not None and tls.engine is not None:
+            tls.engine.write(data)  # (once started, the stream's bytes go through it)
             return
         self.send_raw(data)
 
@@ -747,7 +760,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
             self._move(CLOSING)
         if out is not None:
             out.flush()
-        sink = self._sink if self._sink is not None else transport
+        engine = self._tls.engine if self._tls is not None else None
+        sink: StreamTransport = engine if engine is not None else transport
         turn = self.factory.turn
         if abort:
             turn.drop(self)

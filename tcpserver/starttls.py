@@ -38,7 +38,7 @@ from tcpserver.lifecycle import (
 from tcpserver.settings import SSLStartMode
 
 if TYPE_CHECKING:
-    from tcpserver._twisted import SocketTransport, StreamTransport
+    from tcpserver._twisted import SocketTransport
     from tcpserver.delivery import Inbound
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
@@ -64,7 +64,6 @@ class ConnectionTLS:
         _in: Inbound | None
         _raw_hook: Callable[[bytes], None] | None
         _direct: SocketTransport | None
-        _sink: StreamTransport | None
         _close_status: tuple[int, str] | None
 
         def _move(self, new: State) -> None: ...
@@ -134,7 +133,7 @@ class ConnectionTLS:
         direct = self._direct
         if direct is not None and direct.producer is None:
             direct.registerProducer(self, True)
-        self._sink = tls.start_engine()
+        tls.start_engine()  # (from now on write_out() goes through it)
         self._raw_hook = tls.reader()  # (the engine itself, unless records are traced)
 
     def tls_up(self) -> None:

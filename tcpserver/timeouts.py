@@ -1,16 +1,16 @@
 """A connection's timeouts: idle, read idle, write idle, and the close's grace.
 
 * ``DefaultIdleTimeout`` (the manual's: no traffic either way, 10060) is
-  Twisted's ``TimeoutMixin``, on an :class:`IdleTimer` of its own (made
+  Twisted's ``TimeoutMixin``, on an :class:`~tcpserver.clocks.IdleTimer` of its own (made
   only for a connection that has the timeout, so that the protocol itself
   stays a slotted object); bytes handed on count as traffic too (:attr:`Outbound.on_progress
   <tcpserver.outbound.Outbound.on_progress>`).
 * ``ReadIdleTimeout`` / ``WriteIdleTimeout`` (903 / 904): an
-  :class:`IdleWatch` looks at the connection's byte counters every quarter
+  :class:`~tcpserver.clocks.IdleWatch` looks at the connection's byte counters every quarter
   of the shorter timeout (at least every 50 ms) and reports the first
   direction that has been silent for its whole timeout.  One watch per
   connection that has either set (made when it opens).
-* The opening (:class:`OpeningWatch`): ``HandshakeTimeout`` bounds the
+* The opening (:class:`~tcpserver.clocks.OpeningWatch`): ``HandshakeTimeout`` bounds the
   whole way from accept to an open connection (PROXY header, DETECT's
   first byte, TLS handshake) and a STARTTLS handshake from ``start_ssl``;
   ``DefaultConnectionTimeout`` (the manual's) bounds inactivity while a
@@ -31,16 +31,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
-from typing_extensions import override
 
 from tcpserver import errors
+from tcpserver.clocks import IdleTimer, IdleWatch, OpeningWatch
 from tcpserver.events import Error
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
@@ -54,199 +52,13 @@ from tcpserver.lifecycle import (
 
 if TYPE_CHECKING:
     from tcpserver._tlssession import TLSSession
+    from tcpserver.clocks import Extras
     from tcpserver.delivery import Inbound
     from tcpserver.host import ConnectionHost
     from tcpserver.outbound import Outbound
     from tcpserver.profile import ConnectionProfile
 
-__all__ = ["ConnectionTimeouts", "IdleTimer", "IdleWatch", "OpeningWatch"]
-
-#: ``(bytes received, bytes sent)`` so far
-Counts = Callable[[], tuple[int, int]]
-#: ``on_idle(code, what, seconds)``
-OnIdle = Callable[[int, str, float], None]
-
-
-class IdleWatch:
-    """
-    The read/write idle timers of one connection.
-
-    :param clock: the reactor's clock.
-    :param read_idle: seconds without receiving anything (0: not watched).
-    :param write_idle: seconds without sending anything (0: not watched).
-    :param counts: the connection's byte counters.
-    """
-
-    __slots__ = (
-        "_call",
-        "_clock",
-        "_counts",
-        "_on_idle",
-        "read_idle",
-        "rx",
-        "rx_at",
-        "step",
-        "tx",
-        "tx_at",
-        "write_idle",
-    )
-
-    def __init__(
-        self, clock: IReactorTime, read_idle: float, write_idle: float, counts: Counts
-    ) -> None:
-        self._clock = clock
-        self._counts = counts
-        self.read_idle = read_idle
-        self.write_idle = write_idle
-        self.step = max(min(t for t in (read_idle, write_idle) if t) / 4, 0.05)
-        now = clock.seconds()
-        self.rx, self.tx = counts()
-        self.rx_at = self.tx_at = now
-        self._call: IDelayedCall | None = None
-        self._on_idle: OnIdle | None = None
-
-    def start(self, on_idle: OnIdle) -> None:
-        """Watch from now on; ``on_idle(code, what, seconds)`` is called at most once."""
-        self._on_idle = on_idle
-        self._call = self._clock.callLater(self.step, self._tick)
-
-    def stop(self) -> None:
-        """Stop watching (the connection has gone)."""
-        call, self._call = self._call, None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _tick(self) -> None:
-        """Every step: has anything been read / sent since?"""
-        self._call = None
-        now = self._clock.seconds()
-        rx, tx = self._counts()
-        if rx != self.rx:
-            self.rx, self.rx_at = rx, now
-        if tx != self.tx:
-            self.tx, self.tx_at = tx, now
-        on_idle = self._on_idle
-        assert on_idle is not None
-        if self.read_idle and now - self.rx_at >= self.read_idle:
-            on_idle(errors.READ_IDLE, "received nothing", self.read_idle)
-            return
-        if self.write_idle and now - self.tx_at >= self.write_idle:
-            on_idle(errors.WRITE_IDLE, "sent nothing", self.write_idle)
-            return
-        self._call = self._clock.callLater(self.step, self._tick)
-
-
-class OpeningWatch:
-    """
-    The two clocks of a connection's opening, on one timer.
-
-    :param clock: the reactor's clock.
-    :param deadline: seconds until the opening must be over (0: none).
-    :param expired: called once, with ``True`` if the deadline passed,
-        ``False`` if the peer was silent for :attr:`idle` seconds.
-    :ivar idle: seconds the peer may stay silent (0: not watched); see
-        :meth:`watch_idle`.
-    """
-
-    __slots__ = ("_call", "_clock", "_expired", "_held_at", "deadline_at", "idle", "progress_at")
-
-    def __init__(
-        self, clock: IReactorTime, deadline: float, expired: Callable[[bool], None]
-    ) -> None:
-        self._clock = clock
-        self._expired = expired
-        now = clock.seconds()
-        self.deadline_at = now + deadline if deadline else math.inf
-        self.idle = 0.0
-        self.progress_at = now
-        self._held_at: float | None = None
-        self._call: IDelayedCall | None = None
-        self._schedule(now)
-
-    def watch_idle(self, seconds: float) -> None:
-        """From now on the peer may stay silent ``seconds`` at most (0: no limit)."""
-        now = self._clock.seconds()
-        self.idle = seconds
-        self.progress_at = now
-        self._schedule(now)
-
-    def progress(self) -> None:
-        """Bytes came from the peer (one clock read; the timer checks when it fires)."""
-        self.progress_at = self._clock.seconds()
-
-    def hold(self, held: bool) -> None:
-        """
-        The application is deciding (an async ``connection_request`` or
-        ``ssl_*`` listener): neither clock runs until it is done, since the
-        peer cannot be blamed for the server's own time.
-        """
-        now = self._clock.seconds()
-        if held:
-            if self._held_at is None:
-                self._held_at = now
-                self.stop()
-            return
-        held_at, self._held_at = self._held_at, None
-        if held_at is not None:
-            self.deadline_at += now - held_at
-            self.progress_at = now
-            self._schedule(now)
-
-    def stop(self) -> None:
-        """The opening is over (or the connection gone): nothing fires."""
-        call, self._call = self._call, None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _due(self) -> float:
-        if self.idle:
-            return min(self.deadline_at, self.progress_at + self.idle)
-        return self.deadline_at
-
-    def _schedule(self, now: float) -> None:
-        if self._held_at is not None:
-            return
-        due = self._due()
-        call = self._call
-        if call is not None:
-            if call.getTime() <= due:
-                return  # it fires first and looks again
-            call.cancel()
-            self._call = None
-        if due != math.inf:
-            self._call = self._clock.callLater(max(due - now, 0.0), self._fire)
-
-    def _fire(self) -> None:
-        self._call = None
-        now = self._clock.seconds()
-        if self._due() - now > 1e-9:  # bytes came since it was set
-            self._schedule(now)
-            return
-        self._expired(self.deadline_at - now <= 1e-9)
-
-
-class IdleTimer(TimeoutMixin):
-    """
-    ``DefaultIdleTimeout``: Twisted's ``TimeoutMixin`` on ``clock``, calling
-    ``expired`` once no traffic was seen for the timeout.
-
-    A separate object rather than a base of the protocol: ``TimeoutMixin``
-    has no ``__slots__``, so as a base it would give every connection an
-    instance dictionary - including the many that have no idle timeout.
-    """
-
-    def __init__(self, clock: IReactorTime, expired: Callable[[], object]) -> None:
-        self._clock = clock
-        self._expired = expired
-
-    @override
-    def callLater(self, period: float, func: Any) -> IDelayedCall:
-        """TimeoutMixin's clock: the factory's reactor (a ``task.Clock`` in tests)."""
-        return self._clock.callLater(period, func)
-
-    @override
-    def timeoutConnection(self) -> None:
-        self._expired()
+__all__ = ["ConnectionTimeouts"]
 
 
 class ConnectionTimeouts:
@@ -261,18 +73,16 @@ class ConnectionTimeouts:
         factory: ConnectionHost
         connection_id: str
         remote_host: str
-        idle_timeout: float
         rx_total: int
         outbound: Outbound | None
         _state: State
         _profile: ConnectionProfile
-        _watch: IdleWatch | None
-        _idle: IdleTimer | None
-        _opening: OpeningWatch | None
+        _extras: Extras | None
+
+        def _own_extras(self) -> Extras: ...
+
         _tls: TLSSession | None
         _raw_hook: Callable[[bytes], None] | None
-        _abort_call: IDelayedCall | None
-        _grace: IDelayedCall | None
         _in: Inbound | None
         _close_status: tuple[int, str] | None
 
@@ -282,6 +92,66 @@ class ConnectionTimeouts:
         @property
         def bytes_handed(self) -> int: ...
         def tls_failed(self, code: int, description: str) -> None: ...
+
+    # -- the timers (on the connection's :class:`Extras`, made when the first is set) ---------
+
+    @property
+    def idle_timeout(self) -> float:
+        """This connection's idle timeout (DefaultIdleTimeout unless set; 0: none)."""
+        timers = self._extras
+        return self._profile.idle_timeout if timers is None else timers.idle_timeout
+
+    @property
+    def _abort_call(self) -> IDelayedCall | None:
+        timers = self._extras
+        return None if timers is None else timers.abort_call
+
+    @_abort_call.setter
+    def _abort_call(self, call: IDelayedCall | None) -> None:
+        if call is not None or self._extras is not None:
+            self._own_extras().abort_call = call
+
+    @property
+    def _grace(self) -> IDelayedCall | None:
+        timers = self._extras
+        return None if timers is None else timers.grace
+
+    @_grace.setter
+    def _grace(self, call: IDelayedCall | None) -> None:
+        if call is not None or self._extras is not None:
+            self._own_extras().grace = call
+
+    @property
+    def _idle(self) -> IdleTimer | None:
+        timers = self._extras
+        return None if timers is None else timers.idle
+
+    @_idle.setter
+    def _idle(self, timer: IdleTimer | None) -> None:
+        if timer is not None or self._extras is not None:
+            self._own_extras().idle = timer
+
+    @property
+    def _opening(self) -> OpeningWatch | None:
+        timers = self._extras
+        return None if timers is None else timers.opening
+
+    @_opening.setter
+    def _opening(self, watch: OpeningWatch | None) -> None:
+        if watch is not None or self._extras is not None:
+            self._own_extras().opening = watch
+
+    @property
+    def _watch(self) -> IdleWatch | None:
+        timers = self._extras
+        return None if timers is None else timers.watch
+
+    @_watch.setter
+    def _watch(self, watch: IdleWatch | None) -> None:
+        if watch is not None or self._extras is not None:
+            self._own_extras().watch = watch
+
+    # -- read / write idle -------------------------------------------------------------
 
     def _start_idle_watch(self) -> None:
         """ReadIdleTimeout / WriteIdleTimeout, if set: watch from now on."""
@@ -442,7 +312,7 @@ class ConnectionTimeouts:
 
     def set_idle_timeout(self, seconds: float) -> None:
         """Change this connection's idle timeout (0: none); restarts the clock."""
-        self.idle_timeout = seconds
+        self._own_extras().idle_timeout = seconds
         if self._state is OPEN:
             self._set_idle_timer(seconds)
 

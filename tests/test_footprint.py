@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tcpserver.testing import MemoryConnection, MemoryServer, memory_server
 
 #: a connection that has said nothing: its protocol, id and table entry
-IDLE_BUDGET = 340
+IDLE_BUDGET = 280
 
 
 def echo_server(**properties: object) -> MemoryServer:
@@ -63,6 +63,23 @@ class IdleFootprintTests(SynchronousTestCase):
         # (a base without __slots__ would add a dictionary to every connection)
         client = MemoryConnection(echo_server())
         self.assertFalse(hasattr(client.protocol, "__dict__"))
+
+    def test_seldom_set_fields_keep_their_values(self):
+        # (user_data, timers, an idle timeout of its own: see clocks.Extras)
+        server = echo_server()
+        client = MemoryConnection(server)
+        connection = server.connections[client.connection_id]
+        self.assertIsNone(connection.user_data)
+        connection.user_data = {"user": "alice"}
+        connection.idle_timeout = 30
+        self.assertEqual(connection.user_data, {"user": "alice"})
+        self.assertEqual(connection.idle_timeout, 30)
+        connection.user_data = None
+        self.assertIsNone(connection.user_data)
+        server.reactor.advance(29)
+        self.assertFalse(client.closed)
+        server.reactor.advance(2)
+        self.assertTrue(client.closed)
 
     def test_an_idle_timeout_still_closes_a_silent_connection(self):
         # (DefaultIdleTimeout lives on an object of its own: see timeouts.IdleTimer)
