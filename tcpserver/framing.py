@@ -35,7 +35,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-__all__ = ["HOLD_THRESHOLD", "PREFIX_SIZES", "Frame", "FrameTooLongError", "Framer"]
+__all__ = [
+    "HOLD_THRESHOLD",
+    "LONG_LINE",
+    "PREFIX_SIZES",
+    "Frame",
+    "FrameTooLongError",
+    "Framer",
+    "split_at",
+]
 
 #: A partial frame longer than this is held as a list of pieces rather than
 #: re-concatenated with every read (which would be quadratic in its length).
@@ -52,6 +60,43 @@ _LF = 10
 
 #: The length-prefix sizes, in bytes.
 PREFIX_SIZES = (1, 2, 4, 8)
+
+
+#: A read whose first line is this long or longer is cut with ``find``
+#: (see :func:`split_at`).
+LONG_LINE = 512
+
+
+def split_at(data: bytes, eol: bytes, start: int = 0) -> list[bytes]:
+    """
+    ``data[start:].split(eol)`` - the lines of a read and its unterminated
+    rest - at the speed of ``memchr`` for long lines too.
+
+    CPython's ``bytes.split`` compares the data byte by byte (about 0.35 ns
+    a byte on the benchmark machine: 11.4 µs for eight 4 KiB lines, and
+    more with a two-byte terminator), while ``bytes.find`` searches with
+    ``memchr``: cutting the same eight lines with ``find`` takes 2.2 µs.
+    For short lines ``split`` wins (0.85 µs for sixteen 64-byte lines,
+    against 2.7: it has no per-line Python step).  So the length of the
+    first line decides, once per read - :data:`LONG_LINE` bytes or more:
+    ``find``; shorter: ``split``.  Both match left to right without
+    overlapping, so the lines are the same either way.
+    """
+    first = data.find(eol, start)
+    if first - start < LONG_LINE:  # (also when there is no terminator: -1)
+        return (data[start:] if start else data).split(eol)
+    size = len(eol)
+    find = data.find
+    lines = [data[start:first]]
+    append = lines.append
+    begin = first + size
+    while True:
+        end = find(eol, begin)
+        if end < 0:
+            append(data[begin:])
+            return lines
+        append(data[begin:end])
+        begin = end + size
 
 
 class FrameTooLongError(ValueError):
@@ -378,7 +423,7 @@ class Framer:
         ):
             self.receive(data)
             return None
-        lines = data.split(eol)
+        lines = split_at(data, eol)
         if lines.pop() or len(lines) == 0:
             # (a read ending mid-line: split_lines() takes it, with its rest)
             self.receive(data)
@@ -598,7 +643,7 @@ class Framer:
         # split() matches left to right like next_frame() (overlapping
         # terminators such as "||" in "|||" included); the last piece is the
         # unterminated rest
-        lines = (buf[pos:] if pos else buf).split(eol)
+        lines = split_at(buf, eol, pos)
         rest = lines.pop()
         if len(max(lines, key=len)) > self._limit:
             return None

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpserver import framing
-from tcpserver.framing import HOLD_THRESHOLD, Framer
+from tcpserver.framing import HOLD_THRESHOLD, LONG_LINE, Framer, split_at
 
 Frame = tuple[bytes, bool]
 
@@ -452,3 +452,62 @@ def test_split_lines_with_overlapping_terminators():
     assert next(framer.batch) == b""
     framer.settle()
     assert framer.flush() == b"|"
+
+
+# -- long lines: split_at() cuts them with find() -------------------------------------
+
+LONG_PIECES = st.lists(
+    st.one_of(
+        st.sampled_from([b"\n", b"\r\n", b"a", b"b", b"E", b"N", b"D", b"ab", b"aab"]),
+        st.integers(LONG_LINE - 2, LONG_LINE * 3).map(lambda n: b"x" * n),
+        st.binary(min_size=LONG_LINE, max_size=LONG_LINE * 2),
+    ),
+    max_size=30,
+).map(b"".join)
+EOLS = st.sampled_from([b"\n", b"\r\n", b"\x00", b"END", b"ab", b"aab"])
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(data=LONG_PIECES, eol=EOLS, start=st.integers(0, 4000))
+def test_split_at_is_bytes_split(data, eol, start):
+    start = min(start, len(data))
+    assert split_at(data, eol, start) == data[start:].split(eol)
+
+
+def test_split_at_takes_the_find_path_for_a_long_first_line():
+    class CountingBytes(bytes):
+        finds = 0
+
+        def find(self, *args):
+            CountingBytes.finds += 1
+            return bytes.find(self, *args)
+
+    lines = [b"x" * LONG_LINE, b"y" * 5000, b"z"]
+    data = CountingBytes(b"\n".join(lines) + b"\npartial")
+    assert split_at(data, b"\n") == [*lines, b"partial"]
+    assert CountingBytes.finds == len(lines) + 1  # (one find per line, and the rest)
+    CountingBytes.finds = 0
+    short = CountingBytes(b"short\n" + b"y" * 5000 + b"\n")
+    assert split_at(short, b"\n") == [b"short", b"y" * 5000, b""]
+    assert CountingBytes.finds == 1  # (the first line decides: split())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=LONG_PIECES, eol=EOLS, sizes=st.lists(st.integers(1, 3000)))
+def test_long_line_batches_match_the_model(data, eol, sizes):
+    """receive_lines() and split_lines() with long lines give the model's frames."""
+    limit = LONG_LINE * 4
+    real = Framer(eol=eol, max_line_length=limit)
+    got: list[Frame] = []
+    for chunk in cuts(data, sizes):
+        lines = real.receive_lines(chunk)
+        if lines is None:
+            lines = real.split_lines()
+        if lines:
+            got += [(line, True) for line in real.batch]
+            real.finish_batch()
+        got += drain(real)
+    rest = real.flush()
+    if rest:
+        got.append((rest, False))
+    assert got == run(ModelFramer(eol=eol, max_line_length=limit), [data])
