@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.protocols.policies import TimeoutMixin
@@ -26,7 +26,7 @@ from tcpserver import errors
 if TYPE_CHECKING:
     from tcpserver._proxy import ProxyInfo
 
-__all__ = ["Extras", "IdleTimer", "IdleWatch", "OpeningWatch"]
+__all__ = ["Extras", "HasExtras", "IdleTimer", "IdleWatch", "OnExtras", "OpeningWatch"]
 
 #: ``(bytes received, bytes sent)`` so far
 Counts = Callable[[], tuple[int, int]]
@@ -223,8 +223,9 @@ class Extras:
     Most connections, most of the time, have none of these: for them they
     are one empty slot of the protocol instead of eight (64 bytes of every
     idle connection).  The protocol and :class:`ConnectionTimeouts` read
-    and write them through properties of the old names (``_abort_call``,
-    ``user_data``...), so the code that uses them reads as before.
+    and write them through :class:`OnExtras` attributes of the old names
+    (``_abort_call``, ``user_data``...), so the code that uses them reads
+    as before.
     """
 
     __slots__ = (
@@ -260,3 +261,44 @@ class Extras:
     def timers_running(self) -> bool:
         """An idle clock or a close's escalation runs (the one-step end must stop it)."""
         return self.idle is not None or self.watch is not None or self.abort_call is not None
+
+
+T = TypeVar("T")
+
+
+class HasExtras(Protocol):
+    """A connection that keeps its seldom-set fields on :class:`Extras`."""
+
+    #: its Extras, or ``None`` until a field is first set
+    extras: Extras | None
+
+    def own_extras(self) -> Extras:
+        """Its Extras, made now if it has none."""
+
+
+class OnExtras(Generic[T]):
+    """
+    A connection attribute kept on its :class:`Extras`: ``None`` until set,
+    and setting ``None`` on a connection without Extras makes none.
+    """
+
+    __slots__ = ("field",)
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    @overload
+    def __get__(self, connection: None, owner: type) -> OnExtras[T]: ...
+
+    @overload
+    def __get__(self, connection: HasExtras, owner: type) -> T | None: ...
+
+    def __get__(self, connection: HasExtras | None, owner: type) -> OnExtras[T] | T | None:
+        if connection is None:
+            return self
+        extras = connection.extras
+        return None if extras is None else getattr(extras, self.field)
+
+    def __set__(self, connection: HasExtras, value: T | None) -> None:
+        if value is not None or connection.extras is not None:
+            setattr(connection.own_extras(), self.field, value)

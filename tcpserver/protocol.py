@@ -55,7 +55,7 @@ from tcpserver._twisted import (
     send_direct,
     set_nodelay,
 )
-from tcpserver.clocks import Extras
+from tcpserver.clocks import Extras, OnExtras
 from tcpserver.controls import ADDRESSABLE, LOST_STATES, ConnectionControls
 from tcpserver.delivery import Inbound
 from tcpserver.errors import code_for_failure
@@ -123,7 +123,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
     __slots__ = (
         "_close_status",
         "_direct",
-        "_extras",
         "_in",
         "_profile",
         "_raw_hook",
@@ -133,6 +132,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         "_tls_reading",
         "_tx",
         "connection_id",
+        "extras",
         "factory",
         "outbound",
         "remote_host",
@@ -160,7 +160,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         self._read_pauses = 0
         self._close_status: tuple[int, str] | None = None
         # timers, its own idle timeout, proxy_info, user_data: made when first set
-        self._extras: Extras | None = None
+        self.extras: Extras | None = None
         self._tls: TLSSession | None = None
         # raw bytes go here first (the PROXY header reader, TLS)
         self._raw_hook: Callable[[bytes], None] | None = None
@@ -215,7 +215,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         return (
             not self.factory.dispatcher.listeners["disconnected"]
             and self._raw_hook is None
-            and (self._extras is None or not self._extras.timers_running)
+            and (self.extras is None or not self.extras.timers_running)
             and (out is None or out.idle)
             and (inbound is None or inbound.idle)
         )
@@ -247,35 +247,19 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
             assert out is None, out
             assert self._in is None, self._in
 
-    # -- the seldom-set fields (see timeouts.Extras) -------------------------------------
+    # -- the seldom-set fields (see clocks.Extras, clocks.OnExtras) ------------------------
 
-    def _own_extras(self) -> Extras:
-        extras = self._extras
+    def own_extras(self) -> Extras:
+        """This connection's :class:`~tcpserver.clocks.Extras`, made now if it has none."""
+        extras = self.extras
         if extras is None:
-            extras = self._extras = Extras(self._profile.idle_timeout)
+            extras = self.extras = Extras(self._profile.idle_timeout)
         return extras
 
-    @property
-    def user_data(self) -> Any:
-        """Anything the application keeps with the connection."""
-        extras = self._extras
-        return None if extras is None else extras.user_data
-
-    @user_data.setter
-    def user_data(self, value: Any) -> None:
-        if value is not None or self._extras is not None:
-            self._own_extras().user_data = value
-
-    @property
-    def proxy_info(self) -> ProxyInfo | None:
-        """What a PROXY protocol header said, or ``None``."""
-        extras = self._extras
-        return None if extras is None else extras.proxy_info
-
-    @proxy_info.setter
-    def proxy_info(self, info: ProxyInfo | None) -> None:
-        if info is not None or self._extras is not None:
-            self._own_extras().proxy_info = info
+    #: anything the application keeps with the connection
+    user_data = OnExtras[Any]("user_data")
+    #: what a PROXY protocol header said, or ``None``
+    proxy_info = OnExtras[ProxyInfo]("proxy_info")
 
     # -- Twisted's IProtocol -----------------------------------------------------------------
 
@@ -442,7 +426,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
     def dataReceived(self, data: bytes) -> None:
         """Bytes from the transport: the raw hook's (PROXY, TLS) or the stream's."""
         self.rx_total += len(data)
-        extras = self._extras
+        extras = self.extras
         if extras is not None and extras.idle is not None:
             extras.idle.resetTimeout()
         hook = self._raw_hook

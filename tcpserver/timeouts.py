@@ -38,7 +38,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from tcpserver import errors
-from tcpserver.clocks import IdleTimer, IdleWatch, OpeningWatch
+from tcpserver.clocks import IdleTimer, IdleWatch, OnExtras, OpeningWatch
 from tcpserver.events import Error
 from tcpserver.lifecycle import (
     CLOSE_CALLED,
@@ -77,9 +77,9 @@ class ConnectionTimeouts:
         outbound: Outbound | None
         _state: State
         _profile: ConnectionProfile
-        _extras: Extras | None
+        extras: Extras | None
 
-        def _own_extras(self) -> Extras: ...
+        def own_extras(self) -> Extras: ...
 
         _tls: TLSSession | None
         _raw_hook: Callable[[bytes], None] | None
@@ -98,58 +98,14 @@ class ConnectionTimeouts:
     @property
     def idle_timeout(self) -> float:
         """This connection's idle timeout (DefaultIdleTimeout unless set; 0: none)."""
-        timers = self._extras
-        return self._profile.idle_timeout if timers is None else timers.idle_timeout
+        extras = self.extras
+        return self._profile.idle_timeout if extras is None else extras.idle_timeout
 
-    @property
-    def _abort_call(self) -> IDelayedCall | None:
-        timers = self._extras
-        return None if timers is None else timers.abort_call
-
-    @_abort_call.setter
-    def _abort_call(self, call: IDelayedCall | None) -> None:
-        if call is not None or self._extras is not None:
-            self._own_extras().abort_call = call
-
-    @property
-    def _grace(self) -> IDelayedCall | None:
-        timers = self._extras
-        return None if timers is None else timers.grace
-
-    @_grace.setter
-    def _grace(self, call: IDelayedCall | None) -> None:
-        if call is not None or self._extras is not None:
-            self._own_extras().grace = call
-
-    @property
-    def _idle(self) -> IdleTimer | None:
-        timers = self._extras
-        return None if timers is None else timers.idle
-
-    @_idle.setter
-    def _idle(self, timer: IdleTimer | None) -> None:
-        if timer is not None or self._extras is not None:
-            self._own_extras().idle = timer
-
-    @property
-    def _opening(self) -> OpeningWatch | None:
-        timers = self._extras
-        return None if timers is None else timers.opening
-
-    @_opening.setter
-    def _opening(self, watch: OpeningWatch | None) -> None:
-        if watch is not None or self._extras is not None:
-            self._own_extras().opening = watch
-
-    @property
-    def _watch(self) -> IdleWatch | None:
-        timers = self._extras
-        return None if timers is None else timers.watch
-
-    @_watch.setter
-    def _watch(self, watch: IdleWatch | None) -> None:
-        if watch is not None or self._extras is not None:
-            self._own_extras().watch = watch
+    _abort_call = OnExtras[IDelayedCall]("abort_call")
+    _grace = OnExtras[IDelayedCall]("grace")
+    _idle = OnExtras[IdleTimer]("idle")
+    _opening = OnExtras[OpeningWatch]("opening")
+    _watch = OnExtras[IdleWatch]("watch")
 
     # -- read / write idle -------------------------------------------------------------
 
@@ -312,7 +268,7 @@ class ConnectionTimeouts:
 
     def set_idle_timeout(self, seconds: float) -> None:
         """Change this connection's idle timeout (0: none); restarts the clock."""
-        self._own_extras().idle_timeout = seconds
+        self.own_extras().idle_timeout = seconds
         if self._state is OPEN:
             self._set_idle_timer(seconds)
 
