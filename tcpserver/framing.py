@@ -132,6 +132,7 @@ class Framer:
         "_held_len",
         "_lf",
         "_limit",
+        "_long_lines",
         "_max_frame",
         "_pos",
         "_prefix",
@@ -170,6 +171,9 @@ class Framer:
         self._held_len = 0
         self._skip_lf = False  # a CR ended the last line; swallow one LF
         self._split_eol_len = 0  # terminator length of the current batch
+        # the connection's last read began with a long line: cut the next
+        # with find (see receive_lines)
+        self._long_lines = False
         self._batch: list[bytes] | None = None  # lines of a split_lines() batch
         #: The lines of the batch :meth:`split_lines` (or :meth:`receive_lines`)
         #: started, to be taken in order: a line taken is a line delivered.  A
@@ -423,7 +427,18 @@ class Framer:
         ):
             self.receive(data)
             return None
-        lines = split_at(data, eol)
+        # How a read is cut is decided by the read before (a connection's
+        # lines tend to stay short or long): short - bytes.split, with no
+        # find before it; long - split_at, whose find-and-memchr cutting
+        # also tells whether they still are.  The first long read after
+        # short ones is cut by split, once.
+        if self._long_lines:
+            lines = split_at(data, eol)
+            self._long_lines = len(lines[0]) >= LONG_LINE
+        else:
+            lines = data.split(eol)
+            if len(lines[0]) >= LONG_LINE:
+                self._long_lines = True
         if lines.pop() or len(lines) == 0:
             # (a read ending mid-line: split_lines() takes it, with its rest)
             self.receive(data)

@@ -492,6 +492,34 @@ def test_split_at_takes_the_find_path_for_a_long_first_line():
     assert CountingBytes.finds == 1  # (the first line decides: split())
 
 
+def test_receive_lines_cuts_with_find_after_a_read_of_long_lines():
+    """The read before decides: a read of short lines is split with no find first."""
+
+    class CountingBytes(bytes):
+        finds = 0
+
+        def find(self, *args):
+            CountingBytes.finds += 1
+            return bytes.find(self, *args)
+
+    def read(framer, lines):
+        CountingBytes.finds = 0
+        got = framer.receive_lines(CountingBytes(b"".join(line + b"\n" for line in lines)))
+        assert got == lines
+        assert list(framer.batch) == lines
+        framer.finish_batch()
+        return CountingBytes.finds
+
+    framer = Framer(eol=b"\n", max_line_length=1 << 20)
+    short = [b"a" * 63] * 16
+    long = [b"x" * LONG_LINE * 8] * 4
+    assert read(framer, short) == 0  # bytes.split alone
+    assert read(framer, long) == 0  # the first long read: split, once
+    assert read(framer, long) == len(long) + 1  # then find: one per line, and the rest
+    assert read(framer, short) == 1  # the first find says the lines are short again
+    assert read(framer, short) == 0
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(data=LONG_PIECES, eol=EOLS, sizes=st.lists(st.integers(1, 3000)))
 def test_long_line_batches_match_the_model(data, eol, sizes):
