@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,64 @@ def test_bench_usage():
     )
     assert result.returncode == 2
     assert "run [--quick]" in result.stderr
+
+
+@pytest.mark.parametrize("which", ["twisted", "tcpserver"])
+def test_phases_stub_transport_echoes_and_closes(which):
+    """The in-process measure runs the real server code: the line comes back, the FIN closes."""
+    from twisted.internet import reactor
+
+    from tcpserver.bench.baseline import line_echo_factory
+    from tcpserver.bench.phases import LINE, Measure, StubSocket
+    from tcpserver.bench.serve import build_server
+
+    server: Any = build_server(0, None, 100)
+    factory = line_echo_factory() if which == "twisted" else server.factory
+    m = Measure(factory, reactor)
+    sock = StubSocket(LINE * 3, b"")
+    transport = m.open(sock)
+    m.read(transport)
+    m.end_turn()
+    assert sock.sent == len(LINE) * 3
+    assert not sock.closed
+    m.read(transport)  # the FIN
+    m.end_turn()
+    assert sock.closed
+    assert not transport.connected
+
+
+def test_bench_phases_smoke(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "tcpserver.bench", "phases", "--json",
+            "--connections", "200", "--turns", "20", "--rounds", "1",
+        ],
+        cwd=tmp_path,  # the installed package, not the source tree
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    keys = {
+        "churn_total_us", "churn_accept_us", "churn_read_us", "churn_fin_us",
+        "echo16_ns_per_line", "echo_per_line_ns", "echo_per_read_ns",
+    }  # fmt: skip
+    for server in ("twisted", "tcpserver"):
+        assert set(summary["figures"][server]) == keys
+        assert summary["figures"][server]["churn_total_us"] > 0
+        assert summary["figures"][server]["echo16_ns_per_line"] > 0
+    assert set(summary["ratio"]) == keys
+
+
+def test_bench_phases_refuses_a_bad_count(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpserver.bench", "phases", "--rounds", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--rounds must be at least 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr

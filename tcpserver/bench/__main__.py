@@ -11,6 +11,8 @@ USAGE = """usage: python -m tcpserver.bench COMMAND ...
                                        a plain Twisted LineReceiver echo, for comparison
   run [--quick] [--reps N] [--json]    tcpserver vs plain Twisted, same load, with ratios
   load echo|churn --port PORT ...      one load-generator process (used by run)
+  phases [--json]                      in process: Python time per connection, read
+                                       and line, tcpserver vs LineReceiver (no sockets)
 """
 
 
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from tcpserver.bench.run import main as run
 
         return run(args[1:])
+    if command == "phases":
+        from tcpserver.bench.phases import main as phases
+
+        return phases(args[1:])
     if command == "load":
         from tcpserver.bench.load import main as load
 

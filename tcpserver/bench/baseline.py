@@ -8,13 +8,20 @@ with ``--tls``.  TCP_NODELAY is on, as in the tcpserver bench server.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from tcpserver.bench.serve import server_arguments
 
+if TYPE_CHECKING:
+    from twisted.internet.protocol import ServerFactory
 
-def main(argv: list[str] | None = None) -> int:
-    args = server_arguments("python -m tcpserver.bench baseline", argv)
-    from twisted.internet import protocol, reactor
+
+def line_echo_factory() -> ServerFactory:
+    """
+    The baseline's factory: a ``LineReceiver`` (delimiter ``\\n``, lines up
+    to 1 MiB) that sends every line back with ``sendLine``, TCP_NODELAY on.
+    """
+    from twisted.internet.protocol import ServerFactory
     from twisted.protocols.basic import LineReceiver
 
     class LineEcho(LineReceiver):
@@ -27,8 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         def lineReceived(self, line: bytes) -> None:
             self.sendLine(line)
 
-    factory = protocol.ServerFactory()
+    factory = ServerFactory()
     factory.protocol = LineEcho
+    return factory
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = server_arguments("python -m tcpserver.bench baseline", argv)
+    from twisted.internet import reactor
+
+    factory = line_echo_factory()
     if args.tls:
         from twisted.internet import ssl
 
