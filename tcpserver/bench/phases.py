@@ -9,7 +9,7 @@ process: both run on Twisted's real ``tcp.Server`` transport over a stub
 socket (no system calls, no reactor polling; what a read or a write
 would ask of the reactor is recorded and done by hand), so the figures
 repeat to 1-2 % (the split into per read and per line, derived from two
-runs, to about 3 %).
+runs, to about 4 %).
 
 * **churn**: accept, one line read and echoed, the peer's FIN, close -
   ``--per-turn`` connections per reactor turn (the answers a turn keeps
@@ -33,6 +33,10 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from twisted.internet import error, tcp
+from twisted.internet.address import IPv4Address
+from twisted.python.failure import Failure
 
 __all__ = ["Measure", "StubSocket", "main", "measure"]
 
@@ -115,9 +119,6 @@ class Measure:
 
     def open(self, sock: StubSocket) -> Any:
         """Accept ``sock``: the protocol is built and its transport made, as ``tcp.Port`` does."""
-        from twisted.internet import tcp
-        from twisted.internet.address import IPv4Address
-
         self._session += 1
         peer = ("127.0.0.1", 40000 + self._session % 20000)
         protocol = self.factory.buildProtocol(IPv4Address("TCP", *peer))
@@ -128,9 +129,6 @@ class Measure:
     @staticmethod
     def read(transport: Any) -> None:
         """One readiness event: the transport reads (a FIN: a half-close, as the reactor says)."""
-        from twisted.internet import error
-        from twisted.python.failure import Failure
-
         why = transport.doRead()
         if why is not None and isinstance(why, error.ConnectionDone):
             transport.readConnectionLost(Failure(why))
