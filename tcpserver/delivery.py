@@ -212,9 +212,7 @@ class Inbound:
             self.delivering = True
             try:
                 if lines is not None:
-                    done = self._dispatcher.deliver_batch(
-                        self._owner.connection_id, framer, self.wait
-                    )
+                    done = self._dispatcher.deliver_batch(self._owner.connection_id, framer, self)
                     if done == len(lines) and not (
                         self._steps or self._busy is not None or self.ending
                     ):
@@ -326,7 +324,7 @@ class Inbound:
             if self.deliver and framer.has_input:
                 lines = framer.split_lines()
                 if lines:
-                    dispatcher.deliver_batch(owner.connection_id, framer, self.wait)
+                    dispatcher.deliver_batch(owner.connection_id, framer, self)
                     continue
                 if lines is None:
                     try:

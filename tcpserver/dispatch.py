@@ -33,7 +33,7 @@ from tcpserver import errors
 from tcpserver.errors import TCPServerError
 from tcpserver.events import EVENT_NAMES, DataIn, Error, Listener
 
-__all__ = ["Batch", "Dispatcher", "to_deferred"]
+__all__ = ["Batch", "Dispatcher", "Waiter", "to_deferred"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,13 @@ class Batch(Protocol):
 
     def finish_batch(self) -> int:
         """End the batch; how many lines were taken."""
+
+
+class Waiter(Protocol):
+    """Who waits for a batch's async listener (the connection's Inbound)."""
+
+    def wait(self, waiting: Deferred[Any]) -> None:
+        """Hold the connection's delivery until ``waiting`` fires."""
 
 
 def to_deferred(result: object) -> Deferred[Any] | None:
@@ -193,15 +200,13 @@ class Dispatcher:
             return None
         return self.call("data_in", listeners, DataIn(connection_id, text, eol))
 
-    def deliver_batch(
-        self, connection_id: str, framer: Batch, wait: Callable[[Deferred[Any]], None]
-    ) -> int:
+    def deliver_batch(self, connection_id: str, framer: Batch, waiter: Waiter) -> int:
         """
         Deliver a framer's read batch, one ``data_in`` per line, in order.
 
         Whatever must stop the batch after the current line - a framing
-        change, a pause, an async listener (``wait`` is called with its
-        Deferred), a queued event, a change of the ``data_in`` listeners -
+        change, a pause, an async listener (``waiter.wait`` is called with
+        its Deferred), a queued event, a change of the ``data_in`` listeners -
         settles the framer, which ends the iteration and keeps the
         undelivered lines buffered: nothing is checked per line here.
 
@@ -228,14 +233,14 @@ class Dispatcher:
                     if result is not None:
                         waiting = self._result_deferred(result, "data_in", single, event)
                         if waiting is not None:
-                            wait(waiting)
+                            waiter.wait(waiting)
             else:
                 for line in framer.batch:
                     current = self.data_in
                     if current:
                         waiting = self.call("data_in", current, DataIn(connection_id, line, True))
                         if waiting is not None:
-                            wait(waiting)
+                            waiter.wait(waiting)
         except BaseException:
             framer.settle()  # (KeyboardInterrupt...) the undelivered lines stay buffered
             raise

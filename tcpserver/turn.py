@@ -80,15 +80,14 @@ class TurnSends:
             kept = self._kept
             kept[sender] = [data]
             self._sizes[sender] = size
+            self.held += size
             if self._call is None:
                 self._call = self._clock.callLater(0, self._turn_ends)
-            elif len(kept) >= TURN_SENDERS:
-                self.held += size
+            elif len(kept) >= TURN_SENDERS or self.held >= TURN_LIMIT:
                 self.flush()
-                return
-        else:
-            parts.append(data)
-            self._sizes[sender] += size
+            return  # (below SEND_AT_ONCE: checked above)
+        parts.append(data)
+        self._sizes[sender] += size
         self.held += size
         if self._sizes[sender] >= SEND_AT_ONCE:
             self.take(sender)
