@@ -16,6 +16,17 @@ import pytest
 from tcpserver.bench.load import make_line, percentile
 
 
+def bench(tmp_path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m tcpserver.bench ARGS`` from outside the source tree (the installed package)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tcpserver.bench", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_lines_carry_their_sequence_and_size():
     line = make_line(255, 64)
     assert len(line) == 64
@@ -33,16 +44,9 @@ def test_percentile():
 
 @pytest.mark.timeout(180)
 def test_bench_run_smoke(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "tcpserver.bench", "run", "--quick", "--json",
-            "--duration", "0.5", "--idle", "100",
-        ],
-        cwd=tmp_path,  # the installed package, not the source tree
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )  # fmt: skip
+    result = bench(
+        tmp_path, "run", "--quick", "--json", "--duration", "0.5", "--idle", "100", timeout=170
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
@@ -91,14 +95,8 @@ def test_phases_stub_transport_echoes_and_closes(which):
 
 
 def test_bench_phases_smoke(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "tcpserver.bench", "phases", "--json",
-            "--connections", "200", "--turns", "20", "--rounds", "1",
-        ],
-        cwd=tmp_path,  # the installed package, not the source tree
-        capture_output=True,
-        text=True,
+    result = bench(
+        tmp_path, "phases", "--json", "--connections", "200", "--turns", "20", "--rounds", "1",
         timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -115,13 +113,7 @@ def test_bench_phases_smoke(tmp_path):
 
 
 def test_bench_phases_refuses_a_bad_count(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tcpserver.bench", "phases", "--rounds", "0"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bench(tmp_path, "phases", "--rounds", "0", timeout=60)
     assert result.returncode == 2
     assert "--rounds must be at least 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr

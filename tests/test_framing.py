@@ -474,14 +474,18 @@ def test_split_at_is_bytes_split(data, eol, start):
     assert split_at(data, eol, start) == data[start:].split(eol)
 
 
+class CountingBytes(bytes):
+    """Bytes that count the calls of their ``find`` (in ``CountingBytes.finds``)."""
+
+    finds = 0
+
+    def find(self, *args):
+        CountingBytes.finds += 1
+        return bytes.find(self, *args)
+
+
 def test_split_at_takes_the_find_path_for_a_long_first_line():
-    class CountingBytes(bytes):
-        finds = 0
-
-        def find(self, *args):
-            CountingBytes.finds += 1
-            return bytes.find(self, *args)
-
+    CountingBytes.finds = 0
     lines = [b"x" * LONG_LINE, b"y" * 5000, b"z"]
     data = CountingBytes(b"\n".join(lines) + b"\npartial")
     assert split_at(data, b"\n") == [*lines, b"partial"]
@@ -494,13 +498,6 @@ def test_split_at_takes_the_find_path_for_a_long_first_line():
 
 def test_receive_lines_cuts_with_find_after_a_read_of_long_lines():
     """The read before decides: a read of short lines is split with no find first."""
-
-    class CountingBytes(bytes):
-        finds = 0
-
-        def find(self, *args):
-            CountingBytes.finds += 1
-            return bytes.find(self, *args)
 
     def read(framer, lines):
         CountingBytes.finds = 0
