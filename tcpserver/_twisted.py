@@ -25,6 +25,7 @@ Twisted's.  Nothing else here changes a transport's state.
 
 from __future__ import annotations
 
+import _socket
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -54,6 +55,7 @@ __all__ = [
     "haproxy_parsers",
     "ipv4_client",
     "nothing_buffered",
+    "quick_accept",
     "route_accept_logs",
     "send_direct",
     "set_nodelay",
@@ -224,6 +226,48 @@ def close_at_once(transport: SocketTransport) -> None:
     take half-closes (its ``connectionLost`` stops reading and writing).
     """
     transport.connectionLost(connectionDone)
+
+
+_socket_family = _socket.socket.family.__get__  # (the int, where socket.family builds an enum)
+_socket_type = _socket.socket.type.__get__
+
+
+class QuickAcceptSocket(socket.socket):
+    """
+    A listening socket whose :meth:`accept` makes the accepted socket
+    exactly as :meth:`socket.socket.accept` does, without building the
+    ``AddressFamily`` and ``SocketKind`` members that ``self.family`` and
+    ``self.type`` convert to (about 0.45 us each): 2.9-3.1 us per accepted
+    connection become 2.0-2.1 us.  (Instances only ever come from
+    :func:`quick_accept`.)
+    """
+
+    __slots__ = ()
+
+    @override
+    def accept(self) -> tuple[socket.socket, Any]:
+        fd, address = self._accept()  # type: ignore[attr-defined]
+        sock = socket.socket(_socket_family(self), _socket_type(self), self.proto, fileno=fd)
+        if socket.getdefaulttimeout() is None and self.gettimeout():
+            sock.setblocking(True)  # (as socket.accept does)
+        return sock, address
+
+
+def quick_accept(port: object) -> bool:
+    """
+    Have a Twisted listening port (``tcp.Port``, ``unix.Port``: each
+    accepts with ``self.socket.accept()``) accept through
+    :class:`QuickAcceptSocket`.  The socket object stays the same (its
+    class changes; the two have the same layout), so the port's ``fileno``
+    and the reactor's registration are untouched.
+
+    :returns: whether the port's socket is now one (``False`` for a port
+        without a plain ``socket.socket``, which is left as it is).
+    """
+    sock = getattr(port, "socket", None)
+    if type(sock) is socket.socket:
+        sock.__class__ = QuickAcceptSocket
+    return type(sock) is QuickAcceptSocket
 
 
 def route_accept_logs(port: object, wrap: Any) -> bool:

@@ -682,3 +682,61 @@ async def test_bytes_sent_with_a_timeout_set_is_zero_over_a_socket(server, recor
     port = listen(server)
     assert await in_thread(client, port, b"hello\n", 6) == b"hello\n"
     assert seen == [0]
+
+
+# -- accepting ----------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_listening_path_accepts_without_building_socket_enums(
+    server, tmp_path, monkeypatch
+):
+    """
+    Ports the server listens on accept through QuickAcceptSocket: the
+    reactor thread builds no AddressFamily/SocketKind member per accepted
+    connection (socket.accept builds two), and the connection works.
+    """
+    import threading
+
+    server.default_eol = b"\n"
+    wire_handler(server, echo)
+    port = listen(server)
+    tcp_port = await server.listen_endpoint("tcp:0:interface=127.0.0.1")
+    unix_path = str(tmp_path / "quick.sock")
+    await server.listen_endpoint(f"unix:{unix_path}")
+    adopted = TCPServer(local_host="127.0.0.1", default_eol=b"\n")
+    wire_handler(adopted, echo)
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        bound.listen(8)
+        adopted.adopt_listening_socket(bound.fileno())
+        adopted_port = bound.getsockname()[1]
+    reactor_thread = threading.get_ident()
+    built: list[type] = []
+    convert = socket._intenum_converter  # type: ignore[attr-defined]
+
+    def counting(value: int, enum_class: type) -> object:
+        if threading.get_ident() == reactor_thread:
+            built.append(enum_class)
+        return convert(value, enum_class)
+
+    monkeypatch.setattr(socket, "_intenum_converter", counting)
+
+    def talk(family: int, address: object) -> bytes:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(address)
+            sock.sendall(b"quick\n")
+            return read_until(sock, 6)
+
+    try:
+        for family, address in [
+            (socket.AF_INET, ("127.0.0.1", port)),
+            (socket.AF_INET, ("127.0.0.1", tcp_port.getHost().port)),
+            (socket.AF_UNIX, unix_path),
+            (socket.AF_INET, ("127.0.0.1", adopted_port)),
+        ]:
+            assert await in_thread(talk, family, address) == b"quick\n"
+        assert built == []
+    finally:
+        await adopted.shutdown(timeout=2)

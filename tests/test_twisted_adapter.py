@@ -135,3 +135,104 @@ def test_what_the_record_path_reads_of_pyopenssl_exists_on_the_installed_release
     for name in _openssl.REQUIRED_ATTRIBUTES:
         assert hasattr(connection, name), f"OpenSSL.SSL.Connection.{name} is gone"
     assert isinstance(_openssl.record_io(connection), _openssl.RecordIO)
+
+
+def _listener(family: int, tmp_path: object) -> tuple[socket.socket, object]:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_UNIX:
+        address: object = str(tmp_path / f"l{id(sock)}.sock")  # type: ignore[operator]
+    else:
+        address = ("::1" if family == socket.AF_INET6 else "127.0.0.1", 0)
+    sock.bind(address)
+    sock.listen(4)
+    return sock, sock.getsockname()
+
+
+def _families() -> list[int]:
+    families: list[int] = [socket.AF_INET, socket.AF_UNIX]
+    if socket.has_ipv6:
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+            families.append(socket.AF_INET6)
+        except OSError:
+            pass
+    return families
+
+
+@pytest.mark.parametrize("family", _families())
+@pytest.mark.parametrize("timeout", [0.0, None, 3.0])
+@pytest.mark.parametrize("default_timeout", [None, 7.0])
+def test_a_quick_accept_makes_the_socket_the_standard_accept_makes(
+    family, timeout, default_timeout, tmp_path
+):
+    """Same class, family, type, protocol, timeout and addresses as socket.accept's."""
+    old_default = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(default_timeout)
+    made = []
+    try:
+        for quick in (False, True):
+            listener, address = _listener(family, tmp_path)
+            listener.settimeout(timeout)
+            port = type("Port", (), {"socket": listener})()
+            if quick:
+                assert _twisted.quick_accept(port)
+                assert type(listener) is _twisted.QuickAcceptSocket
+            peer = socket.socket(family, socket.SOCK_STREAM)
+            peer.connect(address)
+            accepted, peer_address = listener.accept()
+            made.append(
+                (
+                    type(accepted),
+                    accepted.family,
+                    accepted.type,
+                    accepted.proto,
+                    accepted.gettimeout(),
+                    accepted.getsockname() == listener.getsockname(),
+                    peer_address == peer.getsockname(),
+                )
+            )
+            peer.sendall(b"ping")
+            accepted.settimeout(5)
+            assert accepted.recv(4) == b"ping"  # (it is the connection)
+            for sock in (accepted, peer, listener):
+                sock.close()
+    finally:
+        socket.setdefaulttimeout(old_default)
+    assert made[0] == made[1]
+    assert made[1][0] is socket.socket  # (only the listening socket changes class)
+
+
+def test_a_quick_accept_builds_no_enum_member(monkeypatch, tmp_path):
+    """What it saves: socket.accept converts family and type to enums on every accept."""
+    calls = []
+    convert = socket._intenum_converter  # type: ignore[attr-defined]
+
+    def counting(value: int, enum_class: type) -> object:
+        calls.append(enum_class)
+        return convert(value, enum_class)
+
+    monkeypatch.setattr(socket, "_intenum_converter", counting)
+    for quick in (False, True):
+        listener, address = _listener(socket.AF_INET, tmp_path)
+        if quick:
+            _twisted.quick_accept(type("Port", (), {"socket": listener})())
+        with socket.create_connection(address):
+            calls.clear()
+            accepted, _ = listener.accept()
+            built = list(calls)
+            accepted.close()
+        listener.close()
+        assert built == ([] if quick else [socket.AddressFamily, socket.SocketKind])
+
+
+def test_quick_accept_leaves_other_ports_alone():
+    assert not _twisted.quick_accept(object())  # (no socket)
+    assert not _twisted.quick_accept(type("Port", (), {"socket": None})())
+
+    class Wrapped(socket.socket):
+        __slots__ = ()
+
+    with Wrapped() as sock:
+        assert not _twisted.quick_accept(type("Port", (), {"socket": sock})())
+        assert type(sock) is Wrapped
