@@ -634,13 +634,17 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     # -- the outbound side (OutboundOwner, IPushProducer) --------------------------------
 
-    def write_out(self, data: bytes) -> None:
-        """Hand ``data`` on: to the TLS engine under TLS, else to :meth:`send_raw`."""
+    def write_out(self, pieces: list[bytes], size: int) -> None:
+        """
+        Hand ``pieces`` on: to the TLS engine under TLS (joined: one
+        ``SSL_write``), else to the wire as :meth:`send_raw` does.
+        """
         tls = self._tls
         if tls is not None and tls.engine is not None:
-            tls.engine.write(data)  # (once started, the stream's bytes go through it)
+            # (once started, the stream's bytes go through it)
+            tls.engine.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             return
-        self.send_raw(data)
+        self._send_pieces(pieces, size)
 
     def send_raw(self, data: bytes) -> None:
         """
@@ -648,26 +652,32 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         transport they leave with the rest of this reactor turn's sends, at
         its end (:mod:`tcpserver.turn`), through :meth:`send_now`.
         """
+        self._send_pieces([data], len(data))
+
+    def _send_pieces(self, pieces: list[bytes], size: int) -> None:
         if self._direct is None:
             transport: Any = self.transport
-            transport.write(data)
+            transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             return
-        self.factory.turn.send(self, data)
+        self.factory.turn.send(self, pieces, size)
 
     def send_at_once(self, data: bytes) -> None:
         """Send bytes now, behind what this reactor turn kept of this connection."""
         if self._direct is not None:
             self.factory.turn.take(self)
-        self.send_now(data)
+        self.send_now([data], len(data))
 
-    def send_now(self, data: bytes) -> None:
-        """Send bytes on the socket now (see :func:`tcpserver._twisted.send_direct`)."""
+    def send_now(self, pieces: list[bytes], size: int) -> None:
+        """
+        Send ``pieces`` (``size`` bytes) on the socket now (see
+        :func:`tcpserver._twisted.send_direct`).
+        """
         direct = self._direct
         if direct is None:
             transport: Any = self.transport
-            transport.write(data)
+            transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             return
-        send_direct(direct, data, self)
+        send_direct(direct, pieces, size, self)
 
     def flow(self, paused: bool) -> None:
         """The send queue passed its high-water mark, or drained to its low one."""
