@@ -62,6 +62,19 @@ def test_a_large_send_goes_at_once_behind_what_was_kept():
     assert len(a.sent) == 2
 
 
+def test_a_few_large_answers_go_at_once_not_at_the_turns_end():
+    # (four 4 KiB lines echoed: the client starts on them while the turn reads on)
+    clock = Clock()
+    turn = TurnSends(clock)
+    a = Peer()
+    for _ in range(3):
+        keep(turn, a, b"x" * 4096)
+    assert a.sent == []
+    keep(turn, a, b"y" * 4096)
+    assert a.sent == [("a", b"x" * 12288 + b"y" * 4096)]
+    assert not turn.holds(a)
+
+
 def test_everything_kept_goes_once_the_turn_holds_its_limit():
     clock = Clock()
     turn = TurnSends(clock)
