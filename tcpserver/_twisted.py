@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import _socket
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -57,6 +58,7 @@ __all__ = [
     "gathers",
     "haproxy_parsers",
     "ipv4_client",
+    "listen_nodelay",
     "nothing_buffered",
     "quick_accept",
     "route_accept_logs",
@@ -122,6 +124,10 @@ class SocketTransport(StreamTransport, Protocol):
     @property
     def producer(self) -> object | None: ...
 
+    @property
+    def server(self) -> object:
+        """The listening port that accepted it (``tcp.Server.server``)."""
+
     def connectionLost(self, reason: Any) -> None: ...
 
 
@@ -136,6 +142,7 @@ REQUIRED_ATTRIBUTES = (
     "_aborting",
     "socket",
     "producer",
+    "server",
 )
 
 # Exact types: a wrapper such as TLS or HAProxy must see every byte.
@@ -244,6 +251,31 @@ def send_direct(
         # From now on the transport's buffer may fill: have it pause us.
         transport.registerProducer(producer, True)
     transport.write(data)
+
+
+def listen_nodelay(port: object, on: bool) -> bool:
+    """
+    TCP_NODELAY ``on`` (or off) on a listening TCP port's socket, so that
+    the sockets it accepts come with it: Linux copies a listening socket's
+    TCP options to the sockets it accepts, which then need no
+    ``setsockopt`` of their own (one system call less per connection).
+
+    :returns: whether the port's accepted sockets now have it as asked
+        (``False`` off Linux, for a UNIX socket, or if the socket refused).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    sock = getattr(port, "socket", None)
+    if not isinstance(sock, socket.socket) or sock.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(on))
+    except OSError:
+        return False
+    return True
 
 
 def set_nodelay(transport: SocketTransport) -> bool:

@@ -44,6 +44,7 @@ from typing_extensions import override
 from tcpserver import errors
 from tcpserver._codepages import codec_for_code_page
 from tcpserver._tlssession import report_alert
+from tcpserver._twisted import listen_nodelay
 from tcpserver.access import AddressMatcher
 from tcpserver.connection import Connection, ConnectionMap
 from tcpserver.delegates import ConnectionMethods
@@ -87,8 +88,9 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     :ivar connections: read-only ``connection_id -> Connection``.
     :ivar counters: the raw tallies behind :meth:`stats` (refusals by reason,
         handshakes, listener errors...), counted where they happen.
-    :ivar listening_ports: ports a :class:`~tcpserver.TCPServer` opened for
-        this factory (beyond Twisted's own ``numPorts``).
+    :ivar nodelay_ports: of the ports a :class:`~tcpserver.TCPServer`
+        opened for this factory, those whose accepted sockets come with
+        TCP_NODELAY (``TcpNoDelay`` on their listening socket).
     """
 
     _log = Logger()
@@ -120,7 +122,8 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
             self._listeners_changed,
         )
         self.connections: Mapping[str, Connection] = ConnectionMap(self.table.by_id)
-        self.listening_ports = 0
+        self._ports: set[object] = set()  # ports a TCPServer opened for this factory
+        self.nodelay_ports: frozenset[object] = frozenset()
         #: what a connection accepted now takes from the settings (rebuilt on every change)
         self.profile: ConnectionProfile = build_profile(self.settings.view)
         self._allowed = AddressMatcher.parse("*")
@@ -145,6 +148,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
             "codec": self._codec_changed,
             "max_connections": self._max_connections_changed,
             "tls": self.tls_contexts.invalidate,
+            "nodelay": self._nodelay_changed,
         }
         apply_properties(self, properties, self.PROPERTIES)
 
@@ -153,7 +157,26 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     @property
     def listening(self) -> bool:
         """Whether any port is currently serving this factory."""
-        return self.numPorts > 0 or self.listening_ports > 0
+        return self.numPorts > 0 or bool(self._ports)
+
+    @property
+    def listening_ports(self) -> int:
+        """Ports a :class:`~tcpserver.TCPServer` opened for this factory (beyond ``numPorts``)."""
+        return len(self._ports)
+
+    def listening_on(self, port: object) -> None:
+        """
+        A :class:`~tcpserver.TCPServer` opened ``port`` for this factory: with
+        ``TcpNoDelay`` its listening socket gets TCP_NODELAY, which the
+        sockets it accepts inherit (see :attr:`nodelay_ports`).
+        """
+        self._ports.add(port)
+        self._nodelay_changed()
+
+    def not_listening_on(self, port: object) -> None:
+        """``port`` stops serving this factory (it is being closed)."""
+        self._ports.discard(port)
+        self._nodelay_changed()
 
     @property
     def id_prefix(self) -> str:
@@ -168,6 +191,12 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         self.profile = build_profile(self.settings.view)
         if setting.effect is not None:
             self._effects[setting.effect]()
+
+    def _nodelay_changed(self) -> None:
+        on = self.profile.tcp_nodelay
+        self.nodelay_ports = frozenset(
+            port for port in self._ports if listen_nodelay(port, on) and on
+        )
 
     def _access_changed(self) -> None:
         settings = self.settings

@@ -36,6 +36,8 @@ class ConnectionHost(Protocol):
     dispatcher: Dispatcher
     table: ConnectionTable[Any]
     turn: TurnSends
+    #: listening ports whose accepted sockets come with TCP_NODELAY
+    nodelay_ports: frozenset[object]
     #: kits of connections at rest, for the next connection to take
     parts: PartsPool
     #: the raw tallies behind :meth:`TCPServerFactory.stats`

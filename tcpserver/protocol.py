@@ -380,8 +380,14 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
             self._established()
 
     def _set_nodelay(self) -> None:
-        """TCP_NODELAY: on the socket itself when it is a plain one, else through the transport."""
+        """
+        TCP_NODELAY: nothing to do for a socket that came with it from its
+        listening socket (``factory.nodelay_ports``); on the socket itself
+        when it is a plain one, else through the transport.
+        """
         direct = self._direct
+        if direct is not None and direct.server in self.factory.nodelay_ports:
+            return
         if direct is None or not set_nodelay(direct):
             apply_socket_options(
                 self.transport,

@@ -624,6 +624,7 @@ REGISTRY: tuple[Setting, ...] = (
         applies=_NEW_CONNECTIONS,
         flag="tcp-nodelay",
         profile="tcp_nodelay",
+        effect="nodelay",
     ),
     _cfg(
         "UseIPv6",

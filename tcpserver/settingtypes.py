@@ -372,7 +372,7 @@ class ObjectType(SettingType[Any]):
 
 
 #: What a change of a setting makes its owner refresh (:attr:`Setting.effect`).
-Effect = Literal["access", "admission", "proxies", "codec", "max_connections", "tls"]
+Effect = Literal["access", "admission", "proxies", "codec", "max_connections", "tls", "nodelay"]
 
 #: Every effect name, for an owner that dispatches on them:
 #:
@@ -381,7 +381,8 @@ Effect = Literal["access", "admission", "proxies", "codec", "max_connections", "
 #: * ``"proxies"`` - rebuild the TrustedProxies matcher;
 #: * ``"codec"`` - look up the codec of CodePage again;
 #: * ``"max_connections"`` - take the new MaxConnections;
-#: * ``"tls"`` - drop cached TLS contexts (they are built from the settings).
+#: * ``"tls"`` - drop cached TLS contexts (they are built from the settings);
+#: * ``"nodelay"`` - set TcpNoDelay on the listening sockets (accepted ones inherit it).
 EFFECTS: tuple[Effect, ...] = get_args(Effect)
 
 #: ``couples(value, values) -> {name: value}``: see :attr:`Setting.couples`.

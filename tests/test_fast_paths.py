@@ -104,6 +104,56 @@ async def test_quick_open_sets_tcp_nodelay_and_counts(server):
 
 
 @pytest_twisted.ensureDeferred
+async def test_accepted_sockets_inherit_tcp_nodelay_from_the_listening_socket(server, monkeypatch):
+    """
+    With TcpNoDelay the listening sockets carry TCP_NODELAY and accepted
+    sockets come with it (no setsockopt per connection); the setting
+    changed while listening applies to the next connections either way.
+    """
+    import threading
+
+    _echo(server)
+    server.config("TcpNoDelay=True")
+    server.start_listening()
+    endpoint = await server.listen_endpoint("tcp:0:interface=127.0.0.1")
+    reactor_thread = threading.get_ident()
+    set_on_accept: list[object] = []
+    setsockopt = socket.socket.setsockopt
+
+    def counting(sock: socket.socket, level: int, option: int, *value: object) -> None:
+        if threading.get_ident() == reactor_thread and option == socket.TCP_NODELAY:
+            set_on_accept.append(value)
+        setsockopt(sock, level, option, *value)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(socket.socket, "setsockopt", counting)
+    seen: list[int] = []
+
+    def on_data(event):
+        protocol = server.factory.table.by_id[event.connection_id]
+        handle = protocol.transport.getHandle()
+        seen.append(handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    server.on("data_in", on_data)
+    ports = (server.local_port, endpoint.getHost().port)
+    for port in ports:
+        assert await in_thread(client, port, b"x\n", 2) == b"x\n"
+    assert seen == [1, 1]
+    assert set_on_accept == []  # (none per connection: inherited)
+    server.config("TcpNoDelay=False")
+    for port in ports:
+        assert await in_thread(client, port, b"y\n", 2) == b"y\n"
+    assert seen[2:] == [0, 0]
+    server.config("TcpNoDelay=True")
+    for port in ports:
+        assert await in_thread(client, port, b"z\n", 2) == b"z\n"
+    assert seen[4:] == [1, 1]
+    # only the listening sockets were told (twice each: off, on)
+    assert len(set_on_accept) == 4
+    await server.stop_listening()
+    assert server.factory.nodelay_ports == frozenset()
+
+
+@pytest_twisted.ensureDeferred
 async def test_quiet_close_still_tells_a_late_disconnected_listener(server):
     _echo(server)
     server.start_listening()

@@ -43,7 +43,15 @@ def _recording() -> tuple[Settings, list[tuple[str, Any]]]:
 
 
 def test_effect_names() -> None:
-    assert EFFECTS == ("access", "admission", "proxies", "codec", "max_connections", "tls")
+    assert EFFECTS == (
+        "access",
+        "admission",
+        "proxies",
+        "codec",
+        "max_connections",
+        "tls",
+        "nodelay",
+    )
     assert {s.effect for s in REGISTRY} <= {*EFFECTS, None}
 
 
@@ -65,6 +73,7 @@ def test_other_effects() -> None:
         "TrustedProxies": "proxies",
         "CodePage": "codec",
         "MaxConnections": "max_connections",
+        "TcpNoDelay": "nodelay",
     }
 
 

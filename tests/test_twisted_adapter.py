@@ -328,3 +328,25 @@ def test_what_the_kernel_does_not_take_of_gathered_pieces_follows_in_order(monke
     finally:
         transport.socket.close()
         peer.close()
+
+
+def test_a_listening_tcp_socket_passes_tcp_nodelay_to_what_it_accepts(tmp_path):
+    for on in (True, False):
+        listener, address = _listener(socket.AF_INET, tmp_path)
+        port = type("Port", (), {"socket": listener})()
+        assert _twisted.listen_nodelay(port, on)
+        with socket.create_connection(address):
+            accepted, _ = listener.accept()
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == int(on)
+            accepted.close()
+        listener.close()
+
+
+def test_only_listening_tcp_sockets_take_tcp_nodelay(tmp_path):
+    unix_listener, _ = _listener(socket.AF_UNIX, tmp_path)
+    with unix_listener:
+        assert not _twisted.listen_nodelay(type("Port", (), {"socket": unix_listener})(), True)
+    assert not _twisted.listen_nodelay(object(), True)  # (no socket)
+    closed, _ = _listener(socket.AF_INET, tmp_path)
+    closed.close()
+    assert not _twisted.listen_nodelay(type("Port", (), {"socket": closed})(), True)
