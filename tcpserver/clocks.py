@@ -111,6 +111,8 @@ class OpeningWatch:
     :param deadline: seconds until the opening must be over (0: none).
     :param expired: called once, with ``True`` if the deadline passed,
         ``False`` if the peer was silent for :attr:`idle` seconds.
+    :param idle: seconds the peer may stay silent from now (0: not watched
+        until :meth:`watch_idle`) - one timer for both clocks from the start.
     :ivar idle: seconds the peer may stay silent (0: not watched); see
         :meth:`watch_idle`.
     """
@@ -118,13 +120,17 @@ class OpeningWatch:
     __slots__ = ("_call", "_clock", "_expired", "_held_at", "deadline_at", "idle", "progress_at")
 
     def __init__(
-        self, clock: IReactorTime, deadline: float, expired: Callable[[bool], None]
+        self,
+        clock: IReactorTime,
+        deadline: float,
+        expired: Callable[[bool], None],
+        idle: float = 0.0,
     ) -> None:
         self._clock = clock
         self._expired = expired
         now = clock.seconds()
         self.deadline_at = now + deadline if deadline else math.inf
-        self.idle = 0.0
+        self.idle = idle
         self.progress_at = now
         self._held_at: float | None = None
         self._call: IDelayedCall | None = None

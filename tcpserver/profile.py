@@ -68,6 +68,10 @@ class ConnectionProfile:
     #: TLS (or DETECT's first-byte detection) at accept, and HandshakeTimeout bounds
     #: the opening from accept
     timed_opening: bool
+    #: DefaultConnectionTimeout (``handshake_idle``) watched from accept: TLS (or
+    #: DETECT) at accept and no PROXY header first; else 0 (watched from the
+    #: start of the handshake, if at all)
+    opening_idle: float
 
 
 def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
@@ -107,5 +111,11 @@ def build_profile(values: Mapping[str, Any]) -> ConnectionProfile:
     fields["timed_opening"] = bool(fields["handshake_timeout"]) and fields["ssl_start_mode"] in (
         SSLStartMode.IMPLICIT,
         SSLStartMode.DETECT,
+    )
+    fields["opening_idle"] = (
+        fields["handshake_idle"]
+        if fields["ssl_start_mode"] in (SSLStartMode.IMPLICIT, SSLStartMode.DETECT)
+        and not fields["proxy_protocol"]
+        else 0.0
     )
     return ConnectionProfile(**fields)

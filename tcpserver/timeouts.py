@@ -121,11 +121,18 @@ class ConnectionTimeouts:
     # -- the opening (HandshakeTimeout, DefaultConnectionTimeout) --------------------------
 
     def _start_opening(self) -> None:
-        """HandshakeTimeout, from now (accept, or start_ssl)."""
+        """
+        HandshakeTimeout, from now (accept, or start_ssl) - and, when the
+        handshake starts at accept, DefaultConnectionTimeout with it (one
+        timer, not one replaced by another a moment later).
+        """
         self._end_opening()
-        seconds = self._profile.handshake_timeout
+        profile = self._profile
+        seconds = profile.handshake_timeout
         if seconds:
-            self._opening = OpeningWatch(self.factory.reactor, seconds, self._opening_expired)
+            self._opening = OpeningWatch(
+                self.factory.reactor, seconds, self._opening_expired, profile.opening_idle
+            )
 
     def _watch_handshake_idle(self, on: bool = True) -> None:
         """

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -381,6 +382,31 @@ def test_a_trickled_client_hello_is_cut_at_the_deadline_though_never_idle(tls):
     server.reactor.advance(0)
     assert [code for code, _ in _errors(rec)] == [10060]
     assert "HandshakeTimeout" in _errors(rec)[0][1]
+
+
+@pytest.mark.parametrize("mode", ["implicit", "detect"])
+def test_a_handshake_at_accept_runs_both_opening_clocks_on_one_timer(tls, mode):
+    """DefaultConnectionTimeout and HandshakeTimeout from accept: one callLater, not two."""
+    server, rec = _tls_server(
+        tls, SSLStartMode=mode, DefaultConnectionTimeout=2, HandshakeTimeout=10
+    )
+    delays: list[float] = []
+    call_later = server.reactor.callLater
+
+    def counting(delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:
+        delays.append(delay)
+        return call_later(delay, f, *args, **kwargs)
+
+    server.reactor.callLater = counting
+    client = MemoryConnection(server)
+    assert delays == [2]  # (the earlier of the two clocks)
+    server.reactor.advance(1.9)
+    assert not client.closed
+    server.reactor.advance(0.2)
+    assert client.transport.aborted
+    server.reactor.advance(0)
+    assert [code for code, _ in _errors(rec)] == [10060]
+    assert "DefaultConnectionTimeout" in _errors(rec)[0][1]
 
 
 def test_the_deadline_counts_from_accept_across_a_proxy_header(tls):
