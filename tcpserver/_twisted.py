@@ -44,8 +44,6 @@ from typing_extensions import override
 from tcpserver._openssl import PublicRecordIO, RecordIO, record_io
 
 __all__ = [
-    "GATHER_MOST",
-    "GATHER_PIECE",
     "REQUIRED_ATTRIBUTES",
     "TLS_ENGINE_ATTRIBUTES",
     "LeanTLSEngine",
@@ -55,7 +53,6 @@ __all__ = [
     "default_minimum_tls_version",
     "direct_peer",
     "direct_transport",
-    "gathers",
     "haproxy_parsers",
     "ipv4_client",
     "listen_nodelay",
@@ -193,60 +190,28 @@ def nothing_buffered(transport: SocketTransport) -> bool:
     )
 
 
-#: the average size of a send's pieces from which they leave in one
-#: ``sendmsg`` (the kernel gathers them) instead of being joined first: on
-#: the benchmark machine gathering saves 0.3 us for eight 4 KiB pieces and
-#: 0.65 us for sixteen, and costs 0.1-0.4 us for pieces of 1 KiB and less
-GATHER_PIECE = 2048
-
-#: at most this many pieces are gathered by one ``sendmsg`` (IOV_MAX is 1024)
-GATHER_MOST = 256
-
-
-def gathers(count: int, size: int) -> bool:
-    """Whether ``count`` pieces of ``size`` bytes in all are sent without joining them."""
-    return 1 < count <= GATHER_MOST and size >= GATHER_PIECE * count
-
-
-def send_direct(
-    transport: SocketTransport, pieces: list[bytes], size: int, producer: object
-) -> None:
+def send_direct(transport: SocketTransport, data: bytes, producer: object) -> None:
     """
-    Send ``pieces`` (``size`` bytes in all, in order) on a direct
-    transport's socket.  With nothing buffered in the transport they are
-    sent at once: Twisted's ``write`` would buffer them, register the socket
-    for writing and send them on the next reactor turn (two ``epoll_ctl``
-    calls and a dispatch per send).  Large pieces leave in one ``sendmsg``
-    without being copied into one string first (:func:`gathers`); small
-    ones are joined.  What the kernel does not take, and every error, goes
-    through ``write`` as usual, so ordering, flow control and connection
-    loss stay Twisted's; from the first bytes the transport has to buffer,
-    ``producer`` is its producer.
+    Send ``data`` on a direct transport's socket.  With nothing buffered in
+    the transport it is sent at once: Twisted's ``write`` would buffer it,
+    register the socket for writing and send it on the next reactor turn
+    (two ``epoll_ctl`` calls and a dispatch per send).  What the kernel
+    does not take, and every error, goes through ``write`` as usual, so
+    ordering, flow control and connection loss stay Twisted's; from the
+    first bytes the transport has to buffer, ``producer`` is its producer.
     """
-    data = pieces[0] if len(pieces) == 1 else None
     # (no producer yet: the transport never had to buffer anything of ours,
     # and it has not gone - the TLS engine may still flush an alert from
     # connectionLost)
     if transport.connected and (transport.producer is None or nothing_buffered(transport)):
-        sock = transport.socket
         try:
-            if data is not None:
-                sent = sock.send(data)
-            elif gathers(len(pieces), size):
-                sent = sock.sendmsg(pieces)
-            else:
-                data = b"".join(pieces)
-                sent = sock.send(data)
+            sent = transport.socket.send(data)
         except OSError:  # EAGAIN, or an error write() will report
             sent = 0
-        if sent == size:
+        if sent == len(data):
             return
-    else:
-        sent = 0
-    if data is None:
-        data = b"".join(pieces)
-    if sent:
-        data = data[sent:]
+        if sent:
+            data = data[sent:]
     if transport.producer is None and transport.connected:
         # From now on the transport's buffer may fill: have it pause us.
         transport.registerProducer(producer, True)

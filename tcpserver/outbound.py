@@ -2,8 +2,7 @@
 
 :class:`Outbound` is sans-IO: it never touches a transport.  Bytes leave
 through its owner's :meth:`OutboundOwner.write_out` (the connection, which
-writes them to the socket, the transport or the TLS engine) as a list of
-pieces - a read batch's answers are never joined here - and its timers
+writes them to the socket, the transport or the TLS engine), and its timers
 run on the clock it is given.  It owns every rule about sending (API.md
 "Sending and flow control"):
 
@@ -67,11 +66,8 @@ class OutboundOwner(Protocol):
     #: named in error messages
     connection_id: str
 
-    def write_out(self, pieces: list[bytes], size: int) -> None:
-        """
-        Hand ``pieces`` (``size`` bytes in all) on - to the socket, the
-        transport or the TLS engine - in order; the list is the owner's now.
-        """
+    def write_out(self, data: bytes) -> None:
+        """Hand ``data`` on (socket, transport or TLS engine), in order."""
 
     def flow(self, paused: bool) -> None:
         """The queue passed ``high_water`` (``True``) or fell to ``low_water``."""
@@ -98,7 +94,7 @@ class _Ended:
     def __init__(self, connection_id: str) -> None:
         self.connection_id = connection_id
 
-    def write_out(self, pieces: list[bytes], size: int) -> None:
+    def write_out(self, data: bytes) -> None:
         raise AssertionError(f"connection {self.connection_id!r} ended: nothing is written")
 
     def flow(self, paused: bool) -> None:
@@ -372,9 +368,9 @@ class Outbound:
         self._cork_len = 0
         self._accepted_total += size
         if not self._gone:
-            # One write of the whole batch, as its pieces: the owner joins
-            # them only where one string is needed (see write_out).
-            self._owner.write_out(cork, size)
+            # One write of the joined batch: Twisted's writeSequence checks
+            # and appends every piece, and joins them again before sending.
+            self._owner.write_out(cork[0] if len(cork) == 1 else b"".join(cork))
             self._handed(size)
 
     def flush(self) -> None:
@@ -540,10 +536,9 @@ class Outbound:
             if self._cork_len >= CORK_LIMIT:
                 self.flush()
         else:
-            size = len(data)
-            self._accepted_total += size
-            self._owner.write_out([data], size)
-            self._handed(size)
+            self._accepted_total += len(data)
+            self._owner.write_out(data)
+            self._handed(len(data))
 
     def _timed_result(self) -> Deferred[None]:
         """The Deferred of a timed send that was just accepted."""
@@ -644,7 +639,7 @@ class Outbound:
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
             moved += len(chunk)
-            self._owner.write_out([chunk], len(chunk))
+            self._owner.write_out(chunk)
         if self._parked and not self._holding:
             self._admit_parked()
         if moved:

@@ -640,17 +640,13 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     # -- the outbound side (OutboundOwner, IPushProducer) --------------------------------
 
-    def write_out(self, pieces: list[bytes], size: int) -> None:
-        """
-        Hand ``pieces`` on: to the TLS engine under TLS (joined: one
-        ``SSL_write``), else to the wire as :meth:`send_raw` does.
-        """
+    def write_out(self, data: bytes) -> None:
+        """Hand ``data`` on: to the TLS engine under TLS, else to :meth:`send_raw`."""
         tls = self._tls
         if tls is not None and tls.engine is not None:
-            # (once started, the stream's bytes go through it)
-            tls.engine.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            tls.engine.write(data)  # (once started, the stream's bytes go through it)
             return
-        self._send_pieces(pieces, size)
+        self.send_raw(data)
 
     def send_raw(self, data: bytes) -> None:
         """
@@ -658,32 +654,26 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         transport they leave with the rest of this reactor turn's sends, at
         its end (:mod:`tcpserver.turn`), through :meth:`send_now`.
         """
-        self._send_pieces([data], len(data))
-
-    def _send_pieces(self, pieces: list[bytes], size: int) -> None:
         if self._direct is None:
             transport: Any = self.transport
-            transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            transport.write(data)
             return
-        self.factory.turn.send(self, pieces, size)
+        self.factory.turn.send(self, data)
 
     def send_at_once(self, data: bytes) -> None:
         """Send bytes now, behind what this reactor turn kept of this connection."""
         if self._direct is not None:
             self.factory.turn.take(self)
-        self.send_now([data], len(data))
+        self.send_now(data)
 
-    def send_now(self, pieces: list[bytes], size: int) -> None:
-        """
-        Send ``pieces`` (``size`` bytes) on the socket now (see
-        :func:`tcpserver._twisted.send_direct`).
-        """
+    def send_now(self, data: bytes) -> None:
+        """Send bytes on the socket now (see :func:`tcpserver._twisted.send_direct`)."""
         direct = self._direct
         if direct is None:
             transport: Any = self.transport
-            transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            transport.write(data)
             return
-        send_direct(direct, pieces, size, self)
+        send_direct(direct, data, self)
 
     def flow(self, paused: bool) -> None:
         """The send queue passed its high-water mark, or drained to its low one."""

@@ -24,11 +24,8 @@ a time, not ten thousand), and a connection that must order a close
 behind its bytes - or must know that nothing is waiting - takes its own
 out first (:meth:`TurnSends.take`).
 
-Bytes are kept as the pieces they came in (a read batch's answers, say)
-and handed on as a list with their size: the socket's send decides whether
-large pieces leave without being joined (see
-:func:`tcpserver._twisted.gathers`).  This module knows nothing of sockets:
-a :class:`Sender` is anything with ``send_now(pieces, size)``.
+This module knows nothing of sockets: a :class:`Sender` is anything with
+``send_now(data)``.
 """
 
 from __future__ import annotations
@@ -55,8 +52,8 @@ SEND_AT_ONCE = 16 * 1024
 class Sender(Protocol):
     """A connection whose bytes a :class:`TurnSends` keeps."""
 
-    def send_now(self, pieces: list[bytes], size: int) -> None:
-        """Send ``pieces`` (``size`` bytes in all, in order) on the connection's socket now."""
+    def send_now(self, data: bytes) -> None:
+        """Send ``data`` on the connection's socket now."""
 
 
 class TurnSends:
@@ -75,19 +72,16 @@ class TurnSends:
         self._call: IDelayedCall | None = None
         self.held = 0
 
-    def send(self, sender: Sender, pieces: list[bytes], size: int) -> None:
-        """
-        Keep ``pieces`` (``size`` bytes in all) for ``sender``'s send at the
-        end of the turn, or send them now.  The list becomes the turn's: the
-        caller lets go of it.
-        """
+    def send(self, sender: Sender, data: bytes) -> None:
+        """Keep ``data`` for ``sender``'s send at the end of the turn (or send it now)."""
+        size = len(data)
         parts = self._kept.get(sender)
         if parts is None:
             if size >= SEND_AT_ONCE:
-                sender.send_now(pieces, size)  # (nothing to gain by waiting)
+                sender.send_now(data)  # (nothing to gain by waiting)
                 return
             kept = self._kept
-            kept[sender] = pieces
+            kept[sender] = [data]
             self._sizes[sender] = size
             self.held += size
             if self._call is None:
@@ -95,7 +89,7 @@ class TurnSends:
             elif len(kept) >= TURN_SENDERS or self.held >= TURN_LIMIT:
                 self.flush()
             return  # (below SEND_AT_ONCE: checked above)
-        parts += pieces
+        parts.append(data)
         self._sizes[sender] += size
         self.held += size
         if self._sizes[sender] >= SEND_AT_ONCE:
@@ -111,9 +105,8 @@ class TurnSends:
         """Send ``sender``'s kept bytes now (before it closes, say)."""
         parts = self._kept.pop(sender, None)
         if parts is not None:
-            size = self._sizes.pop(sender)
-            self.held -= size
-            sender.send_now(parts, size)
+            self.held -= self._sizes.pop(sender)
+            sender.send_now(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def drop(self, sender: Sender) -> None:
         """Forget ``sender``'s kept bytes (its connection was aborted or is gone)."""
@@ -125,13 +118,12 @@ class TurnSends:
         kept = self._kept
         if not kept:
             return
-        sizes = self._sizes
         self._kept = {}
         self._sizes = {}
         self.held = 0
         for sender, parts in kept.items():
             try:
-                sender.send_now(parts, sizes[sender])
+                sender.send_now(parts[0] if len(parts) == 1 else b"".join(parts))
             except Exception:  # noqa: BLE001 - one connection must not cost the others
                 _log.failure("sending what a reactor turn kept for {sender}", sender=sender)
 

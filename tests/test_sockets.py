@@ -740,35 +740,3 @@ async def test_every_listening_path_accepts_without_building_socket_enums(
         assert built == []
     finally:
         await adopted.shutdown(timeout=2)
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_batch_of_large_answers_leaves_gathered_and_in_order(server, monkeypatch):
-    """
-    Sixteen 4 KiB lines read at once: their sixteen answers leave in
-    sendmsg calls of several pieces (not joined into one string first),
-    whole and in order.
-    """
-    server.default_eol = b"\n"
-    server.default_max_line_length = 1 << 16
-    wire_handler(server, echo)
-    port = listen(server)
-    gathered: list[int] = []
-    sendmsg = socket.socket.sendmsg
-
-    def counting(sock: socket.socket, buffers: Any, *args: Any) -> int:
-        buffers = list(buffers)
-        gathered.append(len(buffers))
-        return sendmsg(sock, buffers, *args)
-
-    monkeypatch.setattr(socket.socket, "sendmsg", counting)
-    lines = b"".join((b"%02d" % i) * 2048 + b"\n" for i in range(16))
-
-    def talk() -> bytes:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.settimeout(5)
-            sock.sendall(lines)
-            return read_until(sock, len(lines))
-
-    assert await in_thread(talk) == lines
-    assert max(gathered, default=0) > 1

@@ -14,15 +14,8 @@ class Peer:
         self.name = name
         self.sent = sent if sent is not None else []
 
-    def send_now(self, pieces: list[bytes], size: int) -> None:
-        data = b"".join(pieces)
-        assert len(data) == size
+    def send_now(self, data: bytes) -> None:
         self.sent.append((self.name, data))
-
-
-def keep(turn: TurnSends, peer: Peer, data: bytes) -> None:
-    """What a connection's send_raw() does: one piece."""
-    turn.send(peer, [data], len(data))
 
 
 def test_a_turns_sends_leave_at_its_end_one_send_per_connection_in_first_send_order():
@@ -30,9 +23,9 @@ def test_a_turns_sends_leave_at_its_end_one_send_per_connection_in_first_send_or
     turn = TurnSends(clock)
     log: list[tuple[str, bytes]] = []
     a, b = Peer(log, "a"), Peer(log, "b")
-    keep(turn, b, b"b1")
-    keep(turn, a, b"a1")
-    keep(turn, b, b"b2")
+    turn.send(b, b"b1")
+    turn.send(a, b"a1")
+    turn.send(b, b"b2")
     assert log == []
     assert turn.holds(a)
     assert turn.holds(b)
@@ -41,7 +34,7 @@ def test_a_turns_sends_leave_at_its_end_one_send_per_connection_in_first_send_or
     assert log == [("b", b"b1b2"), ("a", b"a1")]
     assert not turn.holds(a)
     assert turn.held == 0
-    keep(turn, a, b"a2")  # a new turn, a new call
+    turn.send(a, b"a2")  # a new turn, a new call
     clock.advance(0)
     assert log[-1] == ("a", b"a2")
 
@@ -51,11 +44,11 @@ def test_a_large_send_goes_at_once_behind_what_was_kept():
     turn = TurnSends(clock)
     a = Peer()
     big = b"x" * SEND_AT_ONCE
-    keep(turn, a, big)
+    turn.send(a, big)
     assert a.sent == [("a", big)]
     assert not turn.holds(a)
-    keep(turn, a, b"small")
-    keep(turn, a, big)  # (in order: after what the turn kept)
+    turn.send(a, b"small")
+    turn.send(a, big)  # (in order: after what the turn kept)
     assert a.sent[1:] == [("a", b"small" + big)]
     assert turn.held == 0
     clock.advance(0)
@@ -68,9 +61,9 @@ def test_a_few_large_answers_go_at_once_not_at_the_turns_end():
     turn = TurnSends(clock)
     a = Peer()
     for _ in range(3):
-        keep(turn, a, b"x" * 4096)
+        turn.send(a, b"x" * 4096)
     assert a.sent == []
-    keep(turn, a, b"y" * 4096)
+    turn.send(a, b"y" * 4096)
     assert a.sent == [("a", b"x" * 12288 + b"y" * 4096)]
     assert not turn.holds(a)
 
@@ -81,7 +74,7 @@ def test_everything_kept_goes_once_the_turn_holds_its_limit():
     log: list[tuple[str, bytes]] = []
     peers = [Peer(log, str(i)) for i in range(TURN_LIMIT // 1000 + 1)]
     for peer in peers:
-        keep(turn, peer, b"y" * 1000)
+        turn.send(peer, b"y" * 1000)
     assert len(log) == len(peers)
     assert turn.held == 0
 
@@ -90,8 +83,8 @@ def test_take_sends_now_and_drop_forgets():
     clock = Clock()
     turn = TurnSends(clock)
     a, b = Peer(name="a"), Peer(name="b")
-    keep(turn, a, b"1")
-    keep(turn, b, b"2")
+    turn.send(a, b"1")
+    turn.send(b, b"2")
     turn.take(a)
     assert a.sent == [("a", b"1")]
     turn.drop(b)
@@ -105,14 +98,14 @@ def test_take_sends_now_and_drop_forgets():
 
 def test_a_sender_that_raises_costs_only_its_own_bytes(logged):
     class Broken(Peer):
-        def send_now(self, pieces: list[bytes], size: int) -> None:
+        def send_now(self, data: bytes) -> None:
             raise RuntimeError("boom")
 
     clock = Clock()
     turn = TurnSends(clock)
     good = Peer(name="good")
-    keep(turn, Broken(name="bad"), b"x")
-    keep(turn, good, b"y")
+    turn.send(Broken(name="bad"), b"x")
+    turn.send(good, b"y")
     clock.advance(0)
     assert good.sent == [("good", b"y")]
     assert len(logged.flush(RuntimeError)) == 1  # (and it was logged)
@@ -140,7 +133,7 @@ def test_every_byte_leaves_once_in_order_unless_dropped(operations):
         if kind == "send":
             counter += 1
             data = bytes([counter % 256]) * size
-            keep(turn, peer, data)
+            turn.send(peer, data)
             kept[index] += data
         elif kind == "take":
             turn.take(peer)
@@ -239,11 +232,11 @@ def test_everything_kept_goes_once_the_turn_holds_its_most_senders():
     log: list[tuple[str, bytes]] = []
     peers = [Peer(log, str(i)) for i in range(TURN_SENDERS + 10)]
     for peer in peers[:TURN_SENDERS]:
-        keep(turn, peer, b"z")
+        turn.send(peer, b"z")
     assert [name for name, _ in log] == [str(i) for i in range(TURN_SENDERS)]
     assert turn.held == 0
     for peer in peers[TURN_SENDERS:]:
-        keep(turn, peer, b"z")
+        turn.send(peer, b"z")
     assert len(log) == TURN_SENDERS
     clock.advance(0)
     assert [name for name, _ in log] == [peer.name for peer in peers]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from typing import cast
 
 import pytest
 from twisted.internet import tcp, unix
@@ -237,97 +236,6 @@ def test_quick_accept_leaves_other_ports_alone():
     with Wrapped() as sock:
         assert not _twisted.quick_accept(type("Port", (), {"socket": sock})())
         assert type(sock) is Wrapped
-
-
-def test_pieces_are_gathered_only_when_large_enough_to_save_a_copy():
-    piece = _twisted.GATHER_PIECE
-    assert not _twisted.gathers(1, 10 * piece)  # (one piece: a plain send)
-    assert not _twisted.gathers(2, 2 * piece - 1)
-    assert _twisted.gathers(2, 2 * piece)
-    assert _twisted.gathers(16, 16 * 4097)
-    assert not _twisted.gathers(16, 16 * 64)
-    most = _twisted.GATHER_MOST
-    assert _twisted.gathers(most, most * piece)
-    assert not _twisted.gathers(most + 1, (most + 1) * piece)
-
-
-class _Calls:
-    """Which of socket.send / socket.sendmsg ran, with what."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[str, int]] = []
-        send, sendmsg = socket.socket.send, socket.socket.sendmsg
-
-        def counting_send(sock: socket.socket, data: bytes, *args: int) -> int:
-            self.calls.append(("send", 1))
-            return send(sock, data, *args)
-
-        def counting_sendmsg(sock: socket.socket, buffers: list[bytes], *args: object) -> int:
-            self.calls.append(("sendmsg", len(buffers)))
-            return sendmsg(sock, buffers, *args)
-
-        monkeypatch.setattr(socket.socket, "send", counting_send)
-        monkeypatch.setattr(socket.socket, "sendmsg", counting_sendmsg)
-
-
-def _read(peer: socket.socket, size: int, transport: tcp.Server) -> bytes:
-    peer.settimeout(5)
-    got = b""
-    while len(got) < size:
-        if transport.dataBuffer or transport._tempDataLen:
-            transport.doWrite()  # (what the reactor does when the socket is writable)
-        got += peer.recv(size - len(got))
-    return got
-
-
-def test_large_pieces_leave_in_one_sendmsg_and_small_ones_joined(monkeypatch):
-    transport, peer = _tcp_pair()
-    calls = _Calls(monkeypatch)
-    try:
-        large = [bytes([65 + i]) * 4097 for i in range(3)]
-        _twisted.send_direct(transport, large, 3 * 4097, _Quiet())
-        assert calls.calls == [("sendmsg", 3)]
-        assert _read(peer, 3 * 4097, transport) == b"".join(large)
-        small = [b"%d" % i * 64 for i in range(4)]
-        _twisted.send_direct(transport, small, 4 * 64, _Quiet())
-        assert calls.calls[1:] == [("send", 1)]  # (joined: one send)
-        assert _read(peer, 4 * 64, transport) == b"".join(small)
-    finally:
-        transport.socket.close()
-        peer.close()
-
-
-def test_what_the_kernel_does_not_take_of_gathered_pieces_follows_in_order(monkeypatch):
-    transport, peer = _tcp_pair()
-    transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
-    transport.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    calls = _Calls(monkeypatch)
-
-    class Producer:
-        paused = 0
-
-        def pauseProducing(self) -> None:
-            self.paused += 1
-
-        def resumeProducing(self) -> None:
-            pass
-
-        def stopProducing(self) -> None:
-            pass
-
-    producer = Producer()
-    try:
-        pieces = [(b"<%d:" % i) * 1250 for i in range(100)]  # (about 500 kB: more than the buffers)
-        size = sum(map(len, pieces))
-        _twisted.send_direct(transport, pieces, size, producer)
-        assert calls.calls[0] == ("sendmsg", 100)
-        assert not nothing_buffered(transport)  # (the rest waits in Twisted's buffer)
-        assert transport.producer is cast(object, producer)  # (which pushes back from now on)
-        assert producer.paused  # (Twisted's buffer is full: it did)
-        assert _read(peer, size, transport) == b"".join(pieces)
-    finally:
-        transport.socket.close()
-        peer.close()
 
 
 def test_a_listening_tcp_socket_passes_tcp_nodelay_to_what_it_accepts(tmp_path):
