@@ -41,9 +41,10 @@ from tcpserver import errors
 from tcpserver._clienthello import MAX_CLIENT_HELLO, ClientHelloError, ClientHelloParser
 from tcpserver._twisted import LeanTLSEngine
 from tcpserver.certificates import Certificate, format_name
+from tcpserver.clientcerts import verify_client
 from tcpserver.errors import TCPServerError
 from tcpserver.events import SSLClientAuthentication, SSLConnectionRequest
-from tcpserver.tls import negotiated, verify_client
+from tcpserver.tls import negotiated
 
 if TYPE_CHECKING:
     from OpenSSL import SSL

@@ -18,7 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
 from tcpserver import Certificate, CertStoreType, TCPServer, TCPServerError
-from tcpserver.tls import ALLOW_UNKNOWN_CA, IGNORE_TIME_VALIDITY, TLSContexts, verify_client
+from tcpserver.clientcerts import ALLOW_UNKNOWN_CA, IGNORE_TIME_VALIDITY, verify_client
+from tcpserver.tls import TLSContexts
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
