@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from tcpserver import errors
 from tcpserver._clienthello import MAX_CLIENT_HELLO, ClientHelloError, ClientHelloParser
-from tcpserver._twisted import LeanTLSEngine
+from tcpserver._twisted import LeanTLSEngine, StreamTransport
 from tcpserver.certificates import Certificate, format_name
 from tcpserver.clientcerts import verify_client
 from tcpserver.errors import TCPServerError
@@ -108,7 +108,9 @@ class _EngineTransport:
     The rest is the connection's transport.
     """
 
-    def __init__(self, transport: Any, session: TLSSession, tracer: RecordTracer | None) -> None:
+    def __init__(
+        self, transport: StreamTransport | None, session: TLSSession, tracer: RecordTracer | None
+    ) -> None:
         self._transport = transport
         self._session = session
         self._tracer = tracer
@@ -136,7 +138,7 @@ class TLSOwner(TypingProtocol):
     """What a :class:`TLSSession` asks of its connection."""
 
     connection_id: str
-    transport: Any
+    transport: StreamTransport | None
 
     @property
     def factory(self) -> ConnectionHost:

@@ -17,7 +17,7 @@ the protocol's lifecycle for closing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
@@ -48,6 +48,7 @@ from tcpserver.sockopts import peer_address
 if TYPE_CHECKING:
     from twisted.logger import Logger
 
+    from tcpserver._twisted import StreamTransport
     from tcpserver.clocks import OpeningWatch
     from tcpserver.framing import Framer, FrameTooLongError
     from tcpserver.host import ConnectionHost
@@ -75,7 +76,7 @@ class ConnectionControls:
     if TYPE_CHECKING:  # what it uses of TCPServerProtocol
         factory: ConnectionHost
         connection_id: str
-        transport: Any
+        transport: StreamTransport | None
         outbound: Outbound | None
         _state: State
         _profile: ConnectionProfile

@@ -173,10 +173,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     # -- the lifecycle ---------------------------------------------------------------------
 
-    def _transport(self) -> StreamTransport | None:
-        """The transport, as a connection uses it (``_twisted.StreamTransport``)."""
-        return cast("StreamTransport | None", self.transport)
-
     @property
     def state(self) -> State:
         """Where the connection is in its life."""
@@ -265,7 +261,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     def makeConnection(self, transport: ITransport) -> None:
         """The transport is connected (as Twisted's ``BaseProtocol`` does it)."""
-        self.transport = transport
+        # (every transport we serve is a StreamTransport: TCP, UNIX, TLS, endpoints' wrappers)
+        self.transport = cast("StreamTransport", transport)
         self.connectionMade()
 
     @property
@@ -278,7 +275,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         return "tcpserver"
 
     def connectionMade(self) -> None:
-        transport: Any = self.transport  # (a stream transport: see StreamTransport)
+        transport = self.transport
+        assert transport is not None  # (makeConnection set it)
         direct, peer = direct_peer(transport)  # (accept()'s IPv4 spelling is canonical)
         if peer is None:
             peer = peer_address(transport.getPeer())
@@ -525,7 +523,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
                 # A peer that stopped sending can no longer start or finish a
                 # TLS handshake: close now rather than at the handshake
                 # timeout (a health check that half-closes gets its EOF at once).
-                transport = self._transport()
+                transport = self.transport
                 if transport is not None:
                     transport.loseConnection()
             return  # (closing already; Twisted repeats this when reading resumes)
@@ -655,7 +653,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         its end (:mod:`tcpserver.turn`), through :meth:`send_now`.
         """
         if self._direct is None:
-            transport: Any = self.transport
+            transport = self.transport
+            assert transport is not None  # (sends begin after makeConnection)
             transport.write(data)
             return
         self.factory.turn.send(self, data)
@@ -670,7 +669,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         """Send bytes on the socket now (see :func:`tcpserver._twisted.send_direct`)."""
         direct = self._direct
         if direct is None:
-            transport: Any = self.transport
+            transport = self.transport
+            assert transport is not None  # (sends begin after makeConnection)
             transport.write(data)
             return
         send_direct(direct, data, self)
@@ -735,7 +735,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     def _close(self, abort: bool) -> None:
         """Tell the transport to close: gracefully (FIN after the queue) or with a reset."""
-        transport = self._transport()
+        transport = self.transport
         state = self._state
         if transport is None or state in ENDED:
             return
