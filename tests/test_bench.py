@@ -7,8 +7,10 @@ end against both servers and that every echoed byte came back, not how fast.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -116,4 +118,100 @@ def test_bench_phases_refuses_a_bad_count(tmp_path):
     result = bench(tmp_path, "phases", "--rounds", "0", timeout=60)
     assert result.returncode == 2
     assert "--rounds must be at least 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- the sampling profiler (serve/baseline --profile) --------------------------------------
+
+
+def _burn(seconds: float) -> int:
+    """Pure Python work for ``seconds`` of this process's CPU time."""
+    end = time.process_time() + seconds
+    count = 0
+    while time.process_time() < end:
+        count += sum(range(200))
+    return count
+
+
+def test_sampler_charges_the_function_that_burns_the_cpu():
+    import signal
+
+    from tcpserver.bench.sample import Sampler
+
+    before = signal.getsignal(signal.SIGPROF)
+    sampler = Sampler(0.001)
+    sampler.start()
+    try:
+        _burn(0.4)
+    finally:
+        sampler.stop()
+    assert signal.getsignal(signal.SIGPROF) is before  # (given back)
+    assert sampler.samples >= 20  # (a 250 Hz kernel gives about 100 in 0.4 s)
+    (site, count), *_ = sampler.own.most_common(1)
+    assert site[1] == "_burn"
+    assert count >= sampler.samples * 0.7
+    assert sampler.total[site] >= count
+    assert 0.35 <= sampler.cpu_seconds < 2
+    report = sampler.report()
+    assert f"{sampler.samples} samples in " in report
+    assert "_burn (tests/test_bench.py:" in report.splitlines()[4]  # the first "self" row
+
+
+def test_sampler_without_samples_says_so():
+    from tcpserver.bench.sample import Sampler
+
+    assert Sampler().report().startswith("no samples in 0.000 s of CPU")
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "inf", "nan"])
+def test_a_bad_profile_interval_is_refused(text):
+    import argparse
+
+    from tcpserver.bench.sample import Sampler, interval_ms
+
+    with pytest.raises(argparse.ArgumentTypeError, match=f"not {text!r}"):
+        interval_ms(text)
+    seconds = float(text) / 1000 if text != "abc" else 0.0
+    with pytest.raises(ValueError, match="interval must be seconds above 0"):
+        Sampler(seconds)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("kind", "main"), [("tcpserver", "serve.py"), ("twisted", "baseline.py")])
+def test_a_profiled_server_writes_where_its_cpu_went(tmp_path, kind, main):
+    """Under a churn load, SIGTERM: the report counts samples, all of them inside its main()."""
+    from tcpserver.bench.run import server
+
+    report = tmp_path / "profile.txt"
+    with server(kind, None, set(), ("--profile", str(report))) as (port, _pid):
+        assert "written when it stops" in report.read_text()
+        deadline = time.process_time() + 0.5
+        while time.process_time() < deadline:  # connect, one line, its echo, close
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"hello\n")
+                assert client.recv(100) == b"hello\n"
+    text = report.read_text()
+    samples = int(text.split(" samples in ", 1)[0])
+    assert samples >= 1, text
+    main_row = next(line for line in text.splitlines() if f" main (bench/{main}:" in line)
+    assert main_row.split()[:2] == ["100.00%", str(samples)]  # every sample in the server
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--profile", "/nonexistent-dir/profile.txt"],
+            "--profile '/nonexistent-dir/profile.txt': cannot write it",
+        ),
+        (
+            ["--profile", "p.txt", "--profile-interval", "0"],
+            "argument --profile-interval: must be milliseconds above 0, not '0'",
+        ),
+    ],
+)
+def test_a_bad_profile_argument_is_one_clear_error(tmp_path, args, message):
+    result = bench(tmp_path, "serve", "--port", "1", *args, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,8 +6,10 @@ import sys
 
 USAGE = """usage: python -m tcpserver.bench COMMAND ...
 
-  serve --port PORT [--tls CERT KEY]   the tcpserver echo server (the bench contract)
-  baseline --port PORT [--tls CERT KEY]
+  serve --port PORT [--tls CERT KEY] [--profile FILE]
+                                       the tcpserver echo server (the bench contract);
+                                       --profile: where its CPU goes, sampled under load
+  baseline --port PORT [--tls CERT KEY] [--profile FILE]
                                        a plain Twisted LineReceiver echo, for comparison
   run [--quick] [--reps N] [--json]    tcpserver vs plain Twisted, same load, with ratios
   load echo|churn --port PORT ...      one load-generator process (used by run)

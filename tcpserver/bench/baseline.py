@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from tcpserver.bench.sample import profiled
 from tcpserver.bench.serve import server_arguments
 
 if TYPE_CHECKING:
@@ -56,5 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         reactor.listenTCP(args.port, factory, backlog=args.backlog, interface="127.0.0.1")
     print(f"plain Twisted echo on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    reactor.run()
+    with profiled(args.profile, args.profile_interval):
+        reactor.run()
     return 0

@@ -85,13 +85,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(kind: str, tls: tuple[str, str] | None, cpu_set: set[int]) -> Iterator[tuple[int, int]]:
-    """Run one server; yields (port, pid)."""
+def server(
+    kind: str, tls: tuple[str, str] | None, cpu_set: set[int], extra: tuple[str, ...] = ()
+) -> Iterator[tuple[int, int]]:
+    """Run one server (``extra``: more of its arguments); yields (port, pid)."""
     port = free_port()
     command = "serve" if kind == "tcpserver" else "baseline"
     argv = [sys.executable, "-m", "tcpserver.bench", command, "--port", str(port)]
     if tls:
         argv += ["--tls", *tls]
+    argv += extra
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pinned(cpu_set)
     )

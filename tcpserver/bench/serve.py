@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from tcpserver.bench.sample import DEFAULT_INTERVAL_MS, interval_ms, profiled
 
 
 def raise_fd_limit() -> None:
@@ -45,13 +48,31 @@ def build_server(port: int, tls: tuple[str, str] | None, backlog: int) -> object
 
 
 def server_arguments(prog: str, argv: list[str] | None) -> argparse.Namespace:
-    """``--port``, ``--tls CERT KEY``, ``--backlog`` (both bench servers take
-    them); raises the fd limit and installs the epoll reactor."""
+    """``--port``, ``--tls CERT KEY``, ``--backlog``, ``--profile FILE``
+    (both bench servers take them); raises the fd limit and installs the
+    epoll reactor."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--backlog", type=int, default=4096)
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample where the server's CPU goes; the report is written here when it stops",
+    )
+    parser.add_argument(
+        "--profile-interval",
+        metavar="MS",
+        type=interval_ms,
+        default=DEFAULT_INTERVAL_MS,
+        help=f"milliseconds of CPU between two samples (default {DEFAULT_INTERVAL_MS:g})",
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        try:
+            Path(args.profile).write_text("")
+        except OSError as exc:
+            parser.error(f"--profile {args.profile!r}: cannot write it ({exc.strerror})")
     raise_fd_limit()
     from twisted.internet import epollreactor
 
@@ -68,5 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    server.run()  # type: ignore[attr-defined]
+    with profiled(args.profile, args.profile_interval):
+        server.run()  # type: ignore[attr-defined]
     return 0
