@@ -177,8 +177,12 @@ class Inbound:
         self.last_batch = last_batch
 
     def rest(self) -> None:
-        """Wait in a pool (at rest): let go of the connection."""
-        self.rebind(_AT_REST)
+        """
+        Wait in a pool (at rest): let go of the connection.  (The flags
+        and the time of the last batch are set again by :meth:`rebind`
+        when the Inbound is taken.)
+        """
+        self._owner = _AT_REST
 
     @property
     def waiting(self) -> bool:

@@ -334,8 +334,13 @@ class Outbound:
         self._queue = self._waiters = self._parked = None  # (empty ones take room)
 
     def rest(self) -> None:
-        """Wait in a pool (at rest): let go of the connection."""
-        self.rebind(_AT_REST, 0, 0)
+        """
+        Wait in a pool (at rest): let go of the connection and of its idle
+        timer.  (The counts and containers are set again by :meth:`rebind`
+        when the Outbound is taken.)
+        """
+        self._owner = _AT_REST
+        self.on_progress = None
 
     @property
     def timeout(self) -> float:

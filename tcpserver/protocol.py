@@ -26,7 +26,7 @@ decision) says nothing is left to deliver, stop, fail or tell.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -115,6 +115,13 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
     """
 
     _log = Logger()
+
+    #: zope.interface asks every object it adapts for ``__conform__`` -
+    #: Twisted adapts the protocol to ``IHalfCloseableProtocol`` at every
+    #: FIN - and on a slotted object without one, that lookup raises and
+    #: clears an AttributeError inside zope's C code each time: ``None``
+    #: says "no conform", 0.45 -> 0.15 us per adaptation.
+    __conform__ = None
 
     # Slots keep an idle connection small: no base has an instance
     # dictionary (that is why Twisted's ``Protocol`` is not one: its three
@@ -261,8 +268,9 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     def makeConnection(self, transport: ITransport) -> None:
         """The transport is connected (as Twisted's ``BaseProtocol`` does it)."""
-        # (every transport we serve is a StreamTransport: TCP, UNIX, TLS, endpoints' wrappers)
-        self.transport = cast("StreamTransport", transport)
+        # (every transport we serve is a StreamTransport - TCP, UNIX, TLS,
+        # endpoints' wrappers; no cast() call: this runs once per accept)
+        self.transport = transport  # type: ignore[assignment]
         self.connectionMade()
 
     @property

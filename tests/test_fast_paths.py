@@ -438,3 +438,26 @@ def test_a_timed_send_in_a_batch_fires_once_its_bytes_are_handed():
     conn = MemoryConnection(server)
     conn.feed(b"one\n")
     assert seen == [False, b"first\none\n"]
+
+
+def test_the_protocol_adapts_to_its_interfaces_without_a_conform_lookup():
+    """
+    Twisted adapts the protocol to ``IHalfCloseableProtocol`` at every FIN:
+    ``__conform__ = None`` answers zope's lookup without the AttributeError
+    a slotted object would raise and clear each time (0.45 -> 0.15 us), and
+    adapting still gives the protocol itself for each interface it provides.
+    """
+    from twisted.internet.interfaces import (
+        IHalfCloseableProtocol,
+        ILoggingContext,
+        IProtocol,
+        IPushProducer,
+    )
+
+    from tcpserver.protocol import TCPServerProtocol
+
+    assert TCPServerProtocol.__conform__ is None
+    protocol = TCPServerProtocol(TCPServer().factory, None)
+    for interface in (IHalfCloseableProtocol, ILoggingContext, IProtocol, IPushProducer):
+        assert interface(protocol, None) is protocol
+        assert interface.providedBy(protocol)
