@@ -159,11 +159,6 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
         """Whether any port is currently serving this factory."""
         return self.numPorts > 0 or bool(self._ports)
 
-    @property
-    def listening_ports(self) -> int:
-        """Ports a :class:`~tcpserver.TCPServer` opened for this factory (beyond ``numPorts``)."""
-        return len(self._ports)
-
     def listening_on(self, port: object) -> None:
         """
         A :class:`~tcpserver.TCPServer` opened ``port`` for this factory: with
@@ -176,7 +171,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
     def not_listening_on(self, port: object) -> None:
         """``port`` stops serving this factory (it is being closed)."""
         self._ports.discard(port)
-        self._nodelay_changed()
+        self.nodelay_ports = self.nodelay_ports - {port}  # (the other ports are as they were)
 
     @property
     def id_prefix(self) -> str:
