@@ -117,7 +117,16 @@ class OpeningWatch:
         :meth:`watch_idle`.
     """
 
-    __slots__ = ("_call", "_clock", "_expired", "_held_at", "deadline_at", "idle", "progress_at")
+    __slots__ = (
+        "_call",
+        "_call_due",
+        "_clock",
+        "_expired",
+        "_held_at",
+        "deadline_at",
+        "idle",
+        "progress_at",
+    )
 
     def __init__(
         self,
@@ -134,6 +143,7 @@ class OpeningWatch:
         self.progress_at = now
         self._held_at: float | None = None
         self._call: IDelayedCall | None = None
+        self._call_due = math.inf  # (when the call was asked to fire)
         self._schedule(now)
 
     def watch_idle(self, seconds: float) -> None:
@@ -182,12 +192,16 @@ class OpeningWatch:
         due = self._due()
         call = self._call
         if call is not None:
-            if call.getTime() <= due:
+            # (the due time it was asked for, not call.getTime(): callLater
+            # reads the clock again, so that is a little later than asked,
+            # and would make every unchanged due time look earlier)
+            if self._call_due <= due:
                 return  # it fires first and looks again
             call.cancel()
             self._call = None
         if due != math.inf:
             self._call = self._clock.callLater(max(due - now, 0.0), self._fire)
+            self._call_due = due
 
     def _fire(self) -> None:
         self._call = None

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 from helpers import advance, in_memory, in_thread, listen, read_until
+from twisted.internet.task import Clock
 
 from tcpserver import TCPServerError
+from tcpserver.clocks import OpeningWatch
 from tcpserver.testing import MemoryConnection, memory_server
 
 #: in_memory(**ECHO): an echo server on a clock
@@ -237,3 +239,30 @@ def test_close_grace_period_counts_queued_output_too():
     assert client.transport.aborted
     server.reactor.advance(0)
     assert _status(recorder) == 905
+
+
+class _MovingClock(Clock):
+    """A clock that moves a little at every reading, as the reactor's does."""
+
+    def seconds(self) -> float:
+        self.rightNow += 1e-6
+        return self.rightNow
+
+
+def test_the_opening_watch_keeps_its_timer_while_its_due_time_stays():
+    # A TLS handshake sets the opening's inactivity limit twice (0: none);
+    # with the deadline unchanged no timer may be cancelled and made again.
+    clock = _MovingClock()
+    expired: list[bool] = []
+    watch = OpeningWatch(clock, 10, expired.append)
+    (call,) = clock.getDelayedCalls()
+    watch.watch_idle(0)
+    watch.progress()
+    watch.watch_idle(0)
+    assert clock.getDelayedCalls() == [call]
+    watch.watch_idle(2)  # an earlier due time: a new call
+    (earlier,) = clock.getDelayedCalls()
+    assert earlier is not call
+    assert earlier.getTime() < call.getTime()
+    clock.advance(2.5)
+    assert expired == [False]  # the peer was silent for 2 s
