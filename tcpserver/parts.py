@@ -37,7 +37,7 @@ from tcpserver.lifecycle import CLOSED, ENDED, INPUT_ENDED, OPEN, SENDABLE, Stat
 from tcpserver.outbound import Outbound
 
 if TYPE_CHECKING:
-    from tcpserver.clocks import IdleTimer
+    from tcpserver.clocks import Extras
     from tcpserver.framing import FrameTooLongError
     from tcpserver.host import ConnectionHost
     from tcpserver.profile import ConnectionProfile
@@ -63,7 +63,7 @@ class ConnectionParts:
         _state: State
         _profile: ConnectionProfile
         _read_pauses: int
-        _idle: IdleTimer | None
+        extras: Extras | None
         _tx: tuple[int, int, float] | None
 
         def _refresh(self) -> None: ...
@@ -103,22 +103,31 @@ class ConnectionParts:
             taking_sends=state in SENDABLE,
             is_open=state is OPEN or state is INPUT_ENDED,
         )
-        self._bind(out, taken=False)
+        self._adopt(out, None)
         if state in ENDED:
             out.gone(0, "OK")  # (nothing to write any more)
             if state is CLOSED:
                 out.detach()  # (forgotten: nothing may refer back to it)
         return out
 
-    def _bind(self, out: Outbound, taken: bool) -> None:
-        """``out`` (new, or ``taken`` from the pool) serves this connection from now on."""
+    def _adopt(self, out: Outbound, inbound: Inbound | None) -> None:
+        """
+        ``out`` (new, or taken from the pool with ``inbound``) serves this
+        connection from now on: the counts it had while its parts rested
+        (and when it last read), and its idle timer.
+        """
         tx = self._tx
-        if tx is not None or taken:
+        if tx is not None:
             self._tx = None
-            handed, sent = (tx[0], tx[1]) if tx is not None else (0, 0)
-            out.rebind(self, handed, sent)  # (its counts so far)
-        if self._idle is not None:
-            out.on_progress = self._idle.resetTimeout  # (bytes handed on are traffic)
+            out.rebind(self, tx[0], tx[1])
+            if inbound is not None:
+                inbound.rebind(self, tx[2])
+        elif inbound is not None:
+            out.rebind(self, 0, 0)
+            inbound.rebind(self, -math.inf)
+        extras = self.extras
+        if extras is not None and extras.idle is not None:
+            out.on_progress = extras.idle.resetTimeout  # (bytes handed on are traffic)
 
     def _inbound(self) -> Inbound:
         """The connection's Inbound, made (with its framer) or taken when first needed."""
@@ -146,9 +155,7 @@ class ConnectionParts:
         if kit is None:
             return None
         inbound, out = kit
-        tx = self._tx
-        inbound.rebind(self, -math.inf if tx is None else tx[2])  # (when it last read)
-        self._bind(out, taken=True)
+        self._adopt(out, inbound)
         self.outbound = out
         self._in = inbound
         self._refresh()
