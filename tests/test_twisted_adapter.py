@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from twisted.internet import tcp, unix
+from twisted.internet import error, tcp, unix
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from tcpserver import _twisted
@@ -258,3 +258,85 @@ def test_only_listening_tcp_sockets_take_tcp_nodelay(tmp_path):
     closed, _ = _listener(socket.AF_INET, tmp_path)
     closed.close()
     assert not _twisted.listen_nodelay(type("Port", (), {"socket": closed})(), True)
+
+
+class _Named:
+    """A protocol with a log prefix (what Server.__init__ asks of it)."""
+
+    def logPrefix(self) -> str:
+        return "named"
+
+    def makeConnection(self, transport: object) -> None:
+        pass
+
+
+class _Port:
+    _realPortNumber = 9000
+
+    def getHost(self) -> object:
+        return type("Address", (), {"port": self._realPortNumber})()
+
+
+@pytest.mark.parametrize("client", [("127.0.0.1", 4000), ("::1", 4000, 0, 0)])
+def test_a_quick_server_is_the_tcp_server_twisted_makes(client):
+    """Every attribute Twisted's three __init__ methods set, with the same value, and its repr."""
+    reactor = MemoryReactorClock()
+    port = _Port()
+    made = []
+    for kind in (tcp.Server, _twisted.QuickServer):
+        sock = socket.socket(socket.AF_INET6 if len(client) == 4 else socket.AF_INET)
+        protocol = _Named()
+        transport = kind(sock, protocol, client, port, 7, reactor)
+        state = dict(vars(transport))
+        state["repr"] = repr(transport)
+        state.pop("repstr", None)  # (tcp.Server keeps it made; QuickServer makes it when asked)
+        for name in ("socket", "protocol", "fileno"):
+            assert state.pop(name) in (sock, protocol, sock.fileno)
+        made.append((state, transport.getPeer(), transport.getHost(), transport in reactor.readers))
+        assert sock.gettimeout() == 0.0  # (non-blocking, as Connection.__init__ leaves it)
+        sock.close()
+    assert made[0] == made[1]
+    assert made[1][0]["repr"] == "<_Named #7 on 9000>"
+
+
+def test_a_quick_accept_makes_the_tcp_ports_transports_quick_servers():
+    port = tcp.Port(0, None)
+    assert port.transport is tcp.Server
+    _twisted.quick_accept(port)
+    assert port.transport is _twisted.QuickServer
+    assert tcp.Port.transport is tcp.Server  # (the class is left alone)
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        (),
+        (error.ConnectionAborted,),
+        (error.ConnectionDone,),
+        (error.ConnectionLost, error.ConnectionDone),
+        (Exception,),
+        (BaseException,),
+        (KeyboardInterrupt,),
+        (ValueError, error.ConnectionClosed),
+        ("twisted.internet.error.ConnectionDone",),
+        ("builtins.Exception",),
+        ("twisted.internet.error.ConnectionAborted",),
+    ],
+)
+def test_a_clean_close_answers_check_as_twisteds_connection_done(types):
+    from twisted.internet.protocol import connectionDone
+
+    assert _twisted.CLEAN_CLOSE.check(*types) == connectionDone.check(*types)
+    assert _twisted.CLEAN_CLOSE.type is connectionDone.type
+
+
+def test_closing_at_once_closes_the_socket_as_twisted_does():
+    transport, client = _tcp_pair()
+    lost: list[object] = []
+    transport.protocol.connectionLost = lost.append  # type: ignore[assignment]
+    _twisted.close_at_once(transport)
+    assert lost == [_twisted.CLEAN_CLOSE]
+    assert not transport.connected
+    client.settimeout(5)
+    assert client.recv(10) == b""  # (an orderly close: a FIN, not a reset)
+    client.close()
