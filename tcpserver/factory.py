@@ -309,7 +309,7 @@ class TCPServerFactory(ConnectionMethods, PropertyAccess, ServerFactory):
 
     @override
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        if not self.table.take_socket(getattr(addr, "host", addr)):
+        if not self.table.take_socket(addr):
             return None
         # (it becomes pending in connectionMade unless it opens there at once;
         # Twisted's annotation says Protocol, its contract an IProtocol provider)

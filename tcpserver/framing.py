@@ -132,6 +132,7 @@ class Framer:
         "_held_len",
         "_lf",
         "_limit",
+        "_lines_only",
         "_long_lines",
         "_max_frame",
         "_pos",
@@ -188,6 +189,7 @@ class Framer:
         self._cr = -1  # cached index of the next CR in _buf (-1: unknown)
         self._lf = -1  # cached index of the next LF in _buf (-1: unknown)
         self._prefix = 0  # length-prefix size in bytes (0: off)
+        self._lines_only = self._is_lines_only()
         # The other length-prefix fields are set by set_length_prefix() (an
         # idle connection's framer stays small and quick to make):
         # _prefix_order, _prefix_adjust, _prefix_strip, _max_frame,
@@ -341,7 +343,14 @@ class Framer:
             self.settle()
         return self._held_len + len(self._buf) - self._pos
 
+    def _is_lines_only(self) -> bool:
+        """Whether the framing is plain EOL lines: no records, prefix or single-line mode."""
+        return (
+            bool(self._eol) and self._record_length <= 0 and not self._prefix and not self._single
+        )
+
     def _mode_changed(self) -> None:
+        self._lines_only = self._is_lines_only()
         if self._batch is not None:
             self.settle()
         self.generation += 1
@@ -415,18 +424,15 @@ class Framer:
         :attr:`batch`, then :meth:`finish_batch`) - once they are all taken,
         nothing is left buffered.  Otherwise just buffer it and return ``None``.
         """
-        eol = self._eol
         if (
-            not eol
+            not self._lines_only
             or self._pos < len(self._buf)
             or self._batch is not None
             or self._held
-            or self._record_length > 0
-            or self._prefix
-            or self._single
         ):
             self.receive(data)
             return None
+        eol = self._eol
         # How a read is cut is decided by the read before (a connection's
         # lines tend to stay short or long): short - bytes.split, with no
         # find before it; long - split_at, whose find-and-memchr cutting

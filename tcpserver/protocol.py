@@ -474,9 +474,10 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         self.tls_lost(reason)
 
     def _end_at_once(self) -> None:
-        """The one-step end of a clean close (see connectionLost, readConnectionLost)."""
-        if self._close_status is None:
-            self._close_status = (0, "OK")
+        """
+        The one-step end of a clean close (see connectionLost,
+        readConnectionLost): nobody listens for its close status.
+        """
         out = self.outbound
         if out is not None:
             out.gone(0, "OK")  # (nothing to fail: it is idle)
@@ -574,7 +575,7 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         cost every short connection would otherwise pay.
         """
         self.factory.table.forget(self)
-        if self._grace is not None:
+        if self.extras is not None and self._grace is not None:
             self._stop_listener_grace()
         self._in = None  # (nothing is left to deliver)
         self._raw_hook = None

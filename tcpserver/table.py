@@ -114,11 +114,12 @@ class ConnectionTable(Generic[E]):
 
     def take_socket(self, peer: object) -> bool:
         """
-        A socket was accepted: ``False`` (counted, logged) if MaxConnections
-        sockets are already open.
+        A socket from ``peer`` (its address) was accepted: ``False``
+        (counted, logged) if MaxConnections sockets are already open.
         """
         if self._open >= self.max_connections:
-            self.refused("max_connections", f"MaxConnections={self.max_connections}", peer)
+            host = getattr(peer, "host", peer)
+            self.refused("max_connections", f"MaxConnections={self.max_connections}", host)
             return False
         self._open += 1
         return True
@@ -168,7 +169,8 @@ class ConnectionTable(Generic[E]):
 
     def register(self, entry: E) -> str:
         """``entry`` is accepted: give it its id and a place in ``connections``."""
-        self._pending.discard(entry)
+        if self._pending:
+            self._pending.discard(entry)
         prefix = self.id_prefix
         connection_id = f"{prefix}{next(self._ids)}" if prefix else str(next(self._ids))
         entry.connection_id = connection_id

@@ -349,6 +349,7 @@ SPLIT_OPS = st.lists(
     st.one_of(
         st.tuples(st.just("receive"), STREAMS.filter(bool)),
         st.tuples(st.just("split"), st.integers(0, 8)),
+        st.tuples(st.just("read"), st.tuples(STREAMS.filter(bool), st.integers(0, 8))),
         st.tuples(st.just("pull"), st.integers(1, 3)),
         st.tuples(st.just("mode"), MODES),
         st.tuples(st.just("limit"), LIMITS),
@@ -383,6 +384,19 @@ def test_split_lines_fast_path_matches_model(ops):
             for line in taken:
                 assert model.next_frame() == (line, True)
             assert real.generation == generation
+        elif op == "read":  # receive_lines: a read that is whole lines comes as a batch
+            data, count = arg
+            model.receive(data)
+            lines = real.receive_lines(data)
+            if lines is not None:
+                assert lines
+                assert real.eol
+                assert not real.single_line_mode
+                assert not real.record_length
+                taken = list(itertools.islice(real.batch, count))
+                real.settle()
+                for line in taken:
+                    assert model.next_frame() == (line, True)
         elif op == "pull":
             for _ in range(arg):
                 assert real.next_frame() == model.next_frame()
