@@ -159,8 +159,8 @@ def ipv4_client(transport: object) -> tuple[str, int] | None:
     The peer ``(host, port)`` of an IPv4 ``tcp.Server`` as ``accept()``
     returned it (no ``IPv4Address`` built), else ``None``.
     """
-    if type(transport) is QuickServer or type(transport) is tcp.Server:
-        client = transport.client
+    if type(transport) in _TCP_SERVERS:
+        client = transport.client  # type: ignore[attr-defined]
         if type(client) is tuple and len(client) == 2:
             return cast(tuple[str, int], client)
     return None
@@ -169,7 +169,7 @@ def ipv4_client(transport: object) -> tuple[str, int] | None:
 def direct_peer(transport: object) -> tuple[SocketTransport | None, tuple[str, int] | None]:
     """:func:`direct_transport` and :func:`ipv4_client` in one call (one per accept)."""
     kind = type(transport)
-    if kind is QuickServer or kind is tcp.Server:
+    if kind in _TCP_SERVERS:
         client = transport.client  # type: ignore[attr-defined]
         peer = client if type(client) is tuple and len(client) == 2 else None
         # (a SocketTransport; no cast() call: this runs once per accept)
@@ -359,7 +359,8 @@ class QuickServer(tcp.Server):
 
 
 # Exact types: a wrapper such as TLS or HAProxy must see every byte.
-_DIRECT_TYPES = (tcp.Server, QuickServer, unix.Server)
+_TCP_SERVERS = (QuickServer, tcp.Server)
+_DIRECT_TYPES = (*_TCP_SERVERS, unix.Server)
 
 
 def quick_accept(port: object) -> bool:
