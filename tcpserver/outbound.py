@@ -1,8 +1,8 @@
 """One connection's outgoing bytes: cork, queue, timed sends, water marks.
 
 :class:`Outbound` is sans-IO: it never touches a transport.  Bytes leave
-through its owner's :meth:`OutboundOwner.write_out` (the connection, which
-writes them to the socket, the transport or the TLS engine), and its timers
+through the writer its owner gives it (:meth:`OutboundOwner.writer`: the
+connection's way to the socket, the transport or the TLS engine), and its timers
 run on the clock it is given.  It owns every rule about sending (API.md
 "Sending and flow control"):
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -52,6 +52,7 @@ __all__ = [
     "Limits",
     "Outbound",
     "OutboundOwner",
+    "Writer",
     "as_bytes",
 ]
 
@@ -60,14 +61,25 @@ __all__ = [
 CORK_LIMIT = 64 * 1024
 
 
+#: How an Outbound's bytes go out: called as ``write(owner, data)``, a
+#: function of two so that the common one - the reactor turn's
+#: :meth:`~tcpserver.turn.TurnSends.send` - is taken as it is, without a
+#: closure per connection (see :meth:`OutboundOwner.writer`).
+Writer = Callable[[Any, bytes], None]
+
+
 class OutboundOwner(Protocol):
     """What an :class:`Outbound` tells the connection it belongs to."""
 
     #: named in error messages
     connection_id: str
 
-    def write_out(self, data: bytes) -> None:
-        """Hand ``data`` on (socket, transport or TLS engine), in order."""
+    def writer(self) -> Writer:
+        """
+        How the bytes the Outbound hands on go out (socket, transport or TLS
+        engine), in order: asked when the Outbound is bound to the owner,
+        and again at :meth:`Outbound.reroute`.
+        """
 
     def flow(self, paused: bool) -> None:
         """The queue passed ``high_water`` (``True``) or fell to ``low_water``."""
@@ -94,7 +106,10 @@ class _Ended:
     def __init__(self, connection_id: str) -> None:
         self.connection_id = connection_id
 
-    def write_out(self, data: bytes) -> None:
+    def writer(self) -> Writer:
+        return _Ended.refuse_write
+
+    def refuse_write(self, data: bytes) -> None:
         raise AssertionError(f"connection {self.connection_id!r} ended: nothing is written")
 
     def flow(self, paused: bool) -> None:
@@ -187,6 +202,7 @@ class Outbound:
         "_timeout",
         "_tx_paused",
         "_waiters",
+        "_write",
         "bytes_sent",
         "corked",
         "fast",
@@ -206,6 +222,7 @@ class Outbound:
         is_open: bool = False,
     ) -> None:
         self._owner = owner
+        self._write = owner.writer()
         self._clock = clock
         self._limits = limits
         self._timeout = timeout
@@ -304,6 +321,7 @@ class Outbound:
         """
         assert self._gone, "detach() comes after gone()"
         self._owner = _Ended(self._owner.connection_id)
+        self._write = self._owner.writer()
         self.on_progress = None
 
     @property
@@ -328,6 +346,7 @@ class Outbound:
     def rebind(self, owner: OutboundOwner, handed: int, sent: int) -> None:
         """Serve ``owner`` (at rest, see :attr:`at_rest`), whose counts so far are these."""
         self._owner = owner
+        self._write = owner.writer()
         self.handed = self._accepted_total = self._flushed_mark = handed
         self.bytes_sent = sent
         self.on_progress = None
@@ -340,7 +359,12 @@ class Outbound:
         when the Outbound is taken.)
         """
         self._owner = _AT_REST
+        self._write = _AT_REST.writer()
         self.on_progress = None
+
+    def reroute(self) -> None:
+        """The owner's way out changed (a TLS engine took over): ask it again."""
+        self._write = self._owner.writer()
 
     @property
     def timeout(self) -> float:
@@ -375,7 +399,7 @@ class Outbound:
         if not self._gone:
             # One write of the joined batch: Twisted's writeSequence checks
             # and appends every piece, and joins them again before sending.
-            self._owner.write_out(cork[0] if len(cork) == 1 else b"".join(cork))
+            self._write(self._owner, cork[0] if len(cork) == 1 else b"".join(cork))
             self._handed(size)
 
     def flush(self) -> None:
@@ -542,7 +566,7 @@ class Outbound:
                 self.flush()
         else:
             self._accepted_total += len(data)
-            self._owner.write_out(data)
+            self._write(self._owner, data)
             self._handed(len(data))
 
     def _timed_result(self) -> Deferred[None]:
@@ -644,7 +668,7 @@ class Outbound:
             chunk = queue.popleft()
             self._queue_len -= len(chunk)
             moved += len(chunk)
-            self._owner.write_out(chunk)
+            self._write(self._owner, chunk)
         if self._parked and not self._holding:
             self._admit_parked()
         if moved:

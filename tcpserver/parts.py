@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from tcpserver.delivery import Inbound
 from tcpserver.framing import Framer
 from tcpserver.lifecycle import CLOSED, ENDED, INPUT_ENDED, OPEN, SENDABLE, State
-from tcpserver.outbound import Outbound
+from tcpserver.outbound import Outbound, Writer
 
 if TYPE_CHECKING:
     from tcpserver.clocks import Extras
@@ -69,7 +69,7 @@ class ConnectionParts:
         def _refresh(self) -> None: ...
 
         # (the owner interfaces of Inbound and Outbound)
-        def write_out(self, data: bytes) -> None: ...
+        def writer(self) -> Writer: ...
         def flow(self, paused: bool) -> None: ...
         def drained(self) -> None: ...
         def hold_reached(self) -> None: ...
@@ -166,25 +166,19 @@ class ConnectionParts:
         """This connection's framer (made from the settings in force at accept, on first use)."""
         return self._inbound().framer
 
-    def _rest(self) -> None:
+    def _rest(self, now: float) -> None:
         """
-        A read batch was delivered and answered: if the connection is quiet
-        and at rest, its parts go back to the pool and only its counts stay.
+        A read batch was delivered and answered at ``now``, :data:`REST_AFTER`
+        or more after the one before (the protocol's ``dataReceived`` checks
+        that, with the one clock reading per batch): if the connection is
+        at rest, its parts go back to the pool and only its counts stay.
         """
         inbound = self._in
         out = self.outbound
         if inbound is None or out is None:
             return
-        now = self.factory.reactor.seconds()
-        quiet = now - inbound.last_batch >= REST_AFTER
         inbound.last_batch = now
-        if (
-            not quiet
-            or self._state is not OPEN
-            or self._read_pauses
-            or not inbound.at_rest
-            or not out.at_rest
-        ):
+        if self._state is not OPEN or self._read_pauses or not inbound.at_rest or not out.at_rest:
             return
         self._tx = (out.handed, out.bytes_sent, now)
         self._in = self.outbound = None

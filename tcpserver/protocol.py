@@ -87,8 +87,8 @@ from tcpserver.lifecycle import (
     State,
     check_move,
 )
-from tcpserver.outbound import Outbound
-from tcpserver.parts import ConnectionParts
+from tcpserver.outbound import Outbound, Writer
+from tcpserver.parts import REST_AFTER, ConnectionParts
 from tcpserver.settings import SSLStartMode
 from tcpserver.sockopts import apply_socket_options, peer_address
 from tcpserver.starttls import ConnectionTLS
@@ -451,7 +451,11 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         if inbound is None:
             inbound = self._inbound()
         inbound.receive(data)
-        self._rest()  # (the parts go back to the pool if nothing waits)
+        now = self.factory.reactor.seconds()
+        if now - inbound.last_batch < REST_AFTER:
+            inbound.last_batch = now  # (a busy connection keeps its parts)
+        else:
+            self._rest(now)  # after a quiet spell: the parts go back to the pool if at rest
 
     def plaintext_received(self, data: bytes) -> None:
         """The connection's stream, decrypted (TLS) or after a PROXY header."""
@@ -647,13 +651,27 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
 
     # -- the outbound side (OutboundOwner, IPushProducer) --------------------------------
 
-    def write_out(self, data: bytes) -> None:
-        """Hand ``data`` on: to the TLS engine under TLS, else to :meth:`send_raw`."""
+    def writer(self) -> Writer:
+        """
+        How the stream's bytes go out (OutboundOwner): into the TLS engine
+        once it runs (:meth:`maybe_start_engine` reroutes); on a plain
+        socket, with the reactor turn's sends; else :meth:`send_raw`, which
+        knows every case.  (``_direct`` is set in connectionMade and never
+        changes; before the engine runs, TLS output is held or plaintext.)
+        """
         tls = self._tls
         if tls is not None and tls.engine is not None:
-            tls.engine.write(data)  # (once started, the stream's bytes go through it)
-            return
-        self.send_raw(data)
+            return TCPServerProtocol.send_through_engine
+        if self._direct is not None:
+            return self.factory.turn.send
+        return TCPServerProtocol.send_raw
+
+    def send_through_engine(self, data: bytes) -> None:
+        """The stream's bytes into the running TLS engine (see :meth:`writer`)."""
+        tls = self._tls
+        assert tls is not None  # (see writer: the engine runs)
+        assert tls.engine is not None
+        tls.engine.write(data)
 
     def send_raw(self, data: bytes) -> None:
         """

@@ -133,7 +133,8 @@ class ConnectionTLS:
         direct = self._direct
         if direct is not None and direct.producer is None:
             direct.registerProducer(self, True)
-        tls.start_engine()  # (from now on write_out() goes through it)
+        tls.start_engine()
+        self.out().reroute()  # (from now on the stream's bytes go through the engine)
         self._raw_hook = tls.reader()  # (the engine itself, unless records are traced)
 
     def tls_up(self) -> None:

@@ -63,36 +63,36 @@ class TurnSends:
     :ivar held: bytes kept, all connections together.
     """
 
-    __slots__ = ("_call", "_clock", "_kept", "_sizes", "held")
+    __slots__ = ("_call", "_clock", "_kept", "held")
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
-        self._kept: dict[Sender, list[bytes]] = {}
-        self._sizes: dict[Sender, int] = {}  # bytes kept per sender
+        # a sender's first bytes as they came; a bytearray once more follow
+        self._kept: dict[Sender, bytes | bytearray] = {}
         self._call: IDelayedCall | None = None
         self.held = 0
 
     def send(self, sender: Sender, data: bytes) -> None:
         """Keep ``data`` for ``sender``'s send at the end of the turn (or send it now)."""
-        size = len(data)
-        parts = self._kept.get(sender)
-        if parts is None:
+        kept = self._kept
+        earlier = kept.get(sender)
+        if earlier is None:
+            size = len(data)
             if size >= SEND_AT_ONCE:
                 sender.send_now(data)  # (nothing to gain by waiting)
                 return
-            kept = self._kept
-            kept[sender] = [data]
-            self._sizes[sender] = size
+            kept[sender] = data
             self.held += size
             if self._call is None:
                 self._call = self._clock.callLater(0, self._turn_ends)
             elif len(kept) >= TURN_SENDERS or self.held >= TURN_LIMIT:
                 self.flush()
             return  # (below SEND_AT_ONCE: checked above)
-        parts.append(data)
-        self._sizes[sender] += size
-        self.held += size
-        if self._sizes[sender] >= SEND_AT_ONCE:
+        if type(earlier) is bytes:
+            earlier = kept[sender] = bytearray(earlier)  # (appended to in place from now on)
+        earlier += data
+        self.held += len(data)
+        if len(earlier) >= SEND_AT_ONCE:
             self.take(sender)
         elif self.held >= TURN_LIMIT:
             self.flush()
@@ -103,15 +103,16 @@ class TurnSends:
 
     def take(self, sender: Sender) -> None:
         """Send ``sender``'s kept bytes now (before it closes, say)."""
-        parts = self._kept.pop(sender, None)
-        if parts is not None:
-            self.held -= self._sizes.pop(sender)
-            sender.send_now(parts[0] if len(parts) == 1 else b"".join(parts))
+        data = self._kept.pop(sender, None)
+        if data is not None:
+            self.held -= len(data)
+            sender.send_now(data if type(data) is bytes else bytes(data))
 
     def drop(self, sender: Sender) -> None:
         """Forget ``sender``'s kept bytes (its connection was aborted or is gone)."""
-        if self._kept.pop(sender, None) is not None:
-            self.held -= self._sizes.pop(sender)
+        data = self._kept.pop(sender, None)
+        if data is not None:
+            self.held -= len(data)
 
     def flush(self) -> None:
         """Send everything kept, one send per connection, in the order they first sent."""
@@ -119,11 +120,10 @@ class TurnSends:
         if not kept:
             return
         self._kept = {}
-        self._sizes = {}
         self.held = 0
-        for sender, parts in kept.items():
+        for sender, data in kept.items():
             try:
-                sender.send_now(parts[0] if len(parts) == 1 else b"".join(parts))
+                sender.send_now(data if type(data) is bytes else bytes(data))
             except Exception:  # noqa: BLE001 - one connection must not cost the others
                 _log.failure("sending what a reactor turn kept for {sender}", sender=sender)
 

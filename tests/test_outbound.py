@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from tcpserver import TCPServerError
 from tcpserver.delegates import send_by_id
-from tcpserver.outbound import CORK_LIMIT, Outbound
+from tcpserver.outbound import CORK_LIMIT, Outbound, Writer
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Owner:
         self.drains = 0
         self.holds_reached = 0
         self.out: Outbound | None = None
+
+    def writer(self) -> Writer:
+        return lambda owner, data: owner.write_out(data)  # (a test may replace write_out)
 
     def write_out(self, data: bytes) -> None:
         self.written += data

@@ -15,6 +15,9 @@ class Peer:
         self.sent = sent if sent is not None else []
 
     def send_now(self, data: bytes) -> None:
+        # (bytes, as a transport takes them - a turn gathers a sender's
+        # later pieces in a bytearray)
+        assert type(data) is bytes, type(data)
         self.sent.append((self.name, data))
 
 
