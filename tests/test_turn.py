@@ -160,6 +160,58 @@ def test_every_byte_leaves_once_in_order_unless_dropped(operations):
         assert b"".join(data for _, data in p.sent) == expected[i] + kept[i]
 
 
+def test_a_sender_alone_two_turns_in_a_row_sends_at_once():
+    # (a single client in ping-pong: nobody to gather its answers with)
+    clock = Clock()
+    turn = TurnSends(clock)
+    log: list[tuple[str, bytes]] = []
+    a, b = Peer(log, "a"), Peer(log, "b")
+    turn.send(a, b"1")
+    assert log == []  # the first turn gathers
+    clock.advance(0)
+    assert log == [("a", b"1")]
+    turn.send(a, b"2")  # alone again: at once
+    assert log[-1] == ("a", b"2")
+    assert not turn.holds(a)
+    turn.send(a, b"3")  # (still alone in this turn: at once, in order)
+    assert log[-1] == ("a", b"3")
+    turn.send(b, b"x")  # a second sender in the turn is kept
+    assert turn.holds(b)
+    clock.advance(0)
+    assert log[-1] == ("b", b"x")
+    turn.send(a, b"4")  # the turn before had two senders: gathered again
+    assert turn.holds(a)
+    clock.advance(0)
+    assert log[-1] == ("a", b"4")
+
+
+def test_one_sender_per_turn_each_a_new_one_is_still_gathered():
+    # (churn: every connection answers once; the answers still wait for the turn's end)
+    clock = Clock()
+    turn = TurnSends(clock)
+    for i in range(5):
+        peer = Peer(name=str(i))
+        turn.send(peer, b"z")
+        assert turn.holds(peer)
+        assert peer.sent == []
+        clock.advance(0)
+        assert peer.sent == [(str(i), b"z")]
+
+
+def test_a_closing_or_aborted_sender_is_not_kept_as_the_turns_one_sender():
+    for end in ("take", "drop"):
+        clock = Clock()
+        turn = TurnSends(clock)
+        a = Peer(name="a")
+        turn.send(a, b"1")
+        clock.advance(0)
+        getattr(turn, end)(a)  # (its connection closes)
+        turn.send(a, b"2")  # gathered, as any sender after a turn without one alone
+        assert turn.holds(a), end
+        clock.advance(0)
+        assert a.sent == [("a", b"1"), ("a", b"2")]
+
+
 # -- on a real socket: the connection's side ----------------------------------------------
 
 
