@@ -250,6 +250,23 @@ def test_an_answer_waits_for_the_end_of_the_turn_then_leaves_in_one_send():
     client.dispose()
 
 
+def test_a_connection_alone_two_turns_in_a_row_gets_its_answer_at_once():
+    from tcpserver.testing import memory_server
+
+    server = memory_server(default_eol=b"\n")
+    server.on("data_in", lambda e: server.send(e.connection_id, e.text.upper() + b"\n"))
+    client = _socket_client(server)
+    protocol = client.protocol
+    protocol.dataReceived(b"one\n")
+    assert server.factory.turn.holds(protocol)  # the first turn gathers
+    server.reactor.advance(0)
+    assert _received(client) == b"ONE\n"
+    protocol.dataReceived(b"two\n")  # alone again: sent on the socket now, no turn's end
+    assert not server.factory.turn.holds(protocol)
+    assert _received(client) == b"TWO\n"
+    client.dispose()
+
+
 def test_a_close_sends_what_the_turn_kept_before_the_fin():
     from tcpserver.testing import memory_server
 
