@@ -97,6 +97,23 @@ class RecordTracer:
         return found
 
 
+class _Traced:
+    """A send that reports every record it sends first (LogSSLPackets)."""
+
+    __slots__ = ("_send", "_session", "_tracer")
+
+    def __init__(
+        self, session: TLSSession, tracer: RecordTracer, send: Callable[[bytes], None]
+    ) -> None:
+        self._session = session
+        self._tracer = tracer
+        self._send = send
+
+    def __call__(self, data: bytes) -> None:
+        self._session.trace("sent", self._tracer.feed(data))
+        self._send(data)
+
+
 class _EngineTransport:
     """
     The TLS engine's transport.  The records of an established connection's
@@ -112,20 +129,13 @@ class _EngineTransport:
         self, transport: StreamTransport | None, session: TLSSession, tracer: RecordTracer | None
     ) -> None:
         self._transport = transport
-        self._session = session
-        self._tracer = tracer
         owner = session.owner
         if tracer is None:
             self.write: Callable[[bytes], None] = owner.send_at_once
             self.write_batched: Callable[[bytes], None] = owner.send_raw
         else:
-            self.write = lambda data: self._traced(data, owner.send_at_once)
-            self.write_batched = lambda data: self._traced(data, owner.send_raw)
-
-    def _traced(self, data: bytes, send: Callable[[bytes], None]) -> None:
-        assert self._tracer is not None
-        self._session.trace("sent", self._tracer.feed(data))
-        send(data)
+            self.write = _Traced(session, tracer, owner.send_at_once)
+            self.write_batched = _Traced(session, tracer, owner.send_raw)
 
     def writeSequence(self, data: list[bytes]) -> None:
         self.write(b"".join(data))
@@ -462,6 +472,14 @@ class TLSSession:
                     "closed before the TLS handshake finished",
                 )
             )
+
+    def release(self) -> None:
+        """
+        The connection is CLOSED: let go of the engine, whose transport and
+        callbacks refer back to this session and the connection, so that
+        reference counting frees them all (see ``TCPServerProtocol._forget``).
+        """
+        self.engine = None
 
     def fail_waiters(self, error: TCPServerError) -> None:
         """The connection closed before the handshake finished."""

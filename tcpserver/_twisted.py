@@ -37,6 +37,7 @@ from twisted.internet.address import IPv6Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -473,6 +474,30 @@ class LeanTLSEngine(TLSMemoryBIOProtocol):
         self._appSendBuffer = []
         TwistedProtocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
+
+    @override
+    def _tlsShutdownFinished(self, reason: Failure | None) -> None:
+        """
+        Twisted's, with the failure's traceback dropped first.  The failure
+        was made where an OpenSSL error was caught (an EOF without
+        close_notify: the common unclean close), and that traceback's frames
+        hold the engine and the failure itself - a reference cycle, with the
+        whole connection in it, that only the garbage collector would free.
+        Only the error is reported on, never where it was raised.  (This is
+        what ``Failure.cleanFailure`` does, without rendering the frames.)
+        """
+        if reason is not None and reason.tb is not None:
+            if reason.value is not None:
+                reason.value.__traceback__ = None
+            reason.tb = None
+        super()._tlsShutdownFinished(reason)
+
+    @override
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # Twisted lets go of the OpenSSL connection, whose app data is this
+        # engine; so must the record path that holds it too.
+        self._records = None
 
     def start_handshake(self) -> None:
         """Take the handshake's first step before the client's bytes came."""

@@ -586,6 +586,11 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         out = self.outbound
         if out is not None:
             out.detach()
+        tls = self._tls
+        if tls is not None:
+            self._tls = None  # (it refers back: it is the connection's TLSOwner)
+            self._tls_reading = False
+            tls.release()
 
     # -- the inbound side (InboundOwner) --------------------------------------------------
 

@@ -491,7 +491,7 @@ class MemoryTLSClient:
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLError as exc:
-                self.error = exc
+                self.error = exc.with_traceback(None)  # (no cycle through _step's frame)
         # like a socket: the server gets bytes only while it reads
         self._unread += self.outgoing.read()
         if self._unread and self.connection.reading and not self.connection.closed:
@@ -509,7 +509,7 @@ class MemoryTLSClient:
                 except ssl.SSLWantReadError:
                     break
                 except ssl.SSLError as exc:
-                    self.error = exc
+                    self.error = exc.with_traceback(None)  # (no cycle through _step's frame)
                     break
                 if not got:
                     break

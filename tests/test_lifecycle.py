@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import ssl
+from pathlib import Path
 
 import pytest
+from helpers import MemoryTLSClient, TLSFiles
 from twisted.internet.defer import Deferred
 
-from tcpserver import TCPServerError
+from tcpserver import SSLStartMode, TCPServerError
 from tcpserver.lifecycle import (
     DELIVERING,
     ENDED,
@@ -170,6 +174,96 @@ def test_a_closed_connection_leaves_no_reference_cycle(settings, extra, drive):
         assert raised.value.code == 126
         assert repr(connection_id) in str(raised.value)
         del client, protocol, out, raised
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
+        assert cycles == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+# -- and so is a TLS connection ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    return TLSFiles(Path(tmp_path_factory.mktemp("lifecycle-tls")))
+
+
+def _tls_echo_then_client_closes(server, client, tls):
+    tls.send(b"hello\n")
+    tls.pump()
+    assert tls.received == b"hello\n"
+    client.close()
+
+
+def _tls_server_disconnects(server, client, tls):
+    tls.send(b"hello\n")
+    tls.pump()
+    server.disconnect(client.connection_id)
+    tls.pump()
+
+
+def _tls_client_leaves_mid_handshake(server, client, tls):
+    client.close()
+
+
+def _tls_client_sends_close_notify(server, client, tls):
+    tls.send(b"hello\n")
+    tls.pump()
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.ssl.unwrap()
+    client.feed(tls.outgoing.read())
+    tls.pump()
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "extra", "drive"),
+    [
+        ((), None, _tls_echo_then_client_closes),
+        ((), "disconnected", _tls_echo_then_client_closes),
+        ((), None, _tls_server_disconnects),
+        (("LogSSLPackets=True",), "ssl_status", _tls_echo_then_client_closes),
+        ((), None, _tls_client_leaves_mid_handshake),
+        ((), None, _tls_client_sends_close_notify),
+    ],
+)
+def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, extra, drive):
+    """
+    The TLS session, its engine and OpenSSL's connection let go of each
+    other and of the connection once it is CLOSED: a TLS accept costs the
+    garbage collector nothing either (each used to leave a cycle of a
+    dozen objects for it to find).
+    """
+    server = memory_server(default_eol=b"\n")
+    server.ssl_cert = tls_files.certificate()
+    server.ssl_start_mode = SSLStartMode.IMPLICIT
+    _echo(server)
+    for setting in settings:
+        server.config(setting)
+    if extra:
+        server.on(extra, lambda e: None)
+    gc.collect()
+    gc.disable()
+    try:
+        client = SocketConnection(server)
+        protocol = client.protocol
+        assert protocol is not None
+        tls = MemoryTLSClient(client, tls_files.client_context())
+        if drive is _tls_client_leaves_mid_handshake:
+            tls.hello_only()
+        else:
+            tls.pump()
+            assert tls.handshake_done, tls.error
+        drive(server, client, tls)
+        server.reactor.advance(10)
+        client.pump()
+        client.dispose()
+        assert protocol.state is State.CLOSED
+        del client, protocol, tls
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
