@@ -192,31 +192,51 @@ def tls_files(tmp_path_factory):
     return TLSFiles(Path(tmp_path_factory.mktemp("lifecycle-tls")))
 
 
-def _tls_echo_then_client_closes(server, client, tls):
+def _handshake(client, files, context=None):
+    tls = MemoryTLSClient(client, context or files.client_context())
+    tls.pump()
+    assert tls.handshake_done, tls.error
+    return tls
+
+
+def _tls_echo_then_client_closes(server, client, files):
+    tls = _handshake(client, files)
     tls.send(b"hello\n")
     tls.pump()
     assert tls.received == b"hello\n"
     client.close()
 
 
-def _tls_server_disconnects(server, client, tls):
+def _tls_server_disconnects(server, client, files):
+    tls = _handshake(client, files)
     tls.send(b"hello\n")
     tls.pump()
     server.disconnect(client.connection_id)
     tls.pump()
 
 
-def _tls_client_leaves_mid_handshake(server, client, tls):
+def _tls_client_leaves_mid_handshake(server, client, files):
+    MemoryTLSClient(client, files.client_context()).hello_only()
     client.close()
 
 
-def _tls_client_sends_close_notify(server, client, tls):
+def _tls_client_sends_close_notify(server, client, files):
+    tls = _handshake(client, files)
     tls.send(b"hello\n")
     tls.pump()
     with contextlib.suppress(ssl.SSLWantReadError):
         tls.ssl.unwrap()
     client.feed(tls.outgoing.read())
     tls.pump()
+    client.close()
+
+
+def _starttls_echo_then_client_closes(server, client, files):
+    client.feed(b"STARTTLS\n")
+    tls = _handshake(client, files)
+    tls.send(b"hello\n")
+    tls.pump()
+    assert tls.received == b"hello\n"
     client.close()
 
 
@@ -229,6 +249,7 @@ def _tls_client_sends_close_notify(server, client, tls):
         (("LogSSLPackets=True",), "ssl_status", _tls_echo_then_client_closes),
         ((), None, _tls_client_leaves_mid_handshake),
         ((), None, _tls_client_sends_close_notify),
+        (("SSLStartMode=explicit",), None, _starttls_echo_then_client_closes),
     ],
 )
 def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, extra, drive):
@@ -241,7 +262,14 @@ def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, 
     server = memory_server(default_eol=b"\n")
     server.ssl_cert = tls_files.certificate()
     server.ssl_start_mode = SSLStartMode.IMPLICIT
-    _echo(server)
+
+    def on_data(event):
+        if event.text == b"STARTTLS":
+            server.start_ssl(event.connection_id)
+        else:
+            server.send(event.connection_id, event.text + b"\n")
+
+    server.on("data_in", on_data)
     for setting in settings:
         server.config(setting)
     if extra:
@@ -252,18 +280,12 @@ def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, 
         client = SocketConnection(server)
         protocol = client.protocol
         assert protocol is not None
-        tls = MemoryTLSClient(client, tls_files.client_context())
-        if drive is _tls_client_leaves_mid_handshake:
-            tls.hello_only()
-        else:
-            tls.pump()
-            assert tls.handshake_done, tls.error
-        drive(server, client, tls)
+        drive(server, client, tls_files)
         server.reactor.advance(10)
         client.pump()
         client.dispose()
         assert protocol.state is State.CLOSED
-        del client, protocol, tls
+        del client, protocol
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
