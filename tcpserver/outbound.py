@@ -124,6 +124,7 @@ class _Ended:
 
 #: the owner of an Outbound waiting in a pool (see Outbound.rest)
 _AT_REST = _Ended("")
+_AT_REST_WRITER = _AT_REST.writer()
 
 
 class Limits(Protocol):
@@ -353,13 +354,9 @@ class Outbound:
         self._queue = self._waiters = self._parked = None  # (empty ones take room)
 
     def rest(self) -> None:
-        """
-        Wait in a pool (at rest): let go of the connection and of its idle
-        timer.  (The counts and containers are set again by :meth:`rebind`
-        when the Outbound is taken.)
-        """
+        """Wait in a pool: let go of the connection and its idle timer (see :meth:`rebind`)."""
         self._owner = _AT_REST
-        self._write = _AT_REST.writer()
+        self._write = _AT_REST_WRITER
         self.on_progress = None
 
     def reroute(self) -> None:

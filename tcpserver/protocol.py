@@ -586,11 +586,8 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         out = self.outbound
         if out is not None:
             out.detach()
-        tls = self._tls
-        if tls is not None:
-            self._tls = None  # (it refers back: it is the connection's TLSOwner)
-            self._tls_reading = False
-            tls.release()
+        if self._tls is not None:
+            self._drop_tls()
 
     # -- the inbound side (InboundOwner) --------------------------------------------------
 
@@ -670,13 +667,6 @@ class TCPServerProtocol(ConnectionControls, ConnectionTLS, ConnectionTimeouts, C
         if self._direct is not None:
             return self.factory.turn.send
         return TCPServerProtocol.send_raw
-
-    def send_through_engine(self, data: bytes) -> None:
-        """The stream's bytes into the running TLS engine (see :meth:`writer`)."""
-        tls = self._tls
-        assert tls is not None  # (see writer: the engine runs)
-        assert tls.engine is not None
-        tls.engine.write(data)
 
     def send_raw(self, data: bytes) -> None:
         """

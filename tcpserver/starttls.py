@@ -65,6 +65,7 @@ class ConnectionTLS:
         _raw_hook: Callable[[bytes], None] | None
         _direct: SocketTransport | None
         _close_status: tuple[int, str] | None
+        _tls_reading: bool
 
         def _move(self, new: State) -> None: ...
         def _established(self) -> None: ...
@@ -92,6 +93,24 @@ class ConnectionTLS:
         self._release_output()
         if self._state not in ENDED:
             self.plaintext_received(data)
+
+    def send_through_engine(self, data: bytes) -> None:
+        """The stream's bytes into the running TLS engine (see ``writer``)."""
+        tls = self._tls
+        assert tls is not None  # (see writer: the engine runs)
+        assert tls.engine is not None
+        tls.engine.write(data)
+
+    def _drop_tls(self) -> None:
+        """
+        CLOSED: let go of the TLS session, which lets go of its engine - each
+        refers back to the connection (see ``_forget``: no reference cycles).
+        """
+        tls = self._tls
+        assert tls is not None
+        self._tls = None
+        self._tls_reading = False
+        tls.release()
 
     def _hold_output(self) -> None:
         """From now on only the bytes accepted so far go out (until _release_output)."""
