@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,27 @@ def test_a_connection_walks_the_table():
 # -- a closed connection is freed at once ------------------------------------------------
 
 
+@contextlib.contextmanager
+def _left_to_the_collector() -> Iterator[list[object]]:
+    """
+    Run the body with the garbage collector off; the list it yields is then
+    filled with the tcpserver objects that only the collector would free
+    (those in, or held by, reference cycles).
+    """
+    found: list[object] = []
+    gc.collect()
+    gc.disable()
+    try:
+        yield found
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        found.extend(o for o in gc.garbage if type(o).__module__.startswith("tcpserver."))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
 def _echo(server):
     server.on("data_in", lambda e: server.send(e.connection_id, e.text + b"\n"))
 
@@ -154,9 +176,7 @@ def test_a_closed_connection_leaves_no_reference_cycle(settings, extra, drive):
         server.config(setting)
     if extra:
         server.on(extra, lambda e: None)
-    gc.collect()
-    gc.disable()
-    try:
+    with _left_to_the_collector() as cycles:
         client = SocketConnection(server)
         protocol = client.protocol
         assert protocol is not None
@@ -174,14 +194,7 @@ def test_a_closed_connection_leaves_no_reference_cycle(settings, extra, drive):
         assert raised.value.code == 126
         assert repr(connection_id) in str(raised.value)
         del client, protocol, out, raised
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
-        assert cycles == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    assert cycles == []
 
 
 # -- and so is a TLS connection ----------------------------------------------------------
@@ -274,9 +287,7 @@ def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, 
         server.config(setting)
     if extra:
         server.on(extra, lambda e: None)
-    gc.collect()
-    gc.disable()
-    try:
+    with _left_to_the_collector() as cycles:
         client = SocketConnection(server)
         protocol = client.protocol
         assert protocol is not None
@@ -286,11 +297,4 @@ def test_a_closed_tls_connection_leaves_no_reference_cycle(tls_files, settings, 
         client.dispose()
         assert protocol.state is State.CLOSED
         del client, protocol
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        cycles = [o for o in gc.garbage if type(o).__module__.startswith("tcpserver.")]
-        assert cycles == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    assert cycles == []
